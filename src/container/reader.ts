@@ -1,0 +1,1152 @@
+import fs from "node:fs";
+import { Readable } from "node:stream";
+import zlib from "node:zlib";
+import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
+import { crc32c } from "../codec/crc32c.ts";
+import { createZstdDecoder, zstdDecompressSync } from "../codec/zstd.ts";
+import { BfcError, corrupt, fromSystemError } from "../errors.ts";
+import {
+  AEAD_OVERHEAD,
+  COMP_ZSTD,
+  FOOTER_SIZE,
+  HEADER_SIZE,
+  NONCE_SIZE,
+  OBJ_DIR,
+  OBJ_FILE,
+  OBJ_SYMLINK,
+  OBJECT_HEADER_SIZE,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  TAG_SIZE,
+} from "../format/constants.ts";
+import { decodeFooter, type Footer } from "../format/footer.ts";
+import { type DecodedHeader, decodeHeader, hasPasswordSalt } from "../format/header.ts";
+import { type EntryType, IndexTable, typeOfMode } from "../format/index-table.ts";
+import { decodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
+import { normalizeLookup } from "../format/path.ts";
+import { ContentCache } from "./content-cache.ts";
+import { type Credentials, KeyResolver } from "./keys.ts";
+
+/** What the library reports about one entry. */
+export interface Entry {
+  /** Canonical path inside the container; "" is the root. */
+  path: string;
+  type: EntryType;
+  /** Full mode including the file-type bits. */
+  mode: number;
+  /** Original content length (symlink: target length; directory: 0). */
+  size: number;
+  mtimeNs: bigint;
+  mtimeMs: number;
+  compression: "none" | "zstd";
+  encrypted: boolean;
+  crc32c: number;
+  /** Offset and size of the whole object (header, name, padding, payload). */
+  objectOffset: number;
+  objectSize: number;
+  /** Bytes of payload actually stored for the content. */
+  storedSize: number;
+  /** Position in the index, or -1 for a directory that exists only as a parent of other entries. */
+  index: number;
+}
+
+export interface ReaderOptions extends Credentials {
+  /** Bytes of decoded content kept for repeated random reads (default 64 MiB). */
+  cacheBytes?: number;
+  /**
+   * Skip the first-read verification of each entry's object header and checksum. Off by default:
+   * without it no byte of an entry is returned before the whole entry has been checked once.
+   */
+  trustContent?: boolean;
+}
+
+/** Where an entry's payload lies and how it is encoded. */
+interface Location {
+  i: number;
+  path: string;
+  aad: Buffer;
+  comp: number;
+  enc: number;
+  size: number;
+  crc: number;
+  payloadOffset: number;
+  payloadSize: number;
+}
+
+const CHUNK = 1024 * 1024;
+/** Entries up to this size are decoded whole and cached; larger ones stream. */
+const WHOLE_DECODE_LIMIT = 8 * 1024 * 1024;
+const MAX_SYMLINK_TARGET = 64 * 1024;
+
+/** A compressed entry being read front to back, kept so sequential positioned reads stay O(n). */
+interface Cursor {
+  i: number;
+  pos: number;
+  pending: Buffer;
+  iter: AsyncIterator<Buffer>;
+}
+
+function readFully(fd: number, buf: Buffer, position: number, what: string): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
+    if (n === 0) throw corrupt("TRUNCATED", `${what}: unexpected end of file`);
+    done += n;
+  }
+}
+
+function readAsync(fd: number, buf: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
+  });
+}
+
+async function readFullyAsync(fd: number, buf: Buffer, position: number, what: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const view = buf.subarray(done);
+    const n = await readAsync(fd, view, position + done);
+    if (n === 0) throw corrupt("TRUNCATED", `${what}: unexpected end of file`);
+    done += n;
+  }
+}
+
+/**
+ * Reads a BFC v1 container. Opening validates footer, index and header; entry data is read and
+ * verified on demand. Sync and async methods share one file descriptor and can be mixed.
+ */
+export class Reader {
+  readonly path: string;
+  readonly fileSize: number;
+  readonly header: DecodedHeader;
+  readonly footer: Footer;
+  readonly index: IndexTable;
+  private fd: number;
+  private readonly keys: KeyResolver;
+  private readonly cache: ContentCache;
+  private readonly trust: boolean;
+  private readonly verified: Uint8Array;
+  private keyConfirmed = false;
+  private cursor: Cursor | null = null;
+  private encryptedCount = -1;
+
+  private constructor(
+    path: string,
+    fd: number,
+    fileSize: number,
+    header: DecodedHeader,
+    footer: Footer,
+    index: IndexTable,
+    options: ReaderOptions,
+  ) {
+    this.path = path;
+    this.fd = fd;
+    this.fileSize = fileSize;
+    this.header = header;
+    this.footer = footer;
+    this.index = index;
+    this.keys = new KeyResolver(options, header.salt, hasPasswordSalt(header));
+    this.cache = new ContentCache(options.cacheBytes ?? 64 * 1024 * 1024);
+    this.trust = options.trustContent === true;
+    this.verified = new Uint8Array(index.count);
+  }
+
+  static openSync(path: string, options: ReaderOptions = {}): Reader {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, "r");
+    } catch (e) {
+      throw fromSystemError(e, `cannot open container '${path}'`, path);
+    }
+    try {
+      return Reader.load(path, fd, options);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  static async open(path: string, options: ReaderOptions = {}): Promise<Reader> {
+    const fd = await new Promise<number>((resolve, reject) =>
+      fs.open(path, "r", (err, fd) =>
+        err ? reject(fromSystemError(err, `cannot open container '${path}'`, path)) : resolve(fd),
+      ),
+    );
+    try {
+      return Reader.load(path, fd, options);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** The reference's open sequence (footer, index, header), with every bound checked before use. */
+  private static load(path: string, fd: number, options: ReaderOptions): Reader {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      throw new BfcError("EINVAL", "BAD_MAGIC", `'${path}' is not a regular file`, { path });
+    }
+    const size = st.size;
+    if (size < HEADER_SIZE + FOOTER_SIZE) {
+      let magicOk = false;
+      if (size >= 8) {
+        const m = Buffer.alloc(8);
+        readFully(fd, m, 0, "header");
+        magicOk = m.equals(Buffer.from("BFCFv1\0\0", "latin1"));
+      }
+      throw magicOk
+        ? corrupt("TRUNCATED", `container '${path}' is truncated (${size} bytes)`, { path })
+        : corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
+    }
+    const fbuf = Buffer.alloc(FOOTER_SIZE);
+    readFully(fd, fbuf, size - FOOTER_SIZE, "footer");
+    let footer: Footer;
+    try {
+      footer = decodeFooter(fbuf, size);
+    } catch (e) {
+      // Tell a truncated container (good header, no footer) from something that is not one at all.
+      const m = Buffer.alloc(8);
+      readFully(fd, m, 0, "header");
+      if (!m.equals(Buffer.from("BFCFv1\0\0", "latin1"))) {
+        throw corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
+      }
+      const err = e as BfcError;
+      if (err.reason === "BAD_FOOTER" && err.field === "footer.tag") {
+        throw corrupt("TRUNCATED", `container '${path}' has no footer (truncated or not finished)`, {
+          path,
+          field: "footer",
+        });
+      }
+      throw corrupt(err.reason, `container '${path}': ${err.message}`, { path, field: err.field });
+    }
+    if (footer.indexOffset < HEADER_SIZE) {
+      throw corrupt("BAD_FOOTER", `container '${path}': index overlaps the header`, {
+        path,
+        field: "footer.index_offset",
+      });
+    }
+    const blob = Buffer.allocUnsafe(footer.indexSize);
+    readFully(fd, blob, footer.indexOffset, "index");
+    const crc = crc32c(blob);
+    if (crc !== footer.indexCrc) {
+      throw corrupt(
+        "CRC_MISMATCH",
+        `container '${path}': index checksum mismatch (stored 0x${hex8(footer.indexCrc)}, computed 0x${hex8(crc)})`,
+        { path, field: "footer.index_crc" },
+      );
+    }
+    let index: IndexTable;
+    try {
+      index = IndexTable.parse(blob, footer.indexOffset);
+    } catch (e) {
+      const err = e as BfcError;
+      throw corrupt(err.reason, `container '${path}': ${err.message}`, { path, field: err.field });
+    }
+    const hbuf = Buffer.allocUnsafe(HEADER_SIZE);
+    readFully(fd, hbuf, 0, "header");
+    let header: DecodedHeader;
+    try {
+      header = decodeHeader(hbuf);
+    } catch (e) {
+      const err = e as BfcError;
+      throw corrupt(err.reason, `'${path}': ${err.message}`, { path, field: err.field });
+    }
+    if (header.storedCrc !== header.computedCrc) {
+      throw corrupt("CRC_MISMATCH", `container '${path}': header checksum mismatch`, {
+        path,
+        field: "header.crc",
+      });
+    }
+    return new Reader(path, fd, size, header, footer, index, options);
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      fs.closeSync(this.fd);
+      this.fd = -1;
+      this.cache.clear();
+      this.cursor = null;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private checkOpen(): number {
+    if (this.fd < 0) throw new BfcError("EBADF", "CLOSED", "the container is closed", { path: this.path });
+    return this.fd;
+  }
+
+  get count(): number {
+    return this.index.count;
+  }
+
+  /** Whether any entry is encrypted (scans the index once). */
+  get encrypted(): boolean {
+    if (this.encryptedCount < 0) {
+      let n = 0;
+      for (let i = 0; i < this.index.count; i++) if (this.index.enc(i) !== 0) n++;
+      this.encryptedCount = n;
+    }
+    return this.encryptedCount > 0;
+  }
+
+  /** "password" when the header carries a salt, "key" when entries are encrypted without one. */
+  get encryptionMode(): "none" | "password" | "key" {
+    if (!this.encrypted) return "none";
+    return hasPasswordSalt(this.header) ? "password" : "key";
+  }
+
+  // ---------------------------------------------------------------- lookups
+
+  /** Index position of a path, or -1. */
+  find(path: string): number {
+    const p = normalizeLookup(path);
+    if (p === "") return -1;
+    return this.index.find(Buffer.from(p));
+  }
+
+  entryAt(i: number): Entry {
+    const ix = this.index;
+    const mode = ix.mode(i);
+    const mtimeNs = ix.mtimeNs(i);
+    const objectSize = ix.objSize(i);
+    return {
+      path: ix.path(i),
+      type: typeOfMode(mode),
+      mode,
+      size: ix.origSize(i),
+      mtimeNs,
+      mtimeMs: Number(mtimeNs / 1000n) / 1000,
+      compression: ix.comp(i) === COMP_ZSTD ? "zstd" : "none",
+      encrypted: ix.enc(i) !== 0,
+      crc32c: ix.crc(i),
+      objectOffset: ix.objOffset(i),
+      objectSize,
+      storedSize: objectSize - objectPrefixSize(ix.pathByteLength(i)),
+      index: i,
+    };
+  }
+
+  private implicitDir(path: string): Entry {
+    return {
+      path,
+      type: "directory",
+      mode: S_IFDIR | 0o755,
+      size: 0,
+      mtimeNs: 0n,
+      mtimeMs: 0,
+      compression: "none",
+      encrypted: false,
+      crc32c: 0,
+      objectOffset: 0,
+      objectSize: 0,
+      storedSize: 0,
+      index: -1,
+    };
+  }
+
+  /** Entry for a path, synthesizing the root and directories that exist only as parents. */
+  tryStat(path: string): Entry | null {
+    const p = normalizeLookup(path);
+    if (p === "") return this.implicitDir("");
+    const key = Buffer.from(p);
+    const i = this.index.find(key);
+    if (i >= 0) return this.entryAt(i);
+    const [lo, hi] = this.index.descendantRange(key);
+    return lo < hi ? this.implicitDir(p) : null;
+  }
+
+  stat(path: string): Entry {
+    const e = this.tryStat(path);
+    if (e) return e;
+    // ENOTDIR where a parent component is a file, as the kernel reports it.
+    const p = normalizeLookup(path);
+    let slash = p.indexOf("/");
+    while (slash >= 0) {
+      const i = this.index.find(Buffer.from(p.slice(0, slash)));
+      if (i >= 0 && (this.index.mode(i) & S_IFMT) !== S_IFDIR) {
+        throw new BfcError("ENOTDIR", "NOT_A_DIRECTORY", `not a directory: '${p.slice(0, slash)}'`, { path });
+      }
+      slash = p.indexOf("/", slash + 1);
+    }
+    throw new BfcError("ENOENT", "NOT_FOUND", `no such entry: '${path}'`, { path });
+  }
+
+  exists(path: string): boolean {
+    return this.tryStat(path) !== null;
+  }
+
+  /** All index entries in byte-wise path order. */
+  *entries(): IterableIterator<Entry> {
+    for (let i = 0; i < this.index.count; i++) yield this.entryAt(i);
+  }
+
+  /**
+   * Entries at or under a path (the reference's list prefix semantics: `a` matches `a` and `a/...`,
+   * not `ab`). The empty prefix lists everything.
+   */
+  *list(prefix = ""): IterableIterator<Entry> {
+    const p = normalizeLookup(prefix);
+    if (p === "") {
+      yield* this.entries();
+      return;
+    }
+    const key = Buffer.from(p);
+    const i = this.index.find(key);
+    if (i >= 0) yield this.entryAt(i);
+    const [lo, hi] = this.index.descendantRange(key);
+    for (let j = lo; j < hi; j++) yield this.entryAt(j);
+  }
+
+  /**
+   * Names of a directory's immediate children in byte-wise order, including directories that exist
+   * only because something lies beneath them.
+   */
+  readdir(dir = ""): string[] {
+    return this.readdirEntries(dir).map((e) => e.path.slice(e.path.lastIndexOf("/") + 1));
+  }
+
+  readdirEntries(dir = ""): Entry[] {
+    const p = normalizeLookup(dir);
+    const ix = this.index;
+    if (p !== "") {
+      const self = ix.find(Buffer.from(p));
+      if (self >= 0 && (ix.mode(self) & S_IFMT) !== S_IFDIR) {
+        throw new BfcError("ENOTDIR", "NOT_A_DIRECTORY", `not a directory: '${dir}'`, { path: dir });
+      }
+    }
+    const prefixBytes = Buffer.from(p);
+    const [lo, hi] = ix.descendantRange(prefixBytes);
+    if (lo >= hi && p !== "" && ix.find(prefixBytes) < 0) this.stat(dir);
+    const base = p === "" ? 0 : prefixBytes.length + 1;
+    const out: Entry[] = [];
+    const seen = new Set<string>();
+    let ordered = true;
+    let j = lo;
+    while (j < hi) {
+      const s = ix.pathStart(j) + base;
+      const e = ix.pathEnd(j);
+      const slash = ix.blob.indexOf(0x2f, s);
+      if (slash < 0 || slash >= e) {
+        const ent = this.entryAt(j);
+        const name = ent.path.slice(base);
+        if (!seen.has(name)) {
+          seen.add(name);
+          out.push(ent);
+        }
+        j++;
+        continue;
+      }
+      // A grandchild: its first component is a child directory; skip the rest of that subtree.
+      const childBytes = ix.blob.subarray(ix.pathStart(j), slash);
+      const child = childBytes.toString();
+      const name = child.slice(base);
+      if (!seen.has(name)) {
+        seen.add(name);
+        const explicit = ix.find(childBytes);
+        out.push(explicit >= 0 ? this.entryAt(explicit) : this.implicitDir(child));
+        ordered = false;
+      }
+      const [, end] = ix.descendantRange(childBytes);
+      j = Math.max(j + 1, end);
+    }
+    if (!ordered) {
+      const keyed = out.map((e) => ({ e, k: Buffer.from(e.path) }));
+      keyed.sort((a, b) => Buffer.compare(a.k, b.k));
+      return keyed.map((x) => x.e);
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- content
+
+  private fileIndex(path: string, what: string): number {
+    const e = this.stat(path);
+    if (e.type === "directory") {
+      throw new BfcError("EISDIR", "IS_A_DIRECTORY", `cannot ${what} '${path}': is a directory`, { path });
+    }
+    if (e.type !== "file") {
+      throw new BfcError("EINVAL", "NOT_A_FILE", `cannot ${what} '${path}': not a regular file`, { path });
+    }
+    return e.index;
+  }
+
+  private locate(i: number): Location {
+    const ix = this.index;
+    const pathLen = ix.pathByteLength(i);
+    const prefix = objectPrefixSize(pathLen);
+    const payloadSize = ix.objSize(i) - prefix;
+    const comp = ix.comp(i);
+    const enc = ix.enc(i);
+    const size = ix.origSize(i);
+    const path = ix.path(i);
+    const fmt = ix.mode(i) & S_IFMT;
+    let consistent = payloadSize >= 0;
+    if (fmt === S_IFREG) {
+      const body = enc ? payloadSize - AEAD_OVERHEAD : payloadSize;
+      consistent = comp === COMP_ZSTD ? body > 0 || size === 0 : body === size;
+    } else if (fmt === S_IFLNK) {
+      consistent = payloadSize >= size;
+    }
+    if (!consistent) {
+      throw corrupt(
+        "BAD_OBJECT",
+        `'${path}': stored size ${payloadSize} does not fit original size ${size}`,
+        {
+          path,
+          field: "index.obj_size",
+        },
+      );
+    }
+    return {
+      i,
+      path,
+      aad: ix.pathBytes(i),
+      comp,
+      enc,
+      size,
+      crc: ix.crc(i),
+      payloadOffset: ix.objOffset(i) + prefix,
+      payloadSize,
+    };
+  }
+
+  /** Compares the object header in front of the payload with the index entry. */
+  private checkObjectHeader(loc: Location, buf: Buffer): void {
+    const ix = this.index;
+    const h = decodeObjectHeader(buf, 0);
+    const mode = ix.mode(loc.i);
+    const fmt = mode & S_IFMT;
+    const want = fmt === S_IFDIR ? OBJ_DIR : fmt === S_IFREG ? OBJ_FILE : fmt === S_IFLNK ? OBJ_SYMLINK : -1;
+    const problems: string[] = [];
+    if (h.type !== want) problems.push(`type ${h.type}, index says ${want}`);
+    if (
+      h.nameLen !== loc.aad.length ||
+      !buf.subarray(OBJECT_HEADER_SIZE, OBJECT_HEADER_SIZE + h.nameLen).equals(loc.aad)
+    )
+      problems.push("name differs from the index path");
+    if (h.comp !== loc.comp || h.enc !== loc.enc)
+      problems.push("compression/encryption differ from the index");
+    if (h.origSize !== loc.size) problems.push(`size ${h.origSize}, index says ${loc.size}`);
+    if (want !== OBJ_DIR && h.encSize !== (want === OBJ_SYMLINK ? loc.size : loc.payloadSize))
+      problems.push(`stored size ${h.encSize}, index implies ${loc.payloadSize}`);
+    if (h.crc !== loc.crc) problems.push("checksum differs from the index");
+    if ((h.mode & S_IFMT) !== (mode & S_IFMT)) problems.push("mode differs from the index");
+    if (problems.length) {
+      throw corrupt(
+        "BAD_OBJECT",
+        `'${loc.path}': object header does not match the index (${problems.join("; ")})`,
+        {
+          path: loc.path,
+          field: "object",
+        },
+      );
+    }
+  }
+
+  private objectHeaderBytes(loc: Location): number {
+    return OBJECT_HEADER_SIZE + loc.aad.length;
+  }
+
+  private authFailed(path: string): BfcError {
+    if (this.keyConfirmed) {
+      return corrupt("AUTH_FAILED", `'${path}': authentication failed (the encrypted data is corrupted)`, {
+        path,
+      });
+    }
+    return new BfcError(
+      "EACCES",
+      "AUTH_FAILED",
+      `'${path}': authentication failed (wrong password or key, or corrupted data)`,
+      { path },
+    );
+  }
+
+  private finishCheck(loc: Location, produced: number, crc: number): void {
+    if (produced !== loc.size) {
+      throw corrupt("SIZE_MISMATCH", `'${loc.path}': decoded ${produced} bytes, expected ${loc.size}`, {
+        path: loc.path,
+      });
+    }
+    if (crc !== loc.crc) {
+      throw corrupt(
+        "CRC_MISMATCH",
+        `'${loc.path}': checksum mismatch (stored 0x${hex8(loc.crc)}, computed 0x${hex8(crc)})`,
+        { path: loc.path },
+      );
+    }
+  }
+
+  /**
+   * Reads, authenticates, decodes and checks a whole entry in memory (sync). Used for entries small
+   * enough to cache and for sync reads of compressed data.
+   */
+  private decodeWholeSync(loc: Location): Buffer {
+    const fd = this.checkOpen();
+    const hdr = this.objectHeaderBytes(loc);
+    const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
+    const raw = Buffer.allocUnsafe(lead + loc.payloadSize);
+    readFully(fd, raw, loc.payloadOffset - lead, loc.path);
+    if (lead) this.checkObjectHeader(loc, raw.subarray(0, hdr));
+    let data: Buffer = raw.subarray(lead);
+    if (loc.enc) {
+      const key = this.keys.getSync(loc.path);
+      const opened = aeadOpenSync(key, data, loc.aad);
+      if (!opened) throw this.authFailed(loc.path);
+      this.keyConfirmed = true;
+      data = opened;
+    }
+    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data);
+    this.finishCheck(loc, data.length, crc32c(data));
+    this.verified[loc.i] = 1;
+    return data;
+  }
+
+  private zstdWholeSync(loc: Location, frame: Buffer): Buffer {
+    try {
+      return zstdDecompressSync(frame, loc.size);
+    } catch (e) {
+      if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
+          path: loc.path,
+        });
+      }
+      throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
+        path: loc.path,
+        cause: e,
+      });
+    }
+  }
+
+  private async readPayloadHead(loc: Location): Promise<void> {
+    if (this.trust) return;
+    const buf = Buffer.allocUnsafe(this.objectHeaderBytes(loc));
+    await readFullyAsync(
+      this.checkOpen(),
+      buf,
+      loc.payloadOffset - objectPrefixSize(loc.aad.length),
+      loc.path,
+    );
+    this.checkObjectHeader(loc, buf);
+  }
+
+  private readPayloadHeadSync(loc: Location): void {
+    if (this.trust) return;
+    const buf = Buffer.allocUnsafe(this.objectHeaderBytes(loc));
+    readFully(this.checkOpen(), buf, loc.payloadOffset - objectPrefixSize(loc.aad.length), loc.path);
+    this.checkObjectHeader(loc, buf);
+  }
+
+  /** Raw stored payload bytes, in chunks. */
+  private async *payloadChunks(loc: Location, from: number, to: number): AsyncGenerator<Buffer> {
+    let pos = from;
+    while (pos < to) {
+      const n = Math.min(CHUNK, to - pos);
+      const buf = Buffer.allocUnsafe(n);
+      await readFullyAsync(this.checkOpen(), buf, loc.payloadOffset + pos, loc.path);
+      pos += n;
+      yield buf;
+    }
+  }
+
+  /**
+   * The entry's original bytes from the start, streamed with bounded memory. Size, checksum and
+   * (for encrypted entries) the tag are checked as the stream ends: a consumer that must not see
+   * unverified bytes reads through `read`/`readFile` instead.
+   */
+  async *contentChunks(i: number): AsyncGenerator<Buffer> {
+    const loc = this.locate(i);
+    await this.readPayloadHead(loc);
+    let src: AsyncIterable<Buffer>;
+    if (loc.enc) {
+      const key = await this.keys.get(loc.path);
+      src = this.decryptChunks(loc, key);
+    } else {
+      src = this.payloadChunks(loc, 0, loc.payloadSize);
+    }
+    if (loc.comp === COMP_ZSTD) src = this.zstdChunks(loc, src);
+    let produced = 0;
+    let crc = 0;
+    for await (const chunk of src) {
+      produced += chunk.length;
+      if (produced > loc.size) {
+        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
+          path: loc.path,
+        });
+      }
+      crc = crc32c(chunk, crc);
+      yield chunk;
+    }
+    this.finishCheck(loc, produced, crc);
+    this.verified[i] = 1;
+  }
+
+  private async *decryptChunks(loc: Location, key: Buffer): AsyncGenerator<Buffer> {
+    const fd = this.checkOpen();
+    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+    const tag = Buffer.allocUnsafe(TAG_SIZE);
+    await readFullyAsync(fd, nonce, loc.payloadOffset, loc.path);
+    await readFullyAsync(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
+    const d = createDecryptor(key, nonce, loc.aad, tag);
+    for await (const c of this.payloadChunks(loc, NONCE_SIZE, loc.payloadSize - TAG_SIZE)) {
+      const out = d.update(c);
+      if (out.length) yield out;
+    }
+    try {
+      d.final();
+    } catch {
+      throw this.authFailed(loc.path);
+    }
+    this.keyConfirmed = true;
+  }
+
+  private async *zstdChunks(loc: Location, src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    const dec = createZstdDecoder();
+    const input = Readable.from(src, { objectMode: false });
+    let inputError: unknown = null;
+    input.on("error", (e) => {
+      inputError = e;
+      dec.destroy(e);
+    });
+    input.pipe(dec);
+    try {
+      for await (const out of dec) yield out as Buffer;
+    } catch (e) {
+      if (inputError) throw inputError;
+      throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
+        path: loc.path,
+        cause: e,
+      });
+    } finally {
+      input.destroy();
+      dec.destroy();
+    }
+  }
+
+  /** Verifies one entry completely (object header, tag, size, checksum) without keeping its bytes. */
+  async verifyEntry(i: number): Promise<void> {
+    const type = this.index.mode(i) & S_IFMT;
+    const loc = this.locate(i);
+    if (type !== S_IFREG) {
+      await this.readPayloadHead(loc);
+      if (type === S_IFLNK) await this.readlinkAt(i);
+      this.verified[i] = 1;
+      return;
+    }
+    if (loc.size <= WHOLE_DECODE_LIMIT && loc.payloadSize <= WHOLE_DECODE_LIMIT + AEAD_OVERHEAD) {
+      const data = await this.decodeWhole(loc);
+      if (loc.comp || loc.enc) this.cache.set(i, data);
+      return;
+    }
+    for await (const _ of this.contentChunks(i)) {
+      // draining the stream is the check
+    }
+  }
+
+  /** Whole-entry decode, async: one read, decrypt and decompress off the read path. */
+  private async decodeWhole(loc: Location): Promise<Buffer> {
+    const fd = this.checkOpen();
+    const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
+    const raw = Buffer.allocUnsafe(lead + loc.payloadSize);
+    await readFullyAsync(fd, raw, loc.payloadOffset - lead, loc.path);
+    return this.decodeObject(loc, raw, lead > 0);
+  }
+
+  /**
+   * Checks and decodes an object already in memory: `raw` holds the object from its header (when
+   * `withHeader`) or from its payload. Large frames decode on the thread pool.
+   */
+  private async decodeObject(loc: Location, raw: Buffer, withHeader: boolean): Promise<Buffer> {
+    const lead = withHeader ? objectPrefixSize(loc.aad.length) : 0;
+    if (withHeader) this.checkObjectHeader(loc, raw.subarray(0, this.objectHeaderBytes(loc)));
+    let data: Buffer = raw.subarray(lead, lead + loc.payloadSize);
+    if (loc.enc) {
+      const key = await this.keys.get(loc.path);
+      const opened = aeadOpenSync(key, data, loc.aad);
+      if (!opened) throw this.authFailed(loc.path);
+      this.keyConfirmed = true;
+      data = opened;
+    }
+    if (loc.comp === COMP_ZSTD) {
+      data = data.length >= 64 * 1024 ? await zstdWhole(loc, data) : this.zstdWholeSync(loc, data);
+    }
+    this.finishCheck(loc, data.length, crc32c(data));
+    this.verified[loc.i] = 1;
+    return data;
+  }
+
+  /**
+   * Verifies entry i from a buffer holding its whole object (as verify's sequential scan reads
+   * it): header against index, then payload, and returns the decoded content of files.
+   */
+  async verifyObjectBytes(i: number, object: Buffer): Promise<Buffer | null> {
+    const loc = this.locate(i);
+    const type = this.index.mode(i) & S_IFMT;
+    if (type === S_IFREG) return this.decodeObject(loc, object, true);
+    this.checkObjectHeader(loc, object.subarray(0, this.objectHeaderBytes(loc)));
+    if (type === S_IFLNK) {
+      const start = objectPrefixSize(loc.aad.length);
+      const target = object.subarray(start, start + loc.size);
+      if (target.length !== loc.size || crc32c(target) !== loc.crc) {
+        throw corrupt("CRC_MISMATCH", `'${loc.path}': symlink target checksum mismatch`, { path: loc.path });
+      }
+    }
+    this.verified[i] = 1;
+    return null;
+  }
+
+  /** The whole content of a file, verified. */
+  async readFile(path: string): Promise<Buffer> {
+    const i = this.fileIndex(path, "read");
+    return this.readFileAt(i);
+  }
+
+  async readFileAt(i: number): Promise<Buffer> {
+    const cached = this.cache.get(i);
+    if (cached) return Buffer.from(cached);
+    const loc = this.locate(i);
+    if (loc.size <= WHOLE_DECODE_LIMIT || loc.comp || loc.enc) {
+      if (loc.size > WHOLE_DECODE_LIMIT) {
+        const parts: Buffer[] = [];
+        for await (const c of this.contentChunks(i)) parts.push(c);
+        return Buffer.concat(parts, loc.size);
+      }
+      const data = await this.decodeWhole(loc);
+      if (loc.comp || loc.enc) {
+        this.cache.set(i, data);
+        return Buffer.from(data);
+      }
+      return data;
+    }
+    const parts: Buffer[] = [];
+    for await (const c of this.contentChunks(i)) parts.push(c);
+    return Buffer.concat(parts, loc.size);
+  }
+
+  readFileSync(path: string): Buffer {
+    const i = this.fileIndex(path, "read");
+    return this.readFileAtSync(i);
+  }
+
+  readFileAtSync(i: number): Buffer {
+    const cached = this.cache.get(i);
+    if (cached) return Buffer.from(cached);
+    const loc = this.locate(i);
+    const data = this.decodeWholeSync(loc);
+    if (loc.comp || loc.enc) {
+      this.cache.set(i, data);
+      return Buffer.from(data);
+    }
+    return data;
+  }
+
+  /**
+   * Up to `length` bytes of a file from `position` (fewer at the end). The entry is verified as a
+   * whole before its first byte is returned, so corruption surfaces as an error, never as bytes.
+   */
+  async read(path: string, position: number, length: number): Promise<Buffer> {
+    return this.readAt(this.fileIndex(path, "read"), position, length);
+  }
+
+  async readAt(i: number, position: number, length: number): Promise<Buffer> {
+    const size = this.index.origSize(i);
+    const [start, end] = clampRange(position, length, size);
+    if (start >= end) return Buffer.alloc(0);
+    const cached = this.cache.get(i);
+    if (cached) return Buffer.from(cached.subarray(start, end));
+    const loc = this.locate(i);
+    if (!loc.comp && !loc.enc) {
+      if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
+      const buf = Buffer.allocUnsafe(end - start);
+      await readFullyAsync(this.checkOpen(), buf, loc.payloadOffset + start, loc.path);
+      return buf;
+    }
+    if (size <= WHOLE_DECODE_LIMIT) {
+      const data = await this.decodeWhole(loc);
+      this.cache.set(i, data);
+      return Buffer.from(data.subarray(start, end));
+    }
+    if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
+    if (!loc.comp) return this.ctrRead(loc, start, end);
+    return this.cursorRead(i, start, end);
+  }
+
+  readSync(path: string, position: number, length: number): Buffer {
+    return this.readAtSync(this.fileIndex(path, "read"), position, length);
+  }
+
+  readAtSync(i: number, position: number, length: number): Buffer {
+    const size = this.index.origSize(i);
+    const [start, end] = clampRange(position, length, size);
+    if (start >= end) return Buffer.alloc(0);
+    const cached = this.cache.get(i);
+    if (cached) return Buffer.from(cached.subarray(start, end));
+    const loc = this.locate(i);
+    if (!loc.comp && !loc.enc) {
+      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
+      const buf = Buffer.allocUnsafe(end - start);
+      readFully(this.checkOpen(), buf, loc.payloadOffset + start, loc.path);
+      return buf;
+    }
+    if (!loc.comp && size > WHOLE_DECODE_LIMIT) {
+      if (!this.verified[i] && !this.trust) this.verifyEncryptedSync(loc);
+      return this.ctrReadSync(loc, start, end);
+    }
+    const data = this.decodeWholeSync(loc);
+    this.cache.set(i, data);
+    return Buffer.from(data.subarray(start, end));
+  }
+
+  private verifyPlainSync(loc: Location): void {
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, loc.size));
+    let crc = 0;
+    for (let pos = 0; pos < loc.size; ) {
+      const n = Math.min(buf.length, loc.size - pos);
+      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+      crc = crc32c(buf.subarray(0, n), crc);
+      pos += n;
+    }
+    this.finishCheck(loc, loc.size, crc);
+    this.verified[loc.i] = 1;
+  }
+
+  /** Authenticates a large encrypted, uncompressed entry in one streaming pass (sync). */
+  private verifyEncryptedSync(loc: Location): void {
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    const key = this.keys.getSync(loc.path);
+    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+    const tag = Buffer.allocUnsafe(TAG_SIZE);
+    readFully(fd, nonce, loc.payloadOffset, loc.path);
+    readFully(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
+    const d = createDecryptor(key, nonce, loc.aad, tag);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let crc = 0;
+    const end = loc.payloadSize - TAG_SIZE;
+    for (let pos = NONCE_SIZE; pos < end; ) {
+      const n = Math.min(buf.length, end - pos);
+      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+      crc = crc32c(d.update(buf.subarray(0, n)), crc);
+      pos += n;
+    }
+    try {
+      d.final();
+    } catch {
+      throw this.authFailed(loc.path);
+    }
+    this.keyConfirmed = true;
+    this.finishCheck(loc, end - NONCE_SIZE, crc);
+    this.verified[loc.i] = 1;
+  }
+
+  private async ctrRead(loc: Location, start: number, end: number): Promise<Buffer> {
+    const key = await this.keys.get(loc.path);
+    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+    const fd = this.checkOpen();
+    await readFullyAsync(fd, nonce, loc.payloadOffset, loc.path);
+    const buf = Buffer.allocUnsafe(end - start);
+    await readFullyAsync(fd, buf, loc.payloadOffset + NONCE_SIZE + start, loc.path);
+    return createCtrDecryptor(key, nonce, start).update(buf);
+  }
+
+  private ctrReadSync(loc: Location, start: number, end: number): Buffer {
+    const key = this.keys.getSync(loc.path);
+    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+    const fd = this.checkOpen();
+    readFully(fd, nonce, loc.payloadOffset, loc.path);
+    const buf = Buffer.allocUnsafe(end - start);
+    readFully(fd, buf, loc.payloadOffset + NONCE_SIZE + start, loc.path);
+    return createCtrDecryptor(key, nonce, start).update(buf);
+  }
+
+  private async cursorRead(i: number, start: number, end: number): Promise<Buffer> {
+    let c = this.cursor;
+    if (!c || c.i !== i || c.pos > start) {
+      await c?.iter.return?.(undefined);
+      c = { i, pos: 0, pending: Buffer.alloc(0), iter: this.contentChunks(i)[Symbol.asyncIterator]() };
+      this.cursor = c;
+    }
+    const out = Buffer.allocUnsafe(end - start);
+    let filled = 0;
+    while (filled < out.length) {
+      if (c.pending.length === 0) {
+        const r = await c.iter.next();
+        if (r.done) break;
+        c.pending = r.value;
+      }
+      const pendStart = c.pos;
+      const pendEnd = c.pos + c.pending.length;
+      const want = start + filled;
+      if (pendEnd <= want) {
+        c.pos = pendEnd;
+        c.pending = Buffer.alloc(0);
+        continue;
+      }
+      const from = want - pendStart;
+      const n = Math.min(c.pending.length - from, out.length - filled);
+      c.pending.copy(out, filled, from, from + n);
+      filled += n;
+      c.pos = pendStart + from + n;
+      c.pending = c.pending.subarray(from + n);
+    }
+    return filled === out.length ? out : out.subarray(0, filled);
+  }
+
+  /** A readable stream of a file's bytes in [start, end] (inclusive end, like fs.createReadStream). */
+  createReadStream(
+    path: string,
+    options: { start?: number; end?: number; highWaterMark?: number } = {},
+  ): Readable {
+    let i: number;
+    try {
+      i = this.fileIndex(path, "read");
+    } catch (e) {
+      const r = new Readable({ read() {} });
+      process.nextTick(() => r.destroy(e as Error));
+      return r;
+    }
+    const size = this.index.origSize(i);
+    const start = options.start ?? 0;
+    const endIncl = Math.min(options.end ?? size - 1, size - 1);
+    const hwm = options.highWaterMark ?? 64 * 1024;
+    if (start === 0 && endIncl === size - 1 && this.verified[i] === 0 && !this.cache.get(i)) {
+      return Readable.from(this.contentChunks(i), { objectMode: false, highWaterMark: hwm });
+    }
+    const self = this;
+    async function* ranged(): AsyncGenerator<Buffer> {
+      let pos = start;
+      while (pos <= endIncl) {
+        const n = Math.min(Math.max(hwm, 64 * 1024), endIncl + 1 - pos);
+        const chunk = await self.readAt(i, pos, n);
+        if (chunk.length === 0) break;
+        pos += chunk.length;
+        yield chunk;
+      }
+    }
+    return Readable.from(ranged(), { objectMode: false, highWaterMark: hwm });
+  }
+
+  // ---------------------------------------------------------------- symlinks
+
+  async readlink(path: string): Promise<string> {
+    const e = this.stat(path);
+    if (e.type !== "symlink") {
+      throw new BfcError("EINVAL", "NOT_A_SYMLINK", `not a symbolic link: '${path}'`, { path });
+    }
+    return this.readlinkAt(e.index);
+  }
+
+  async readlinkAt(i: number): Promise<string> {
+    return this.readlinkAtSync(i);
+  }
+
+  readlinkSync(path: string): string {
+    const e = this.stat(path);
+    if (e.type !== "symlink") {
+      throw new BfcError("EINVAL", "NOT_A_SYMLINK", `not a symbolic link: '${path}'`, { path });
+    }
+    return this.readlinkAtSync(e.index);
+  }
+
+  readlinkAtSync(i: number): string {
+    return this.readlinkBytesAtSync(i).toString();
+  }
+
+  /** The exact target bytes of a symlink entry, checked against size and checksum. */
+  readlinkBytesAtSync(i: number): Buffer {
+    const loc = this.locate(i);
+    if (loc.size > MAX_SYMLINK_TARGET || loc.size > loc.payloadSize) {
+      throw corrupt("BAD_OBJECT", `'${loc.path}': symlink target of ${loc.size} bytes is out of range`, {
+        path: loc.path,
+      });
+    }
+    const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
+    const buf = Buffer.allocUnsafe(lead + loc.size);
+    readFully(this.checkOpen(), buf, loc.payloadOffset - lead, loc.path);
+    if (lead) this.checkObjectHeader(loc, buf.subarray(0, this.objectHeaderBytes(loc)));
+    const target = buf.subarray(lead);
+    const crc = crc32c(target);
+    if (crc !== loc.crc) {
+      throw corrupt("CRC_MISMATCH", `'${loc.path}': symlink target checksum mismatch`, { path: loc.path });
+    }
+    if (target.length === 0 || target.includes(0)) {
+      throw corrupt("BAD_OBJECT", `'${loc.path}': symlink target is empty or contains NUL`, {
+        path: loc.path,
+      });
+    }
+    return Buffer.from(target);
+  }
+
+  /** Used by verify: whether an entry has been fully checked since open. */
+  isVerified(i: number): boolean {
+    return this.verified[i] === 1;
+  }
+
+  /** Reads the object header of an entry and compares it with the index (throws BAD_OBJECT). */
+  async checkObject(i: number): Promise<void> {
+    const loc = this.locate(i);
+    const buf = Buffer.allocUnsafe(this.objectHeaderBytes(loc));
+    await readFullyAsync(
+      this.checkOpen(),
+      buf,
+      loc.payloadOffset - objectPrefixSize(loc.aad.length),
+      loc.path,
+    );
+    this.checkObjectHeader(loc, buf);
+  }
+
+  /** Async positioned read of raw container bytes (for verify's sequential scan). */
+  async readRaw(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    await readFullyAsync(this.checkOpen(), buf, position, "container");
+    return buf;
+  }
+
+  /** The file descriptor (for callers that stream from the container themselves). */
+  get fileDescriptor(): number {
+    return this.checkOpen();
+  }
+}
+
+function zstdWhole(loc: Location, frame: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    zlib.zstdDecompress(frame, { maxOutputLength: Math.max(1, loc.size) }, (err, out) => {
+      if (!err) return resolve(out);
+      if (err instanceof RangeError || (err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+        reject(
+          corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
+            path: loc.path,
+          }),
+        );
+      } else {
+        reject(
+          corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${err.message})`, {
+            path: loc.path,
+            cause: err,
+          }),
+        );
+      }
+    });
+  });
+}
+
+function clampRange(position: number, length: number, size: number): [number, number] {
+  if (!Number.isSafeInteger(position) || position < 0) {
+    throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid position ${position}`);
+  }
+  if (!Number.isSafeInteger(length) || length < 0) {
+    throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid length ${length}`);
+  }
+  const start = Math.min(position, size);
+  return [start, Math.min(size, start + length)];
+}
+
+export function hex8(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, "0");
+}

@@ -1,0 +1,296 @@
+import os from "node:os";
+import { Worker } from "node:worker_threads";
+import { BfcError } from "../errors.ts";
+
+/**
+ * A pool of worker threads that compress and encrypt file contents. Small files travel in batches
+ * (one message carries many files, so the per-message cost is paid once per batch); large files
+ * stream through one worker as a session so a single zstd frame / AEAD payload spans all chunks.
+ */
+
+export interface BatchJob {
+  off: number;
+  len: number;
+  /** zstd level, 0 for no compression attempt. */
+  level: number;
+  encrypt: boolean;
+  aad: Uint8Array;
+}
+
+export interface BatchResult {
+  off: number;
+  len: number;
+  comp: number;
+  crc: number;
+}
+
+export interface StreamOpen {
+  type: "open";
+  sid: number;
+  level: number;
+  encrypt: boolean;
+  aad: Uint8Array;
+  size: number;
+}
+
+export type ToWorker =
+  | { type: "init"; key: Uint8Array | null }
+  | { type: "batch"; id: number; jobs: BatchJob[]; data: ArrayBuffer }
+  | StreamOpen
+  | { type: "chunk"; sid: number; data: ArrayBuffer }
+  | { type: "end"; sid: number };
+
+type FromWorker =
+  | { type: "batch"; id: number; results: BatchResult[]; data: ArrayBuffer }
+  | { type: "out"; sid: number; data: ArrayBuffer }
+  | { type: "ack"; sid: number }
+  | { type: "done"; sid: number; frameLen: number; tag: ArrayBuffer | null }
+  | { type: "error"; sid?: number; id?: number; message: string };
+
+export interface TransformResult {
+  payload: Buffer;
+  comp: number;
+  crc: number;
+}
+
+interface Pending {
+  data: Uint8Array;
+  level: number;
+  encrypt: boolean;
+  aad: Uint8Array;
+  resolve: (r: TransformResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  load: number;
+  /** Batches and sessions outstanding; the worker keeps the process alive only while this is > 0. */
+  busy: number;
+}
+
+const BATCH_BYTES = 4 * 1024 * 1024;
+const BATCH_JOBS = 512;
+const STREAM_WINDOW = 4;
+
+export class TransformPool {
+  private readonly slots: Slot[] = [];
+  private readonly batches = new Map<number, { slot: Slot; jobs: Pending[] }>();
+  private readonly streams = new Map<number, StreamSession>();
+  private queue: Pending[] = [];
+  private queuedBytes = 0;
+  private flushScheduled = false;
+  private nextId = 1;
+  private failure: Error | null = null;
+
+  constructor(key: Uint8Array | null, size = Math.max(1, Math.min(os.availableParallelism(), 8))) {
+    const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+    const url = new URL(`./transform-worker${ext}`, import.meta.url);
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(url);
+      const slot: Slot = { worker, load: 0, busy: 0 };
+      worker.on("message", (m: FromWorker) => this.onMessage(slot, m));
+      worker.on("error", (e) => this.fail(e));
+      worker.unref();
+      worker.postMessage({ type: "init", key } satisfies ToWorker);
+      this.slots.push(slot);
+    }
+  }
+
+  private fail(e: Error): void {
+    if (!this.failure) this.failure = e;
+    for (const b of this.batches.values()) for (const j of b.jobs) j.reject(e);
+    this.batches.clear();
+    for (const j of this.queue) j.reject(e);
+    this.queue = [];
+    for (const s of this.streams.values()) s.fail(e);
+    this.streams.clear();
+  }
+
+  private busy(slot: Slot, delta: number): void {
+    const before = slot.busy;
+    slot.busy += delta;
+    if (before === 0 && slot.busy > 0) slot.worker.ref();
+    else if (before > 0 && slot.busy === 0) slot.worker.unref();
+  }
+
+  private leastLoaded(): Slot {
+    let best = this.slots[0];
+    for (const s of this.slots) if (s.load < best.load) best = s;
+    return best;
+  }
+
+  /** Checksums, maybe compresses, maybe encrypts one whole file. */
+  transform(data: Uint8Array, level: number, encrypt: boolean, aad: Uint8Array): Promise<TransformResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ data, level, encrypt, aad, resolve, reject });
+      this.queuedBytes += data.length;
+      if (this.queuedBytes >= BATCH_BYTES || this.queue.length >= BATCH_JOBS) this.flush();
+      else if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.queue.length === 0) return;
+    const jobs = this.queue;
+    this.queue = [];
+    const total = this.queuedBytes;
+    this.queuedBytes = 0;
+    const buf = Buffer.allocUnsafeSlow(total);
+    const specs: BatchJob[] = [];
+    let p = 0;
+    for (const j of jobs) {
+      buf.set(j.data, p);
+      specs.push({ off: p, len: j.data.length, level: j.level, encrypt: j.encrypt, aad: j.aad });
+      p += j.data.length;
+    }
+    const id = this.nextId++;
+    const slot = this.leastLoaded();
+    slot.load += Math.max(1, total);
+    this.busy(slot, 1);
+    this.batches.set(id, { slot, jobs });
+    const ab = buf.buffer as ArrayBuffer;
+    slot.worker.postMessage({ type: "batch", id, jobs: specs, data: ab } satisfies ToWorker, [ab]);
+  }
+
+  /** Opens a streaming session on the least-loaded worker. */
+  openStream(
+    level: number,
+    encrypt: boolean,
+    aad: Uint8Array,
+    size: number,
+    onData: (b: Buffer) => void,
+  ): StreamSession {
+    if (this.failure) throw this.failure;
+    const sid = this.nextId++;
+    const slot = this.leastLoaded();
+    const s = new StreamSession(sid, slot.worker, onData, () => {
+      if (this.streams.delete(sid)) this.busy(slot, -1);
+    });
+    this.streams.set(sid, s);
+    this.busy(slot, 1);
+    slot.worker.postMessage({ type: "open", sid, level, encrypt, aad, size } satisfies ToWorker);
+    return s;
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.type) {
+      case "batch": {
+        const b = this.batches.get(m.id);
+        if (!b) return;
+        this.batches.delete(m.id);
+        const data = Buffer.from(m.data);
+        let total = 0;
+        m.results.forEach((r, k) => {
+          total += b.jobs[k].data.length;
+          b.jobs[k].resolve({ payload: data.subarray(r.off, r.off + r.len), comp: r.comp, crc: r.crc });
+        });
+        slot.load -= Math.max(1, total);
+        this.busy(slot, -1);
+        break;
+      }
+      case "out":
+        this.streams.get(m.sid)?.deliver(Buffer.from(m.data));
+        break;
+      case "ack":
+        this.streams.get(m.sid)?.ack();
+        break;
+      case "done":
+        this.streams.get(m.sid)?.done(m.frameLen, m.tag ? Buffer.from(m.tag) : null);
+        break;
+      case "error": {
+        const err = new BfcError("EIO", "IO_ERROR", `transform failed: ${m.message}`);
+        if (m.id !== undefined) {
+          const b = this.batches.get(m.id);
+          this.batches.delete(m.id);
+          if (b) this.busy(b.slot, -1);
+          for (const j of b?.jobs ?? []) j.reject(err);
+        } else if (m.sid !== undefined) {
+          this.streams.get(m.sid)?.fail(err);
+          if (this.streams.delete(m.sid)) this.busy(slot, -1);
+        } else this.fail(err);
+        break;
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    this.slots.length = 0;
+  }
+}
+
+/** One file streaming through a worker: bounded chunks in flight, outputs delivered in order. */
+export class StreamSession {
+  private readonly sid: number;
+  private readonly worker: Worker;
+  private readonly onData: (b: Buffer) => void;
+  private readonly cleanup: () => void;
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+  private error: Error | null = null;
+  private endResolve: ((r: { frameLen: number; tag: Buffer | null }) => void) | null = null;
+  private endReject: ((e: Error) => void) | null = null;
+
+  constructor(sid: number, worker: Worker, onData: (b: Buffer) => void, cleanup: () => void) {
+    this.sid = sid;
+    this.worker = worker;
+    this.onData = onData;
+    this.cleanup = cleanup;
+  }
+
+  /** Sends a chunk (ownership passes to the worker); waits while the window is full. */
+  async write(chunk: Buffer): Promise<void> {
+    if (this.error) throw this.error;
+    while (this.inFlight >= STREAM_WINDOW) {
+      await new Promise<void>((r) => this.waiters.push(r));
+      if (this.error) throw this.error;
+    }
+    this.inFlight++;
+    const copy =
+      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : Buffer.from(chunk);
+    const ab = copy.buffer as ArrayBuffer;
+    this.worker.postMessage({ type: "chunk", sid: this.sid, data: ab } satisfies ToWorker, [ab]);
+  }
+
+  end(): Promise<{ frameLen: number; tag: Buffer | null }> {
+    if (this.error) return Promise.reject(this.error);
+    return new Promise((resolve, reject) => {
+      this.endResolve = resolve;
+      this.endReject = reject;
+      this.worker.postMessage({ type: "end", sid: this.sid } satisfies ToWorker);
+    });
+  }
+
+  deliver(b: Buffer): void {
+    if (this.error) return;
+    try {
+      this.onData(b);
+    } catch (e) {
+      this.fail(e as Error);
+    }
+  }
+
+  ack(): void {
+    this.inFlight--;
+    const w = this.waiters.shift();
+    if (w) w();
+  }
+
+  done(frameLen: number, tag: Buffer | null): void {
+    this.cleanup();
+    if (this.error) this.endReject?.(this.error);
+    else this.endResolve?.({ frameLen, tag });
+  }
+
+  fail(e: Error): void {
+    if (!this.error) this.error = e;
+    for (const w of this.waiters.splice(0)) w();
+    this.endReject?.(e);
+  }
+}

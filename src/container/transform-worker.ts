@@ -1,0 +1,140 @@
+/**
+ * Worker side of the transform pool: compression and encryption of file contents, so the writer's
+ * main thread only reads and writes. Protocol in transform-pool.ts.
+ */
+import type crypto from "node:crypto";
+import { parentPort } from "node:worker_threads";
+import type zlib from "node:zlib";
+import { createEncryptor, newNonce, sealSync } from "../codec/aead.ts";
+import { crc32c } from "../codec/crc32c.ts";
+import { createZstdEncoder, zstdCompressSync } from "../codec/zstd.ts";
+import type { BatchJob, BatchResult, StreamOpen, ToWorker } from "./transform-pool.ts";
+
+if (!parentPort) throw new Error("transform-worker must run in a worker thread");
+const port = parentPort;
+
+let key: Buffer | null = null;
+
+interface Session {
+  sid: number;
+  comp: zlib.ZstdCompress | null;
+  cipher: crypto.CipherChaCha20Poly1305 | null;
+  frameLen: number;
+  encLen: number;
+}
+const sessions = new Map<number, Session>();
+
+function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): void {
+  const input = Buffer.from(data);
+  const outputs: Buffer[] = [];
+  const results: BatchResult[] = [];
+  let total = 0;
+  for (const j of jobs) {
+    const src = input.subarray(j.off, j.off + j.len);
+    const crc = crc32c(src);
+    let payload: Buffer = src;
+    let comp = 0;
+    if (j.level > 0) {
+      const frame = zstdCompressSync(src, j.level);
+      if (frame.length < src.length) {
+        payload = frame;
+        comp = 1;
+      }
+    }
+    if (j.encrypt) payload = sealSync(key!, payload, Buffer.from(j.aad));
+    outputs.push(payload);
+    results.push({ off: total, len: payload.length, comp, crc });
+    total += payload.length;
+  }
+  const out = Buffer.allocUnsafeSlow(total);
+  let p = 0;
+  for (const o of outputs) p += o.copy(out, p);
+  const ab = out.buffer as ArrayBuffer;
+  port.postMessage({ type: "batch", id, results, data: ab }, [ab]);
+}
+
+function emit(s: Session, data: Buffer): void {
+  let out = data;
+  if (s.cipher) out = s.cipher.update(out);
+  s.encLen += out.length;
+  if (out.length === 0) return;
+  const copy = Buffer.allocUnsafeSlow(out.length);
+  out.copy(copy);
+  const ab = copy.buffer as ArrayBuffer;
+  port.postMessage({ type: "out", sid: s.sid, data: ab }, [ab]);
+}
+
+function openSession(m: StreamOpen): void {
+  const s: Session = { sid: m.sid, comp: null, cipher: null, frameLen: 0, encLen: 0 };
+  if (m.encrypt) {
+    const nonce = newNonce();
+    s.cipher = createEncryptor(key!, nonce, Buffer.from(m.aad));
+    const ab = Buffer.from(nonce).buffer.slice(
+      nonce.byteOffset,
+      nonce.byteOffset + nonce.length,
+    ) as ArrayBuffer;
+    s.encLen += nonce.length;
+    port.postMessage({ type: "out", sid: s.sid, data: ab }, [ab]);
+  }
+  if (m.level > 0) {
+    const comp = createZstdEncoder(m.level, m.size);
+    comp.on("data", (d: Buffer) => {
+      s.frameLen += d.length;
+      emit(s, d);
+    });
+    comp.on("error", (e) => port.postMessage({ type: "error", sid: s.sid, message: e.message }));
+    comp.on("end", () => finishSession(s));
+    s.comp = comp;
+  }
+  sessions.set(m.sid, s);
+}
+
+function finishSession(s: Session): void {
+  let tag: ArrayBuffer | null = null;
+  if (s.cipher) {
+    const rest = s.cipher.final();
+    if (rest.length) emit(s, rest);
+    const t = s.cipher.getAuthTag();
+    s.encLen += t.length;
+    tag = t.buffer.slice(t.byteOffset, t.byteOffset + t.length) as ArrayBuffer;
+  }
+  sessions.delete(s.sid);
+  port.postMessage({ type: "done", sid: s.sid, frameLen: s.frameLen, tag });
+}
+
+port.on("message", (m: ToWorker) => {
+  try {
+    switch (m.type) {
+      case "init":
+        key = m.key ? Buffer.from(m.key) : null;
+        break;
+      case "batch":
+        runBatch(m.id, m.jobs, m.data);
+        break;
+      case "open":
+        openSession(m);
+        break;
+      case "chunk": {
+        const s = sessions.get(m.sid)!;
+        const buf = Buffer.from(m.data);
+        if (s.comp) {
+          s.comp.write(buf, () => port.postMessage({ type: "ack", sid: m.sid }));
+        } else {
+          emit(s, buf);
+          port.postMessage({ type: "ack", sid: m.sid });
+        }
+        break;
+      }
+      case "end": {
+        const s = sessions.get(m.sid)!;
+        if (s.comp) s.comp.end();
+        else finishSession(s);
+        break;
+      }
+    }
+  } catch (e) {
+    const sid = "sid" in m ? m.sid : undefined;
+    const id = m.type === "batch" ? m.id : undefined;
+    port.postMessage({ type: "error", sid, id, message: (e as Error).message });
+  }
+});

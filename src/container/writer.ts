@@ -1,0 +1,1047 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import { crc32c } from "../codec/crc32c.ts";
+import { deriveKey } from "../codec/kdf.ts";
+import { ZSTD_DEFAULT_LEVEL, ZSTD_MAX_LEVEL, ZSTD_MIN_LEVEL } from "../codec/zstd.ts";
+import { BfcError, fromSystemError } from "../errors.ts";
+import {
+  align16,
+  COMP_NONE,
+  COMP_ZSTD,
+  DEFAULT_BLOCK_SIZE,
+  ENC_CHACHA20_POLY1305,
+  ENC_NONE,
+  FEATURE_AEAD,
+  FEATURE_ZSTD,
+  HEADER_SIZE,
+  MAX_BLOCK_SIZE,
+  OBJ_DIR,
+  OBJ_FILE,
+  OBJ_SYMLINK,
+  OBJECT_HEADER_SIZE,
+  PERM_MASK,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFREG,
+  SALT_SIZE,
+} from "../format/constants.ts";
+import { encodeFooter } from "../format/footer.ts";
+import { encodeHeader } from "../format/header.ts";
+import { encodeIndex, type IndexRecord, sortRecords } from "../format/index-table.ts";
+import { encodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
+import { normalizePath, referenceCanLookUp } from "../format/path.ts";
+import { shouldCompress } from "./compressibility.ts";
+import { type Credentials, checkCredentials } from "./keys.ts";
+import { OutputFile } from "./output-file.ts";
+import { TransformPool } from "./transform-pool.ts";
+
+export type Compression = "none" | "zstd" | "auto";
+
+export interface WriterOptions extends Credentials {
+  /** Replace an existing file at the target path (default: fail with EEXIST). */
+  overwrite?: boolean;
+  /** "auto" decides per file from its name and content. Default "none", as the reference. */
+  compression?: Compression;
+  /** zstd level 1..22 (default 3). */
+  level?: number;
+  /** Files smaller than this are stored uncompressed (default 64 bytes, as the reference). */
+  threshold?: number;
+  /** Recorded in the header only (default 4096). */
+  blockSize?: number;
+  /** Worker threads for compression and encryption (default: available cores). */
+  workers?: number;
+  onWarning?: (message: string, path?: string) => void;
+  /** Called as each entry is written. */
+  onEntry?: (entry: AddedEntry) => void;
+  onProgress?: (progress: WriteProgress) => void;
+}
+
+export interface AddedEntry {
+  path: string;
+  type: "file" | "directory" | "symlink";
+  size: number;
+  storedSize: number;
+  crc32c: number;
+  compressed: boolean;
+  target?: string;
+}
+
+export interface WriteProgress {
+  entries: number;
+  bytes: number;
+  path: string;
+}
+
+/** Metadata for entries added from memory; from a file, the file's own is used unless given. */
+export interface EntryMeta {
+  /** Permission bits (setuid/setgid/sticky kept); type bits are ignored. */
+  mode?: number;
+  /** Date, milliseconds since the epoch, or nanoseconds as a bigint. */
+  mtime?: Date | number | bigint;
+}
+
+export interface WriteSummary {
+  path: string;
+  entries: number;
+  files: number;
+  directories: number;
+  symlinks: number;
+  bytesIn: number;
+  bytesStored: number;
+  size: number;
+  warnings: string[];
+}
+
+type FileSource = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+/** Files up to this size are read whole and transformed as one job; larger ones stream. */
+const SMALL_FILE = 4 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+/** Bytes read ahead of the output (memory bound of the pipeline). */
+const WINDOW_BYTES = 64 * 1024 * 1024;
+const WINDOW_JOBS = 8192;
+/** A streamed job's share of the window: it holds only a few chunks at a time. */
+const STREAM_JOB_BYTES = 8 * CHUNK;
+
+interface Payload {
+  data: Buffer;
+  comp: number;
+  crc: number;
+}
+
+interface Job {
+  path: string;
+  pathBytes: Buffer;
+  kind: "file" | "directory" | "symlink";
+  mode: number;
+  mtimeNs: bigint;
+  size: number;
+  /** Window share, released when written. */
+  weight: number;
+  payload?: Payload;
+  pending?: Promise<Payload>;
+  target?: Buffer;
+  stream?: StreamSource;
+  done?: { resolve: () => void; reject: (e: unknown) => void };
+}
+
+/** A large file's content, read chunk by chunk when its turn comes. */
+interface StreamSource {
+  /** Known size, or -1 for a stream of unknown length. */
+  size: number;
+  fd?: number;
+  iterator?: AsyncIterator<Uint8Array>;
+  head?: Buffer;
+  label: string;
+  closeFd?: boolean;
+  compress: boolean;
+}
+
+function toNs(m: Date | number | bigint | undefined, fallback: bigint): bigint {
+  if (m === undefined) return fallback;
+  if (typeof m === "bigint") return m;
+  const ms = m instanceof Date ? m.getTime() : m;
+  if (!Number.isFinite(ms)) throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid mtime ${String(m)}`);
+  return BigInt(Math.round(ms * 1e6));
+}
+
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1000000n;
+}
+
+function isAsyncIterable(x: unknown): x is AsyncIterable<Uint8Array> {
+  return x !== null && typeof x === "object" && Symbol.asyncIterator in x;
+}
+
+/**
+ * Writes a new container. Output goes to a temporary file beside the target, which is renamed
+ * into place by `finish()` only when everything succeeded; `abort()` (or any failure) removes it.
+ */
+export class Writer {
+  readonly path: string;
+  private readonly tmpPath: string;
+  private readonly opts: WriterOptions;
+  private readonly level: number;
+  private readonly threshold: number;
+  private readonly compression: Compression;
+  private readonly key: Buffer | null;
+  private readonly out: OutputFile;
+  private pool: TransformPool | null = null;
+  private readonly records: IndexRecord[] = [];
+  /** Every path added, and its kind: O(1) duplicate and conflict checks. */
+  private readonly kinds = new Map<string, "file" | "directory" | "symlink">();
+  /** Paths that exist as parents of added entries. */
+  private readonly parents = new Set<string>();
+  private readonly queue: Job[] = [];
+  private pumping = false;
+  private windowBytes = 0;
+  private roomWaiters: (() => void)[] = [];
+  private failure: unknown = null;
+  private state: "open" | "finishing" | "done" = "open";
+  private readonly warnings: string[] = [];
+  private stats = { files: 0, directories: 0, symlinks: 0, bytesIn: 0, bytesStored: 0 };
+
+  private constructor(target: string, tmpPath: string, fd: number, key: Buffer | null, opts: WriterOptions) {
+    this.path = target;
+    this.tmpPath = tmpPath;
+    this.opts = opts;
+    this.level = opts.level ?? ZSTD_DEFAULT_LEVEL;
+    this.threshold = opts.threshold ?? 64;
+    this.compression = opts.compression ?? "none";
+    this.key = key;
+    this.out = new OutputFile(fd, HEADER_SIZE);
+  }
+
+  /** Creates the temporary output and writes the header. */
+  static async create(target: string, options: WriterOptions = {}): Promise<Writer> {
+    const compression = options.compression ?? "none";
+    if (!["none", "zstd", "auto"].includes(compression)) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `unknown compression '${compression}'`);
+    }
+    const level = options.level ?? ZSTD_DEFAULT_LEVEL;
+    if (!Number.isInteger(level) || level < ZSTD_MIN_LEVEL || level > ZSTD_MAX_LEVEL) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `compression level must be 1..22, got ${level}`);
+    }
+    const threshold = options.threshold ?? 64;
+    if (!Number.isInteger(threshold) || threshold < 0) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `compression threshold must be >= 0, got ${threshold}`,
+      );
+    }
+    const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (!Number.isInteger(blockSize) || blockSize < 1 || blockSize > MAX_BLOCK_SIZE) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `block size must be 1..${MAX_BLOCK_SIZE}, got ${blockSize}`,
+      );
+    }
+    checkCredentials(options);
+    const abs = path.resolve(target);
+    if (!options.overwrite && fs.existsSync(abs)) {
+      throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${target}' already exists (overwrite not requested)`, {
+        path: target,
+      });
+    }
+    const salt = Buffer.alloc(SALT_SIZE);
+    let key: Buffer | null = null;
+    if (options.password !== undefined) {
+      randomBytes(SALT_SIZE).copy(salt);
+      key = await deriveKey(options.password, salt);
+    } else if (options.key !== undefined) {
+      key = Buffer.from(options.key);
+    }
+    let features = 0;
+    if (compression !== "none") features |= FEATURE_ZSTD;
+    if (key) features |= FEATURE_AEAD;
+    const header = encodeHeader({
+      blockSize,
+      features,
+      uuid: Buffer.from(randomUUID().replaceAll("-", ""), "hex"),
+      salt,
+    });
+    const tmpPath = path.join(
+      path.dirname(abs),
+      `.${path.basename(abs)}.bfc-tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
+    );
+    let fd: number;
+    try {
+      fd = fs.openSync(tmpPath, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+    } catch (e) {
+      throw fromSystemError(e, `cannot create '${target}'`, target);
+    }
+    const w = new Writer(abs, tmpPath, fd, key, { ...options, compression, level, threshold });
+    try {
+      w.out.patch(header, 0);
+    } catch (e) {
+      await w.abort();
+      throw fromSystemError(e, `cannot write '${target}'`, target);
+    }
+    return w;
+  }
+
+  // ------------------------------------------------------------ validation
+
+  private warn(message: string, p?: string): void {
+    this.warnings.push(message);
+    this.opts.onWarning?.(message, p);
+  }
+
+  private checkUsable(): void {
+    if (this.failure) throw this.failure;
+    if (this.state !== "open") {
+      throw new BfcError("EINVAL", "CLOSED", "the writer is finished or aborted", { path: this.path });
+    }
+  }
+
+  /** Normalizes and claims a path; throws (before any byte is written) on duplicates and conflicts. */
+  private claim(name: string, kind: "file" | "directory" | "symlink"): string {
+    this.checkUsable();
+    const p = normalizePath(name);
+    const existing = this.kinds.get(p);
+    if (existing !== undefined) {
+      throw new BfcError("EEXIST", "DUPLICATE_PATH", `'${p}' was already added`, { path: p });
+    }
+    if (kind !== "directory" && this.parents.has(p)) {
+      throw new BfcError("EEXIST", "PATH_CONFLICT", `'${p}' is already a directory of other entries`, {
+        path: p,
+      });
+    }
+    let slash = p.indexOf("/");
+    while (slash >= 0) {
+      const parent = p.slice(0, slash);
+      const k = this.kinds.get(parent);
+      if (k !== undefined && k !== "directory") {
+        throw new BfcError("ENOTDIR", "PATH_CONFLICT", `cannot add '${p}': '${parent}' is a ${k}`, {
+          path: p,
+        });
+      }
+      slash = p.indexOf("/", slash + 1);
+    }
+    this.kinds.set(p, kind);
+    slash = p.lastIndexOf("/");
+    while (slash >= 0) {
+      const parent = p.slice(0, slash);
+      if (this.parents.has(parent)) break;
+      this.parents.add(parent);
+      slash = p.lastIndexOf("/", slash - 1);
+    }
+    if (!referenceCanLookUp(p)) {
+      this.warn(`'${p}' ends in '.': stored, but the reference bfc tool cannot look it up by name`, p);
+    }
+    return p;
+  }
+
+  private unclaim(p: string): void {
+    this.kinds.delete(p);
+  }
+
+  private wantsCompression(name: string, head: Uint8Array, size: number): boolean {
+    if (this.compression === "none" || size < this.threshold || size === 0) return false;
+    if (this.compression === "zstd") return true;
+    return shouldCompress(name, head);
+  }
+
+  // ------------------------------------------------------------ adding
+
+  async addDirectory(name: string, meta: EntryMeta = {}): Promise<void> {
+    const p = this.claim(name, "directory");
+    this.enqueue({
+      path: p,
+      pathBytes: Buffer.from(p),
+      kind: "directory",
+      mode: S_IFDIR | ((meta.mode ?? 0o755) & PERM_MASK),
+      mtimeNs: toNs(meta.mtime, nowNs()),
+      size: 0,
+      weight: 64,
+    });
+  }
+
+  async addSymlink(name: string, target: string | Uint8Array, meta: EntryMeta = {}): Promise<void> {
+    const t = typeof target === "string" ? Buffer.from(target) : Buffer.from(target);
+    if (t.length === 0 || t.includes(0)) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `symlink target of '${name}' is empty or contains NUL`,
+        {
+          path: name,
+        },
+      );
+    }
+    const p = this.claim(name, "symlink");
+    this.enqueue({
+      path: p,
+      pathBytes: Buffer.from(p),
+      kind: "symlink",
+      mode: S_IFLNK | ((meta.mode ?? 0o777) & PERM_MASK),
+      mtimeNs: toNs(meta.mtime, nowNs()),
+      size: t.length,
+      weight: 64 + t.length,
+      target: t,
+    });
+  }
+
+  /**
+   * Adds a regular file from a path on disk (its mode and mtime are kept unless given), from bytes
+   * in memory, or from a stream. Resolves once the file is queued; errors reading a queued file fail
+   * the writer (and are reported by the next call or by finish). Stream sources resolve once written.
+   */
+  async addFile(name: string, source: FileSource, meta: EntryMeta = {}): Promise<void> {
+    const p = this.claim(name, "file");
+    try {
+      if (typeof source === "string") await this.addFromPath(p, source, meta);
+      else if (source instanceof Uint8Array)
+        await this.addFromBuffer(p, Buffer.from(source.buffer, source.byteOffset, source.byteLength), meta);
+      else if (isAsyncIterable(source)) await this.addFromStream(p, source, meta);
+      else throw new BfcError("EINVAL", "INVALID_ARGUMENT", `unsupported source for '${p}'`, { path: p });
+    } catch (e) {
+      // Before it was queued the failure is this call's alone; after, the writer has failed anyway.
+      if (!this.failure) this.unclaim(p);
+      throw e;
+    }
+  }
+
+  private async addFromBuffer(p: string, data: Buffer, meta: EntryMeta): Promise<void> {
+    await this.waitForRoom(data.length);
+    const mode = S_IFREG | ((meta.mode ?? 0o644) & PERM_MASK);
+    this.enqueueSmall(p, data, mode, toNs(meta.mtime, nowNs()));
+  }
+
+  private async addFromPath(p: string, file: string, meta: EntryMeta): Promise<void> {
+    let fd: number;
+    let st: fs.BigIntStats;
+    try {
+      fd = fs.openSync(file, "r");
+    } catch (e) {
+      throw fromSystemError(e, `cannot open '${file}'`, file);
+    }
+    try {
+      st = fs.fstatSync(fd, { bigint: true });
+    } catch (e) {
+      fs.closeSync(fd);
+      throw fromSystemError(e, `cannot stat '${file}'`, file);
+    }
+    if (!st.isFile()) {
+      fs.closeSync(fd);
+      throw new BfcError(
+        st.isDirectory() ? "EISDIR" : "EINVAL",
+        "NOT_A_FILE",
+        `'${file}' is not a regular file`,
+        {
+          path: file,
+        },
+      );
+    }
+    const mode = S_IFREG | ((meta.mode ?? Number(st.mode)) & PERM_MASK);
+    const mtimeNs = toNs(meta.mtime, st.mtimeNs);
+    await this.addFromFd(p, file, fd, Number(st.size), mode, mtimeNs);
+  }
+
+  /** Adds an open file; takes ownership of fd. */
+  private async addFromFd(
+    p: string,
+    label: string,
+    fd: number,
+    size: number,
+    mode: number,
+    mtimeNs: bigint,
+  ): Promise<void> {
+    if (size <= SMALL_FILE) {
+      let data: Buffer;
+      try {
+        await this.waitForRoom(size);
+        data = readExactly(fd, size, label);
+      } finally {
+        fs.closeSync(fd);
+      }
+      this.enqueueSmall(p, data, mode, mtimeNs);
+      return;
+    }
+    try {
+      await this.waitForRoom(STREAM_JOB_BYTES);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+    const head = Buffer.allocUnsafe(Math.min(16384, size));
+    fs.readSync(fd, head, 0, head.length, 0);
+    this.enqueue({
+      path: p,
+      pathBytes: Buffer.from(p),
+      kind: "file",
+      mode,
+      mtimeNs,
+      size,
+      weight: STREAM_JOB_BYTES,
+      stream: { size, fd, label, closeFd: true, compress: this.wantsCompression(p, head, size) },
+    });
+  }
+
+  private async addFromStream(p: string, source: AsyncIterable<Uint8Array>, meta: EntryMeta): Promise<void> {
+    const mode = S_IFREG | ((meta.mode ?? 0o644) & PERM_MASK);
+    const mtimeNs = toNs(meta.mtime, nowNs());
+    const it = source[Symbol.asyncIterator]();
+    const parts: Buffer[] = [];
+    let total = 0;
+    let ended = false;
+    while (total <= SMALL_FILE) {
+      const r = await it.next();
+      if (r.done) {
+        ended = true;
+        break;
+      }
+      const b = Buffer.from(r.value);
+      parts.push(b);
+      total += b.length;
+    }
+    if (ended) {
+      await this.waitForRoom(total);
+      this.enqueueSmall(p, Buffer.concat(parts, total), mode, mtimeNs);
+      return;
+    }
+    await this.waitForRoom(STREAM_JOB_BYTES);
+    const head = Buffer.concat(parts, total);
+    const done = new Promise<void>((resolve, reject) => {
+      this.enqueue({
+        path: p,
+        pathBytes: Buffer.from(p),
+        kind: "file",
+        mode,
+        mtimeNs,
+        size: -1,
+        weight: STREAM_JOB_BYTES,
+        stream: { size: -1, iterator: it, head, label: p, compress: this.wantsCompression(p, head, total) },
+        done: { resolve, reject },
+      });
+    });
+    await done;
+  }
+
+  private enqueueSmall(p: string, data: Buffer, mode: number, mtimeNs: bigint): void {
+    const job: Job = {
+      path: p,
+      pathBytes: Buffer.from(p),
+      kind: "file",
+      mode,
+      mtimeNs,
+      size: data.length,
+      weight: data.length + 64,
+    };
+    const compress = this.wantsCompression(p, data, data.length);
+    if (!compress && !this.key) {
+      job.payload = { data, comp: COMP_NONE, crc: crc32c(data) };
+    } else {
+      this.pool ??= new TransformPool(this.key, this.opts.workers);
+      const pending = this.pool
+        .transform(data, compress ? this.level : 0, this.key !== null, Uint8Array.from(job.pathBytes))
+        .then((r) => ({ data: r.payload, comp: r.comp, crc: r.crc }));
+      // A failed transform fails the writer when its turn comes; avoid an unhandled rejection meanwhile.
+      pending.catch(() => {});
+      job.pending = pending;
+    }
+    this.enqueue(job);
+  }
+
+  /**
+   * Adds a directory tree: `root` itself becomes `prefix` (when given), its contents follow in
+   * byte-wise name order, each directory before its children. Regular files, directories and
+   * symlinks are stored; other file types are skipped with a warning.
+   */
+  async addTree(root: string, prefix = ""): Promise<void> {
+    this.checkUsable();
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(root, { bigint: true });
+    } catch (e) {
+      throw fromSystemError(e, `cannot read '${root}'`, root);
+    }
+    if (!st.isDirectory()) {
+      throw new BfcError("ENOTDIR", "NOT_A_DIRECTORY", `'${root}' is not a directory`, { path: root });
+    }
+    const base = prefix === "" ? "" : normalizePath(prefix);
+    if (base !== "") await this.addDirectory(base, { mode: Number(st.mode), mtime: st.mtimeNs });
+    await this.walk(root, base);
+  }
+
+  private async walk(dir: string, prefix: string): Promise<void> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch (e) {
+      throw fromSystemError(e, `cannot read directory '${dir}'`, dir);
+    }
+    const keyed = names.map((n) => ({ n, k: Buffer.from(n) }));
+    keyed.sort((a, b) => Buffer.compare(a.k, b.k));
+    for (const { n } of keyed) {
+      const full = path.join(dir, n);
+      const name = prefix === "" ? n : `${prefix}/${n}`;
+      let st: fs.BigIntStats;
+      try {
+        st = fs.lstatSync(full, { bigint: true });
+      } catch (e) {
+        throw fromSystemError(e, `cannot stat '${full}'`, full);
+      }
+      if (st.isFile()) {
+        await this.addFileEntry(name, full);
+      } else if (st.isDirectory()) {
+        await this.addDirectory(name, { mode: Number(st.mode), mtime: st.mtimeNs });
+        await this.walk(full, name);
+      } else if (st.isSymbolicLink()) {
+        let target: Buffer;
+        try {
+          target = fs.readlinkSync(full, { encoding: "buffer" });
+        } catch (e) {
+          throw fromSystemError(e, `cannot read link '${full}'`, full);
+        }
+        await this.addSymlink(name, target, { mode: Number(st.mode), mtime: st.mtimeNs });
+      } else {
+        this.warn(`skipped '${full}': not a regular file, directory or symlink`, full);
+      }
+    }
+  }
+
+  /** A regular file met while walking: opened without following a symlink swapped in meanwhile. */
+  private async addFileEntry(name: string, full: string): Promise<void> {
+    const p = this.claim(name, "file");
+    try {
+      let fd: number;
+      try {
+        fd = fs.openSync(full, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      } catch (e) {
+        throw fromSystemError(e, `cannot open '${full}'`, full);
+      }
+      let st: fs.BigIntStats;
+      try {
+        st = fs.fstatSync(fd, { bigint: true });
+        if (!st.isFile())
+          throw new BfcError("EINVAL", "SOURCE_CHANGED", `'${full}' changed type while reading`, {
+            path: full,
+          });
+      } catch (e) {
+        fs.closeSync(fd);
+        throw fromSystemError(e, `cannot stat '${full}'`, full);
+      }
+      await this.addFromFd(p, full, fd, Number(st.size), S_IFREG | (Number(st.mode) & PERM_MASK), st.mtimeNs);
+    } catch (e) {
+      if (!this.failure) this.unclaim(p);
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------ pipeline
+
+  private async waitForRoom(bytes: number): Promise<void> {
+    while (
+      (this.windowBytes > 0 && this.windowBytes + bytes > WINDOW_BYTES) ||
+      this.queue.length >= WINDOW_JOBS
+    ) {
+      this.checkUsable();
+      await new Promise<void>((r) => this.roomWaiters.push(r));
+    }
+    this.checkUsable();
+  }
+
+  private wake(): void {
+    for (const w of this.roomWaiters.splice(0)) w();
+  }
+
+  private enqueue(job: Job): void {
+    if (!this.pumping && this.queue.length === 0 && job.payload && !job.stream) {
+      // Nothing ahead of it and nothing to wait for: write now, skipping the pump.
+      try {
+        this.emitReady(job, job.payload);
+      } catch (e) {
+        this.fail(e);
+        throw e;
+      }
+      return;
+    }
+    this.queue.push(job);
+    this.windowBytes += job.weight;
+    if (!this.pumping) void this.pump();
+  }
+
+  private fail(e: unknown): void {
+    this.failure ??= e;
+    for (const j of this.queue) {
+      j.done?.reject(e);
+      if (j.stream?.closeFd && j.stream.fd !== undefined) fs.closeSync(j.stream.fd);
+    }
+    this.queue.length = 0;
+    this.windowBytes = 0;
+    this.wake();
+  }
+
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && !this.failure) {
+        const job = this.queue[0];
+        if (job.stream) await this.emitStream(job, job.stream);
+        else if (job.kind === "file") this.emitReady(job, job.payload ?? (await job.pending!));
+        else this.emitReady(job, null);
+        this.queue.shift();
+        this.windowBytes -= job.weight;
+        job.done?.resolve();
+        if (this.roomWaiters.length) this.wake();
+      }
+    } catch (e) {
+      const job = this.queue[0];
+      job?.done?.reject(e);
+      this.fail(e);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private record(
+    job: Job,
+    objOffset: number,
+    objSize: number,
+    comp: number,
+    enc: number,
+    size: number,
+    crc: number,
+  ): void {
+    this.records.push({
+      pathBytes: job.pathBytes,
+      objOffset,
+      objSize,
+      mode: job.mode,
+      mtimeNs: job.mtimeNs,
+      comp,
+      enc,
+      origSize: size,
+      crc,
+    });
+    if (job.kind === "file") {
+      this.stats.files++;
+      this.stats.bytesIn += size;
+      this.stats.bytesStored += objSize;
+    } else if (job.kind === "directory") this.stats.directories++;
+    else this.stats.symlinks++;
+    this.opts.onEntry?.({
+      path: job.path,
+      type: job.kind,
+      size,
+      storedSize: objSize,
+      crc32c: crc,
+      compressed: comp !== COMP_NONE,
+      target: job.target?.toString(),
+    });
+    this.opts.onProgress?.({ entries: this.records.length, bytes: this.stats.bytesIn, path: job.path });
+  }
+
+  /** Writes an object whose payload is complete in memory (or a directory/symlink). */
+  private emitReady(job: Job, payload: Payload | null): void {
+    const nameLen = job.pathBytes.length;
+    const prefix = objectPrefixSize(nameLen);
+    const objOffset = this.out.position;
+    let type = OBJ_DIR;
+    let comp = COMP_NONE;
+    let enc = ENC_NONE;
+    let size = 0;
+    let encSize = 0;
+    let crc = 0;
+    let body: Buffer | null = null;
+    let bodyPadded = 0;
+    if (job.kind === "file") {
+      type = OBJ_FILE;
+      body = payload!.data;
+      comp = payload!.comp;
+      enc = this.key ? ENC_CHACHA20_POLY1305 : ENC_NONE;
+      size = job.size;
+      encSize = body.length;
+      crc = payload!.crc;
+      bodyPadded = body.length;
+    } else if (job.kind === "symlink") {
+      type = OBJ_SYMLINK;
+      body = job.target!;
+      size = body.length;
+      encSize = body.length;
+      crc = crc32c(body);
+      bodyPadded = align16(body.length);
+    }
+    const small = prefix + bodyPadded <= 256 * 1024;
+    const head = small ? this.out.reserve(prefix + bodyPadded) : Buffer.alloc(prefix);
+    head.fill(0, 0, prefix);
+    encodeObjectHeader(
+      { type, comp, enc, nameLen, mode: job.mode, mtimeNs: job.mtimeNs, origSize: size, encSize, crc },
+      head,
+      0,
+    );
+    job.pathBytes.copy(head, OBJECT_HEADER_SIZE);
+    if (small) {
+      if (body) {
+        body.copy(head, prefix);
+        head.fill(0, prefix + body.length, prefix + bodyPadded);
+      }
+      this.out.commit(prefix + bodyPadded);
+    } else {
+      this.out.append(head);
+      this.out.append(body!);
+    }
+    this.record(job, objOffset, prefix + bodyPadded, comp, enc, size, crc);
+  }
+
+  /** Streams a large file's content through the transforms into the output. */
+  private async emitStream(job: Job, src: StreamSource): Promise<void> {
+    try {
+      if (src.iterator && src.compress) await this.spool(src);
+      const nameLen = job.pathBytes.length;
+      const prefix = objectPrefixSize(nameLen);
+      const objOffset = this.out.position;
+      const head = Buffer.alloc(prefix);
+      job.pathBytes.copy(head, OBJECT_HEADER_SIZE);
+      this.out.append(head);
+      const contentStart = this.out.position;
+      let r = await this.streamContent(job, src, src.compress);
+      if (r.comp === COMP_ZSTD && r.frameLen >= r.size) {
+        // zstd did not help: store the original bytes instead, as the reference does.
+        this.out.rewind(contentStart);
+        const first = r;
+        r = await this.streamContent(job, src, false);
+        if (r.crc !== first.crc || r.size !== first.size) {
+          throw new BfcError("EIO", "SOURCE_CHANGED", `'${src.label}' changed while it was being read`, {
+            path: src.label,
+          });
+        }
+      }
+      const encSize = this.out.position - contentStart;
+      const enc = this.key ? ENC_CHACHA20_POLY1305 : ENC_NONE;
+      job.size = r.size;
+      const hdr = encodeObjectHeader({
+        type: OBJ_FILE,
+        comp: r.comp,
+        enc,
+        nameLen,
+        mode: job.mode,
+        mtimeNs: job.mtimeNs,
+        origSize: r.size,
+        encSize,
+        crc: r.crc,
+      });
+      this.out.patch(hdr, objOffset);
+      this.record(job, objOffset, prefix + encSize, r.comp, enc, r.size, r.crc);
+    } finally {
+      if (src.closeFd && src.fd !== undefined) {
+        fs.closeSync(src.fd);
+        src.fd = undefined;
+      }
+    }
+  }
+
+  /** A stream that may need a second pass (compression fallback) is first copied to a scratch file. */
+  private async spool(src: StreamSource): Promise<void> {
+    const scratch = `${this.tmpPath}.spool`;
+    const fd = fs.openSync(scratch, "w+", 0o600);
+    try {
+      fs.unlinkSync(scratch);
+      let pos = 0;
+      const put = (b: Uint8Array) => {
+        let done = 0;
+        while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done, pos + done);
+        pos += b.length;
+      };
+      if (src.head) put(src.head);
+      for (;;) {
+        const r = await src.iterator!.next();
+        if (r.done) break;
+        put(r.value);
+      }
+      src.fd = fd;
+      src.closeFd = true;
+      src.size = pos;
+      src.iterator = undefined;
+      src.head = undefined;
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** One pass over the source: returns size, checksum and the compressed frame length. */
+  private async streamContent(
+    job: Job,
+    src: StreamSource,
+    compress: boolean,
+  ): Promise<{ size: number; crc: number; comp: number; frameLen: number }> {
+    const level = compress ? this.level : 0;
+    const encrypt = this.key !== null;
+    let session: ReturnType<TransformPool["openStream"]> | null = null;
+    if (level > 0 || encrypt) {
+      this.pool ??= new TransformPool(this.key, this.opts.workers);
+      session = this.pool.openStream(level, encrypt, Uint8Array.from(job.pathBytes), src.size, (b) =>
+        this.out.append(b),
+      );
+    }
+    let crc = 0;
+    let size = 0;
+    const put = async (chunk: Buffer) => {
+      crc = crc32c(chunk, crc);
+      size += chunk.length;
+      if (session) await session.write(chunk);
+      else this.out.append(chunk);
+    };
+    if (src.fd !== undefined) {
+      const reusable = session ? null : Buffer.allocUnsafe(CHUNK);
+      for (;;) {
+        const want = src.size >= 0 ? Math.min(CHUNK, src.size - size) : CHUNK;
+        if (want === 0) break;
+        const buf = reusable ? reusable.subarray(0, want) : Buffer.allocUnsafeSlow(want);
+        let n: number;
+        try {
+          n = readSome(src.fd, buf, size);
+        } catch (e) {
+          throw fromSystemError(e, `cannot read '${src.label}'`, src.label);
+        }
+        if (n === 0) {
+          throw new BfcError("EIO", "SOURCE_CHANGED", `'${src.label}' shrank while it was being read`, {
+            path: src.label,
+          });
+        }
+        await put(n === buf.length ? buf : buf.subarray(0, n));
+      }
+    } else {
+      if (src.head) await put(src.head);
+      for (;;) {
+        const r = await src.iterator!.next();
+        if (r.done) break;
+        await put(Buffer.from(r.value));
+      }
+    }
+    let frameLen = 0;
+    if (session) {
+      const end = await session.end();
+      frameLen = end.frameLen;
+      if (end.tag) this.out.append(end.tag);
+    }
+    this.opts.onProgress?.({
+      entries: this.records.length,
+      bytes: this.stats.bytesIn + size,
+      path: job.path,
+    });
+    return { size, crc, comp: level > 0 ? COMP_ZSTD : COMP_NONE, frameLen };
+  }
+
+  // ------------------------------------------------------------ finishing
+
+  /** Waits for queued entries, writes index and footer, syncs and moves the file into place. */
+  async finish(): Promise<WriteSummary> {
+    this.checkUsable();
+    this.state = "finishing";
+    try {
+      while (this.pumping || this.queue.length) {
+        if (!this.pumping) await this.pump();
+        else await new Promise<void>((r) => this.roomWaiters.push(r));
+        if (this.failure) throw this.failure;
+      }
+      if (this.failure) throw this.failure;
+      sortRecords(this.records);
+      const blob = encodeIndex(this.records);
+      const indexOffset = this.out.position;
+      this.out.append(blob);
+      this.out.append(encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset }));
+      this.out.flush();
+      const size = this.out.position;
+      fs.ftruncateSync(this.out.fd, size);
+      await new Promise<void>((res, rej) => fs.fsync(this.out.fd, (e) => (e ? rej(e) : res())));
+      fs.closeSync(this.out.fd);
+      this.place();
+      this.state = "done";
+      await this.pool?.close();
+      return {
+        path: this.path,
+        entries: this.records.length,
+        files: this.stats.files,
+        directories: this.stats.directories,
+        symlinks: this.stats.symlinks,
+        bytesIn: this.stats.bytesIn,
+        bytesStored: this.stats.bytesStored,
+        size,
+        warnings: this.warnings,
+      };
+    } catch (e) {
+      await this.abort();
+      throw e instanceof BfcError ? e : fromSystemError(e, `cannot write '${this.path}'`, this.path);
+    }
+  }
+
+  /** Renames the finished temporary file over the target (or links it, refusing to replace). */
+  private place(): void {
+    if (this.opts.overwrite) {
+      fs.renameSync(this.tmpPath, this.path);
+    } else {
+      try {
+        fs.linkSync(this.tmpPath, this.path);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === "EEXIST") {
+          throw new BfcError(
+            "EEXIST",
+            "ALREADY_EXISTS",
+            `'${this.path}' appeared while writing; not replaced`,
+            {
+              path: this.path,
+            },
+          );
+        }
+        // File systems without hard links: check, then rename.
+        if (fs.existsSync(this.path)) {
+          throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${this.path}' already exists`, {
+            path: this.path,
+          });
+        }
+        fs.renameSync(this.tmpPath, this.path);
+        this.syncDir();
+        return;
+      }
+      fs.unlinkSync(this.tmpPath);
+    }
+    this.syncDir();
+  }
+
+  private syncDir(): void {
+    try {
+      const dfd = fs.openSync(path.dirname(this.path), "r");
+      try {
+        fs.fsyncSync(dfd);
+      } finally {
+        fs.closeSync(dfd);
+      }
+    } catch {
+      // Some file systems refuse fsync on directories; the rename itself has happened.
+    }
+  }
+
+  /** Discards everything: the temporary file is removed and the target is left untouched. */
+  async abort(): Promise<void> {
+    if (this.state === "done" && !this.failure) return;
+    this.state = "done";
+    this.fail(
+      this.failure ?? new BfcError("ECANCELED", "ABORTED", "the writer was aborted", { path: this.path }),
+    );
+    try {
+      fs.closeSync(this.out.fd);
+    } catch {
+      // already closed
+    }
+    try {
+      fs.unlinkSync(this.tmpPath);
+    } catch {
+      // already gone
+    }
+    await this.pool?.close();
+    this.pool = null;
+  }
+}
+
+function readSome(fd: number, buf: Buffer, position: number): number {
+  return fs.readSync(fd, buf, 0, buf.length, position);
+}
+
+/** Reads exactly `size` bytes from the start of a file; a file that shrank is an error. */
+function readExactly(fd: number, size: number, label: string): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let done = 0;
+  while (done < size) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, buf, done, size - done, done);
+    } catch (e) {
+      throw fromSystemError(e, `cannot read '${label}'`, label);
+    }
+    if (n === 0) {
+      throw new BfcError("EIO", "SOURCE_CHANGED", `'${label}' shrank while it was being read`, {
+        path: label,
+      });
+    }
+    done += n;
+  }
+  return buf;
+}

@@ -1,0 +1,323 @@
+import { corrupt } from "../errors.ts";
+import {
+  align16,
+  COMP_NONE,
+  COMP_ZSTD,
+  ENC_CHACHA20_POLY1305,
+  ENC_NONE,
+  HEADER_SIZE,
+  INDEX_ENTRY_TAIL,
+  INDEX_HEADER_SIZE,
+  INDEX_VERSION,
+  OBJECT_HEADER_SIZE,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+} from "./constants.ts";
+import { checkStoredPath } from "./path.ts";
+import { readU64, writeU64 } from "./u64.ts";
+
+/** One index entry as written. */
+export interface IndexRecord {
+  pathBytes: Buffer;
+  objOffset: number;
+  objSize: number;
+  /** Full mode, including the file-type bits. */
+  mode: number;
+  mtimeNs: bigint;
+  comp: number;
+  enc: number;
+  origSize: number;
+  crc: number;
+}
+
+export type EntryType = "file" | "directory" | "symlink" | "other";
+
+export function typeOfMode(mode: number): EntryType {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "file";
+    case S_IFDIR:
+      return "directory";
+    case S_IFLNK:
+      return "symlink";
+    default:
+      return "other";
+  }
+}
+
+/** Byte-wise order of the UTF-8 paths (C strcmp), which is not JS string order. */
+export function sortRecords(records: IndexRecord[]): void {
+  records.sort((a, b) => Buffer.compare(a.pathBytes, b.pathBytes));
+}
+
+/** Serializes sorted records into an index blob (header + entries + optional extension bytes). */
+export function encodeIndex(records: IndexRecord[], extension?: Buffer): Buffer {
+  let size = INDEX_HEADER_SIZE + (extension?.length ?? 0);
+  for (const r of records) size += 4 + r.pathBytes.length + INDEX_ENTRY_TAIL;
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt32LE(INDEX_VERSION, 0);
+  buf.writeUInt32LE(records.length, 4);
+  let p = INDEX_HEADER_SIZE;
+  for (const r of records) {
+    buf.writeUInt32LE(r.pathBytes.length, p);
+    p += 4;
+    r.pathBytes.copy(buf, p);
+    p += r.pathBytes.length;
+    writeU64(buf, r.objOffset, p);
+    writeU64(buf, r.objSize, p + 8);
+    buf.writeUInt32LE(r.mode >>> 0, p + 16);
+    buf.writeBigInt64LE(r.mtimeNs, p + 20);
+    buf.writeUInt32LE(r.comp, p + 28);
+    buf.writeUInt32LE(r.enc, p + 32);
+    writeU64(buf, r.origSize, p + 36);
+    buf.writeUInt32LE(r.crc >>> 0, p + 44);
+    p += INDEX_ENTRY_TAIL;
+  }
+  if (extension) extension.copy(buf, p);
+  return buf;
+}
+
+/**
+ * A parsed index, kept as the raw blob plus one offset per entry: opening a 100k-entry container
+ * validates every entry in one pass but builds no per-entry objects; fields are read on demand.
+ */
+export class IndexTable {
+  readonly blob: Buffer;
+  readonly count: number;
+  /** Byte offset of each entry's path_len, in byte-wise path order. */
+  private readonly starts: Uint32Array;
+  /** Where the entries end inside the blob; bytes after this are the extension area. */
+  readonly entriesEnd: number;
+
+  private constructor(blob: Buffer, starts: Uint32Array, entriesEnd: number) {
+    this.blob = blob;
+    this.starts = starts;
+    this.count = starts.length;
+    this.entriesEnd = entriesEnd;
+  }
+
+  /**
+   * Parses and validates a blob. `objectsEnd` bounds where objects may lie (the index offset),
+   * so no entry can point into the header, the index or past the file.
+   */
+  static parse(blob: Buffer, objectsEnd: number): IndexTable {
+    if (blob.length < INDEX_HEADER_SIZE) {
+      throw corrupt("BAD_INDEX", "index is shorter than its header", { field: "index" });
+    }
+    if (blob.length > 0xffffffff) {
+      throw corrupt("UNSUPPORTED", "index larger than 4 GiB", { field: "index" });
+    }
+    const version = blob.readUInt32LE(0);
+    if (version !== INDEX_VERSION) {
+      throw corrupt("BAD_INDEX", `unsupported index version ${version}`, { field: "index.version" });
+    }
+    const count = blob.readUInt32LE(4);
+    if (count > (blob.length - INDEX_HEADER_SIZE) / (4 + 1 + INDEX_ENTRY_TAIL)) {
+      throw corrupt("BAD_INDEX", `index claims ${count} entries, more than fit in its size`, {
+        field: "index.count",
+      });
+    }
+    const starts = new Uint32Array(count);
+    const len = blob.length;
+    let p = INDEX_HEADER_SIZE;
+    let sorted = true;
+    let prevS = 0;
+    let prevE = 0;
+    for (let i = 0; i < count; i++) {
+      if (p + 4 > len) throw entryError(i, "entry runs past the end of the index");
+      const pathLen = blob.readUInt32LE(p);
+      const s = p + 4;
+      const e = s + pathLen;
+      if (pathLen === 0 || e + INDEX_ENTRY_TAIL > len) {
+        throw entryError(i, pathLen === 0 ? "empty path" : "entry runs past the end of the index");
+      }
+      const bad = checkStoredPath(blob, s, e);
+      if (bad !== null) throw entryError(i, `unsafe path '${safeText(blob, s, e)}': ${bad}`);
+      const objOffset = readU64(blob, e);
+      const objSize = readU64(blob, e + 8);
+      if (objOffset < HEADER_SIZE || objSize < 0 || objOffset + objSize > objectsEnd) {
+        throw entryError(i, `object of '${safeText(blob, s, e)}' lies outside the data area`);
+      }
+      if (objSize < align16(OBJECT_HEADER_SIZE + pathLen)) {
+        throw entryError(i, `object of '${safeText(blob, s, e)}' is smaller than its header`);
+      }
+      const mode = blob.readUInt32LE(e + 16);
+      const comp = blob.readUInt32LE(e + 28);
+      const enc = blob.readUInt32LE(e + 32);
+      if ((comp !== COMP_NONE && comp !== COMP_ZSTD) || (enc !== ENC_NONE && enc !== ENC_CHACHA20_POLY1305)) {
+        throw corrupt(
+          "UNSUPPORTED",
+          `entry '${safeText(blob, s, e)}' uses unknown compression or encryption`,
+          {
+            field: `index[${i}]`,
+          },
+        );
+      }
+      if ((comp !== COMP_NONE || enc !== ENC_NONE) && (mode & S_IFMT) !== S_IFREG) {
+        throw entryError(i, "only regular files can be compressed or encrypted");
+      }
+      if (readU64(blob, e + 36) < 0) throw entryError(i, "size out of range");
+      if (i > 0 && sorted) {
+        const c = blob.compare(blob, prevS, prevE, s, e);
+        if (c === 0) throw entryError(i, `duplicate path '${safeText(blob, s, e)}'`);
+        if (c < 0) sorted = false;
+      }
+      starts[i] = p;
+      prevS = s;
+      prevE = e;
+      p = e + INDEX_ENTRY_TAIL;
+    }
+    if (!sorted) sortStarts(blob, starts);
+    return new IndexTable(blob, starts, p);
+  }
+
+  /** Extension bytes after the last entry (covered by the index CRC; ignored by the reference). */
+  extension(): Buffer {
+    return this.blob.subarray(this.entriesEnd);
+  }
+
+  private tail(i: number): number {
+    const s = this.starts[i];
+    return s + 4 + this.blob.readUInt32LE(s);
+  }
+
+  pathStart(i: number): number {
+    return this.starts[i] + 4;
+  }
+
+  pathEnd(i: number): number {
+    return this.tail(i);
+  }
+
+  path(i: number): string {
+    const s = this.starts[i];
+    return this.blob.toString("utf8", s + 4, s + 4 + this.blob.readUInt32LE(s));
+  }
+
+  pathBytes(i: number): Buffer {
+    const s = this.starts[i];
+    return this.blob.subarray(s + 4, s + 4 + this.blob.readUInt32LE(s));
+  }
+
+  pathByteLength(i: number): number {
+    return this.blob.readUInt32LE(this.starts[i]);
+  }
+
+  objOffset(i: number): number {
+    return readU64(this.blob, this.tail(i));
+  }
+
+  objSize(i: number): number {
+    return readU64(this.blob, this.tail(i) + 8);
+  }
+
+  mode(i: number): number {
+    return this.blob.readUInt32LE(this.tail(i) + 16);
+  }
+
+  mtimeNs(i: number): bigint {
+    return this.blob.readBigInt64LE(this.tail(i) + 20);
+  }
+
+  comp(i: number): number {
+    return this.blob.readUInt32LE(this.tail(i) + 28);
+  }
+
+  enc(i: number): number {
+    return this.blob.readUInt32LE(this.tail(i) + 32);
+  }
+
+  origSize(i: number): number {
+    return readU64(this.blob, this.tail(i) + 36);
+  }
+
+  crc(i: number): number {
+    return this.blob.readUInt32LE(this.tail(i) + 44);
+  }
+
+  record(i: number): IndexRecord {
+    const t = this.tail(i);
+    const b = this.blob;
+    return {
+      pathBytes: this.pathBytes(i),
+      objOffset: readU64(b, t),
+      objSize: readU64(b, t + 8),
+      mode: b.readUInt32LE(t + 16),
+      mtimeNs: b.readBigInt64LE(t + 20),
+      comp: b.readUInt32LE(t + 28),
+      enc: b.readUInt32LE(t + 32),
+      origSize: readU64(b, t + 36),
+      crc: b.readUInt32LE(t + 44),
+    };
+  }
+
+  /** Compares entry i's path with key bytes [ks, ke): negative if the entry sorts first. */
+  compareAt(i: number, key: Buffer, ks = 0, ke = key.length): number {
+    const s = this.starts[i];
+    const ps = s + 4;
+    return this.blob.compare(key, ks, ke, ps, ps + this.blob.readUInt32LE(s));
+  }
+
+  /** First position whose path is >= key. */
+  lowerBound(key: Buffer, ks = 0, ke = key.length, from = 0): number {
+    let lo = from;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.compareAt(mid, key, ks, ke) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Position of the exact path, or -1. */
+  find(key: Buffer): number {
+    const i = this.lowerBound(key);
+    return i < this.count && this.compareAt(i, key) === 0 ? i : -1;
+  }
+
+  /**
+   * The range of entries strictly under a directory: those whose path starts with `prefix` + "/"
+   * (or every entry for the root, prefix ""). Byte order keeps them contiguous.
+   */
+  descendantRange(prefix: Buffer): [number, number] {
+    if (prefix.length === 0) return [0, this.count];
+    const key = Buffer.allocUnsafe(prefix.length + 1);
+    prefix.copy(key);
+    key[prefix.length] = 0x2f;
+    const lo = this.lowerBound(key);
+    key[prefix.length] = 0x30; // '/' + 1: first path past every "prefix/..."
+    const hi = this.lowerBound(key, 0, key.length, lo);
+    return [lo, hi];
+  }
+}
+
+function entryError(i: number, why: string) {
+  return corrupt("BAD_INDEX", `index entry ${i}: ${why}`, { field: `index[${i}]` });
+}
+
+function safeText(buf: Buffer, s: number, e: number): string {
+  const text = buf.toString("utf8", s, Math.min(e, s + 200));
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+function sortStarts(blob: Buffer, starts: Uint32Array): void {
+  const arr = Array.from(starts);
+  arr.sort((a, b) => {
+    const al = blob.readUInt32LE(a);
+    const bl = blob.readUInt32LE(b);
+    return blob.compare(blob, b + 4, b + 4 + bl, a + 4, a + 4 + al);
+  });
+  for (let i = 1; i < arr.length; i++) {
+    const a = arr[i - 1];
+    const b = arr[i];
+    if (blob.compare(blob, b + 4, b + 4 + blob.readUInt32LE(b), a + 4, a + 4 + blob.readUInt32LE(a)) === 0) {
+      throw corrupt("BAD_INDEX", `duplicate path '${safeText(blob, b + 4, b + 4 + blob.readUInt32LE(b))}'`, {
+        field: "index",
+      });
+    }
+  }
+  starts.set(arr);
+}

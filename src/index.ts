@@ -1,0 +1,25 @@
+/** bfcfs: BFC v1 containers. Library entry point. */
+
+export { crc32c } from "./codec/crc32c.ts";
+export {
+  type ExtractFailure,
+  type ExtractOptions,
+  type ExtractReport,
+  extract,
+} from "./container/extract.ts";
+export { type Credentials, readKeyFile } from "./container/keys.ts";
+export { type Entry, Reader, type ReaderOptions } from "./container/reader.ts";
+export { type VerifyOptions, type VerifyProblem, type VerifyReport, verify } from "./container/verify.ts";
+export {
+  type AddedEntry,
+  type Compression,
+  type EntryMeta,
+  type WriteProgress,
+  Writer,
+  type WriterOptions,
+  type WriteSummary,
+} from "./container/writer.ts";
+export { BfcError, type ErrnoCode, isBfcError, type Reason } from "./errors.ts";
+export { describeFeatures, formatUuid, type Header } from "./format/header.ts";
+export { type EntryType, IndexTable } from "./format/index-table.ts";
+export { normalizePath, referenceCanLookUp } from "./format/path.ts";
