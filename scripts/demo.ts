@@ -12,7 +12,7 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), "bfc-demo-"));
 const tree = path.join(work, "example");
 const files: Record<string, string | Buffer> = {
   "README.md": "# Example project\n\nPacked into one BFC container by the bfcfs demo.\n",
-  "src/main.ts": "export function hello(name: string): string {\n  return `hello, ${name}`;\n}\n".repeat(20),
+  "src/main.ts": 'export function hello(name: string): string {\n  return "hello, " + name;\n}\n'.repeat(20),
   "src/util/strings.ts": "export const upper = (s: string) => s.toUpperCase();\n".repeat(40),
   "data/table.csv": Array.from({ length: 2000 }, (_, i) => `${i},item-${i},${(i * 7) % 13}`).join("\n"),
   "data/random.bin": Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * 2654435761) >>> 24)),
