@@ -55,6 +55,13 @@ export async function extract(
 ): Promise<ExtractReport> {
   const preserve = options.preservePaths !== false;
   const selected = select(reader, options.paths);
+  if (selected.some((e) => e.encrypted)) {
+    try {
+      await reader.unlock();
+    } catch {
+      // Reported per entry below (e.g. a password given for a key-file container).
+    }
+  }
   const root = path.resolve(dest);
   try {
     fs.mkdirSync(root, { recursive: true });
@@ -264,7 +271,8 @@ async function writeFile(reader: Reader, ctx: Ctx, e: Entry, rel: string): Promi
   let ok = false;
   try {
     if (e.size <= STREAM_ABOVE) {
-      const data = await reader.readFileAt(e.index);
+      // Small files: one positioned read and an in-memory decode, no thread-pool round trip.
+      const data = reader.readFileAtSync(e.index);
       writeAllSync(fd, data, 0);
     } else {
       let pos = 0;

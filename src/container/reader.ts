@@ -300,6 +300,14 @@ export class Reader {
     return hasPasswordSalt(this.header) ? "password" : "key";
   }
 
+  /**
+   * Derives the key now (asynchronously) when a password was given, so that later sync reads do
+   * not block on Argon2id. Does nothing without credentials or once the key is known.
+   */
+  async unlock(): Promise<void> {
+    if (this.keys.available && this.encrypted) await this.keys.get(this.path);
+  }
+
   // ---------------------------------------------------------------- lookups
 
   /** Index position of a path, or -1. */
@@ -655,8 +663,9 @@ export class Reader {
 
   /**
    * The entry's original bytes from the start, streamed with bounded memory. Size, checksum and
-   * (for encrypted entries) the tag are checked as the stream ends: a consumer that must not see
-   * unverified bytes reads through `read`/`readFile` instead.
+   * (for encrypted entries) the tag are checked as the stream ends, so bytes arrive before they
+   * are verified: this is for consumers that discard their output on error (extraction writes a
+   * file and removes it). Anything that hands bytes onwards reads through `read`/`readFile`.
    */
   async *contentChunks(i: number): AsyncGenerator<Buffer> {
     const loc = this.locate(i);
@@ -998,7 +1007,12 @@ export class Reader {
     return filled === out.length ? out : out.subarray(0, filled);
   }
 
-  /** A readable stream of a file's bytes in [start, end] (inclusive end, like fs.createReadStream). */
+  /**
+   * A readable stream of a file's bytes in [start, end] (inclusive end, like fs.createReadStream).
+   * Ranges and encrypted entries go through `read`, so nothing unverified is released. A whole
+   * unencrypted entry not yet verified streams in one pass and its checksum is checked before
+   * the stream ends: corruption surfaces as an 'error' event, never as a clean end.
+   */
   createReadStream(
     path: string,
     options: { start?: number; end?: number; highWaterMark?: number } = {},
@@ -1015,7 +1029,8 @@ export class Reader {
     const start = options.start ?? 0;
     const endIncl = Math.min(options.end ?? size - 1, size - 1);
     const hwm = options.highWaterMark ?? 64 * 1024;
-    if (start === 0 && endIncl === size - 1 && this.verified[i] === 0 && !this.cache.get(i)) {
+    const whole = start === 0 && endIncl === size - 1;
+    if (whole && this.verified[i] === 0 && this.index.enc(i) === 0 && size > WHOLE_DECODE_LIMIT) {
       return Readable.from(this.contentChunks(i), { objectMode: false, highWaterMark: hwm });
     }
     const self = this;
