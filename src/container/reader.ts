@@ -390,6 +390,8 @@ export class Reader {
 
   /** All index entries in byte-wise path order. */
   *entries(): IterableIterator<Entry> {
+    // Check every path before yielding any, so a listing never stops half-way on a bad entry.
+    this.index.checkPaths();
     for (let i = 0; i < this.index.count; i++) yield this.entryAt(i);
   }
 
@@ -405,8 +407,9 @@ export class Reader {
     }
     const key = Buffer.from(p);
     const i = this.index.find(key);
-    if (i >= 0) yield this.entryAt(i);
     const [lo, hi] = this.index.descendantRange(key);
+    this.index.checkPaths(lo, hi);
+    if (i >= 0) yield this.entryAt(i);
     for (let j = lo; j < hi; j++) yield this.entryAt(j);
   }
 
@@ -430,6 +433,7 @@ export class Reader {
     const prefixBytes = Buffer.from(p);
     const [lo, hi] = ix.descendantRange(prefixBytes);
     if (lo >= hi && p !== "" && ix.find(prefixBytes) < 0) this.stat(dir);
+    ix.checkPaths(lo, hi);
     const base = p === "" ? 0 : prefixBytes.length + 1;
     const out: Entry[] = [];
     const seen = new Set<string>();
@@ -1116,9 +1120,12 @@ export class Reader {
     this.checkObjectHeader(loc, buf);
   }
 
-  /** Async positioned read of raw container bytes (for verify's sequential scan). */
-  async readRaw(position: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
+  /**
+   * Positioned read of raw container bytes (verify's sequential scan), into `into` when given:
+   * reusing buffers avoids faulting in fresh pages for every batch.
+   */
+  async readRaw(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     await readFullyAsync(this.checkOpen(), buf, position, "container");
     return buf;
   }

@@ -34,7 +34,7 @@ export interface VerifyReport {
 }
 
 /** Objects up to this size are read in batches with their neighbours; larger ones stream. */
-const BATCHABLE = 1024 * 1024;
+const BATCHABLE = 4 * 1024 * 1024 + 4096;
 const BATCH_SPAN = 8 * 1024 * 1024;
 
 /**
@@ -56,6 +56,14 @@ export async function verify(reader: Reader, options: VerifyOptions = {}): Promi
       message: err?.message ?? String((e as Error)?.message ?? e),
     });
   };
+
+  try {
+    ix.checkPaths();
+  } catch (e) {
+    // An unsafe path makes every per-entry report untrustworthy; say so and stop.
+    report(null, e);
+    return { ok: false, deep, entries: n, checked: 0, bytes: 0, problems };
+  }
 
   // Objects in file order: reads become sequential, and overlaps show up between neighbours.
   const order = new Uint32Array(n);
@@ -101,43 +109,61 @@ export async function verify(reader: Reader, options: VerifyOptions = {}): Promi
     done++;
   };
 
-  let k = 0;
-  while (k < n) {
+  // Plan the reads: runs of small neighbouring objects become one batch read.
+  const plan: { k: number; stop: number; start: number; end: number }[] = [];
+  for (let k = 0; k < n; ) {
     const first = order[k];
     const size = ix.objSize(first);
-    if (!deep || size > BATCHABLE) {
-      await checkOne(first, null);
-      k++;
-      progress();
-      continue;
-    }
-    // Gather neighbours that are small and contiguous enough to read in one call.
     const start = offsets[first];
     let stop = k + 1;
     let spanEnd = start + size;
-    while (stop < n) {
-      const j = order[stop];
-      const jEnd = offsets[j] + ix.objSize(j);
-      if (ix.objSize(j) > BATCHABLE || offsets[j] < spanEnd || jEnd - start > BATCH_SPAN) break;
-      spanEnd = jEnd;
-      stop++;
+    if (deep && size <= BATCHABLE) {
+      while (stop < n) {
+        const j = order[stop];
+        const jEnd = offsets[j] + ix.objSize(j);
+        if (ix.objSize(j) > BATCHABLE || offsets[j] < spanEnd || jEnd - start > BATCH_SPAN) break;
+        spanEnd = jEnd;
+        stop++;
+      }
+    }
+    plan.push({ k, stop, start, end: deep && size <= BATCHABLE ? spanEnd : -1 });
+    k = stop;
+  }
+
+  // Two buffers: the next batch is read on the thread pool while this one is checked.
+  const buffers = deep ? [Buffer.allocUnsafe(BATCH_SPAN), Buffer.allocUnsafe(BATCH_SPAN)] : [];
+  const fetch = (p: number) => {
+    const b = plan[p];
+    if (!b || b.end < 0) return null;
+    const read = reader.readRaw(b.start, b.end - b.start, buffers[p % 2]);
+    read.catch(() => {});
+    return read;
+  };
+  let next = fetch(0);
+  for (let p = 0; p < plan.length; p++) {
+    const b = plan[p];
+    const current = next;
+    next = fetch(p + 1);
+    if (!current) {
+      await checkOne(order[b.k], null);
+      progress();
+      continue;
     }
     let buf: Buffer;
     try {
-      buf = await reader.readRaw(start, spanEnd - start);
+      buf = await current;
     } catch (e) {
-      for (let m = k; m < stop; m++) report(order[m], e);
-      k = stop;
+      for (let m = b.k; m < b.stop; m++) report(order[m], e);
+      done += b.stop - b.k;
       continue;
     }
     const jobs: Promise<void>[] = [];
-    for (let m = k; m < stop; m++) {
+    for (let m = b.k; m < b.stop; m++) {
       const j = order[m];
-      const o = offsets[j] - start;
+      const o = offsets[j] - b.start;
       jobs.push(checkOne(j, buf.subarray(o, o + ix.objSize(j))));
     }
     await Promise.all(jobs);
-    k = stop;
     progress();
   }
   if (keyMissing > 0) {

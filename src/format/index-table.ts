@@ -9,6 +9,7 @@ import {
   INDEX_ENTRY_TAIL,
   INDEX_HEADER_SIZE,
   INDEX_VERSION,
+  MAX_PATH_BYTES,
   OBJECT_HEADER_SIZE,
   S_IFDIR,
   S_IFLNK,
@@ -91,11 +92,15 @@ export class IndexTable {
   /** Where the entries end inside the blob; bytes after this are the extension area. */
   readonly entriesEnd: number;
 
+  private readonly checked: Uint8Array;
+  private allChecked = false;
+
   private constructor(blob: Buffer, starts: Uint32Array, entriesEnd: number) {
     this.blob = blob;
     this.starts = starts;
     this.count = starts.length;
     this.entriesEnd = entriesEnd;
+    this.checked = new Uint8Array((starts.length >>> BLOCK_SHIFT) + 1);
   }
 
   /**
@@ -121,49 +126,69 @@ export class IndexTable {
     }
     const starts = new Uint32Array(count);
     const len = blob.length;
+    const b = blob;
     let p = INDEX_HEADER_SIZE;
     let sorted = true;
     let prevS = 0;
     let prevE = 0;
+    // One tight pass: this loop is most of the cost of opening a large container, so it reads
+    // bytes directly and compares paths in JS rather than through native calls per entry.
     for (let i = 0; i < count; i++) {
       if (p + 4 > len) throw entryError(i, "entry runs past the end of the index");
-      const pathLen = blob.readUInt32LE(p);
+      const pathLen = (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
       const s = p + 4;
       const e = s + pathLen;
       if (pathLen === 0 || e + INDEX_ENTRY_TAIL > len) {
         throw entryError(i, pathLen === 0 ? "empty path" : "entry runs past the end of the index");
       }
-      const bad = checkStoredPath(blob, s, e);
-      if (bad !== null) throw entryError(i, `unsafe path '${safeText(blob, s, e)}': ${bad}`);
-      const objOffset = readU64(blob, e);
-      const objSize = readU64(blob, e + 8);
-      if (objOffset < HEADER_SIZE || objSize < 0 || objOffset + objSize > objectsEnd) {
-        throw entryError(i, `object of '${safeText(blob, s, e)}' lies outside the data area`);
-      }
-      if (objSize < align16(OBJECT_HEADER_SIZE + pathLen)) {
-        throw entryError(i, `object of '${safeText(blob, s, e)}' is smaller than its header`);
-      }
-      const mode = blob.readUInt32LE(e + 16);
-      const comp = blob.readUInt32LE(e + 28);
-      const enc = blob.readUInt32LE(e + 32);
-      if ((comp !== COMP_NONE && comp !== COMP_ZSTD) || (enc !== ENC_NONE && enc !== ENC_CHACHA20_POLY1305)) {
-        throw corrupt(
-          "UNSUPPORTED",
-          `entry '${safeText(blob, s, e)}' uses unknown compression or encryption`,
-          {
-            field: `index[${i}]`,
-          },
-        );
-      }
-      if ((comp !== COMP_NONE || enc !== ENC_NONE) && (mode & S_IFMT) !== S_IFREG) {
-        throw entryError(i, "only regular files can be compressed or encrypted");
-      }
-      if (readU64(blob, e + 36) < 0) throw entryError(i, "size out of range");
+      // Order check here; the path rules are checked per block before first use (checkPaths),
+      // which keeps opening a 100k-entry index to one light pass.
+      const plen = prevE - prevS;
+      let cmp = 1;
       if (i > 0 && sorted) {
-        const c = blob.compare(blob, prevS, prevE, s, e);
-        if (c === 0) throw entryError(i, `duplicate path '${safeText(blob, s, e)}'`);
-        if (c < 0) sorted = false;
+        const n = pathLen < plen ? pathLen : plen;
+        let k = 0;
+        while (k < n && b[s + k] === b[prevS + k]) k++;
+        cmp = k < n ? b[s + k] - b[prevS + k] : pathLen - plen;
+        if (cmp === 0) throw entryError(i, `duplicate path '${safeText(b, s, e)}'`);
+        if (cmp < 0) sorted = false;
       }
+      if (pathLen > MAX_PATH_BYTES) throw entryError(i, "path longer than 65535 bytes");
+      const offHi = u32(b, e + 4);
+      const sizeHi = u32(b, e + 12);
+      const objOffset = offHi * 0x100000000 + u32(b, e);
+      const objSize = sizeHi * 0x100000000 + u32(b, e + 8);
+      if (
+        offHi > 0x1fffff ||
+        sizeHi > 0x1fffff ||
+        objOffset < HEADER_SIZE ||
+        objOffset + objSize > objectsEnd
+      ) {
+        throw entryError(i, `object of '${safeText(b, s, e)}' lies outside the data area`);
+      }
+      if (objSize < ((OBJECT_HEADER_SIZE + pathLen + 15) & ~15)) {
+        throw entryError(i, `object of '${safeText(b, s, e)}' is smaller than its header`);
+      }
+      const comp = u32(b, e + 28);
+      const enc = u32(b, e + 32);
+      if (comp !== COMP_NONE || enc !== ENC_NONE) {
+        if (
+          (comp !== COMP_NONE && comp !== COMP_ZSTD) ||
+          (enc !== ENC_NONE && enc !== ENC_CHACHA20_POLY1305)
+        ) {
+          throw corrupt(
+            "UNSUPPORTED",
+            `entry '${safeText(b, s, e)}' uses unknown compression or encryption`,
+            {
+              field: `index[${i}]`,
+            },
+          );
+        }
+        if ((u32(b, e + 16) & S_IFMT) !== S_IFREG) {
+          throw entryError(i, "only regular files can be compressed or encrypted");
+        }
+      }
+      if (b[e + 43] > 0x1f) throw entryError(i, "size out of range");
       starts[i] = p;
       prevS = s;
       prevE = e;
@@ -171,6 +196,34 @@ export class IndexTable {
     }
     if (!sorted) sortStarts(blob, starts);
     return new IndexTable(blob, starts, p);
+  }
+
+  /**
+   * Checks the stored-path rules (checkStoredPath) for every entry in positions [from, to), one
+   * block at a time, remembering checked blocks. Every accessor that exposes a path calls this,
+   * so no unsafe path is ever returned, while opening does not pay for entries never used.
+   */
+  checkPaths(from = 0, to = this.count): void {
+    if (this.allChecked) return;
+    const last = Math.min(to, this.count);
+    for (let bk = from >>> BLOCK_SHIFT; bk << BLOCK_SHIFT < last; bk++) {
+      if (this.checked[bk]) continue;
+      const end = Math.min((bk + 1) << BLOCK_SHIFT, this.count);
+      for (let i = bk << BLOCK_SHIFT; i < end; i++) {
+        const s = this.starts[i] + 4;
+        const e = s + u32(this.blob, s - 4);
+        if (!quickPathOk(this.blob, s, e)) {
+          const bad = checkStoredPath(this.blob, s, e) ?? "invalid path";
+          throw entryError(i, `unsafe path '${safeText(this.blob, s, e)}': ${bad}`);
+        }
+      }
+      this.checked[bk] = 1;
+    }
+    if (from === 0 && last === this.count) this.allChecked = true;
+  }
+
+  private guard(i: number): void {
+    if (this.checked[i >>> BLOCK_SHIFT] === 0) this.checkPaths(i, i + 1);
   }
 
   /** Extension bytes after the last entry (covered by the index CRC; ignored by the reference). */
@@ -192,11 +245,13 @@ export class IndexTable {
   }
 
   path(i: number): string {
+    this.guard(i);
     const s = this.starts[i];
     return this.blob.toString("utf8", s + 4, s + 4 + this.blob.readUInt32LE(s));
   }
 
   pathBytes(i: number): Buffer {
+    this.guard(i);
     const s = this.starts[i];
     return this.blob.subarray(s + 4, s + 4 + this.blob.readUInt32LE(s));
   }
@@ -292,6 +347,28 @@ export class IndexTable {
     const hi = this.lowerBound(key, 0, key.length, lo);
     return [lo, hi];
   }
+}
+
+/** The common case of checkStoredPath in one allocation-free loop (false: look closer). */
+function quickPathOk(b: Buffer, s: number, e: number): boolean {
+  let compStart = s;
+  for (let k = s; k < e; k++) {
+    const c = b[k];
+    if (c === 0x2f) {
+      const n = k - compStart;
+      if (n === 0 || (b[compStart] === 0x2e && (n === 1 || (n === 2 && b[compStart + 1] === 0x2e))))
+        return false;
+      compStart = k + 1;
+    } else if (c === 0) return false;
+  }
+  const n = e - compStart;
+  return !(n === 0 || (b[compStart] === 0x2e && (n === 1 || (n === 2 && b[compStart + 1] === 0x2e))));
+}
+
+const BLOCK_SHIFT = 10;
+
+function u32(b: Buffer, p: number): number {
+  return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
 }
 
 function entryError(i: number, why: string) {
