@@ -1,6 +1,5 @@
 import { corrupt } from "../errors.ts";
 import {
-  align16,
   COMP_NONE,
   COMP_ZSTD,
   ENC_CHACHA20_POLY1305,
@@ -146,7 +145,7 @@ export class IndexTable {
       const plen = prevE - prevS;
       let cmp = 1;
       if (i > 0 && sorted) {
-        const n = pathLen < plen ? pathLen : plen;
+        const n = Math.min(pathLen, plen);
         let k = 0;
         while (k < n && b[s + k] === b[prevS + k]) k++;
         cmp = k < n ? b[s + k] - b[prevS + k] : pathLen - plen;
