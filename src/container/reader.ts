@@ -390,8 +390,6 @@ export class Reader {
 
   /** All index entries in byte-wise path order. */
   *entries(): IterableIterator<Entry> {
-    // Check every path before yielding any, so a listing never stops half-way on a bad entry.
-    this.index.checkPaths();
     for (let i = 0; i < this.index.count; i++) yield this.entryAt(i);
   }
 
@@ -408,7 +406,6 @@ export class Reader {
     const key = Buffer.from(p);
     const i = this.index.find(key);
     const [lo, hi] = this.index.descendantRange(key);
-    this.index.checkPaths(lo, hi);
     if (i >= 0) yield this.entryAt(i);
     for (let j = lo; j < hi; j++) yield this.entryAt(j);
   }
@@ -433,7 +430,6 @@ export class Reader {
     const prefixBytes = Buffer.from(p);
     const [lo, hi] = ix.descendantRange(prefixBytes);
     if (lo >= hi && p !== "" && ix.find(prefixBytes) < 0) this.stat(dir);
-    ix.checkPaths(lo, hi);
     const base = p === "" ? 0 : prefixBytes.length + 1;
     const out: Entry[] = [];
     const seen = new Set<string>();
@@ -866,12 +862,13 @@ export class Reader {
   }
 
   async readAt(i: number, position: number, length: number): Promise<Buffer> {
-    const size = this.index.origSize(i);
+    // Locate first: an index whose sizes disagree is an error even for reads past its end.
+    const loc = this.locate(i);
+    const size = loc.size;
     const [start, end] = clampRange(position, length, size);
     if (start >= end) return Buffer.alloc(0);
     const cached = this.cache.get(i);
     if (cached) return Buffer.from(cached.subarray(start, end));
-    const loc = this.locate(i);
     if (!loc.comp && !loc.enc) {
       if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
       const buf = Buffer.allocUnsafe(end - start);
@@ -893,12 +890,13 @@ export class Reader {
   }
 
   readAtSync(i: number, position: number, length: number): Buffer {
-    const size = this.index.origSize(i);
+    // Locate first: an index whose sizes disagree is an error even for reads past its end.
+    const loc = this.locate(i);
+    const size = loc.size;
     const [start, end] = clampRange(position, length, size);
     if (start >= end) return Buffer.alloc(0);
     const cached = this.cache.get(i);
     if (cached) return Buffer.from(cached.subarray(start, end));
-    const loc = this.locate(i);
     if (!loc.comp && !loc.enc) {
       if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
       const buf = Buffer.allocUnsafe(end - start);

@@ -37,13 +37,14 @@ export type ToWorker =
   | { type: "init"; key: Uint8Array | null }
   | { type: "batch"; id: number; jobs: BatchJob[]; data: ArrayBuffer }
   | StreamOpen
-  | { type: "chunk"; sid: number; data: ArrayBuffer }
-  | { type: "end"; sid: number };
+  | { type: "chunk"; sid: number; data: ArrayBuffer; len: number }
+  | { type: "end"; sid: number }
+  | { type: "recycle"; data: ArrayBuffer };
 
 type FromWorker =
   | { type: "batch"; id: number; results: BatchResult[]; data: ArrayBuffer }
-  | { type: "out"; sid: number; data: ArrayBuffer }
-  | { type: "ack"; sid: number }
+  | { type: "out"; sid: number; data: ArrayBuffer; len: number }
+  | { type: "ack"; sid: number; data: ArrayBuffer }
   | { type: "done"; sid: number; frameLen: number; tag: ArrayBuffer | null }
   | { type: "error"; sid?: number; id?: number; message: string };
 
@@ -83,18 +84,25 @@ export class TransformPool {
   private nextId = 1;
   private failure: Error | null = null;
 
+  private readonly key: Uint8Array | null;
+  private readonly max: number;
+
+  /** Workers start on demand, up to `size`: a single large file needs one, not one per core. */
   constructor(key: Uint8Array | null, size = Math.max(1, Math.min(os.availableParallelism(), 8))) {
+    this.key = key;
+    this.max = Math.max(1, size);
+  }
+
+  private spawn(): Slot {
     const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-    const url = new URL(`./transform-worker${ext}`, import.meta.url);
-    for (let i = 0; i < size; i++) {
-      const worker = new Worker(url);
-      const slot: Slot = { worker, load: 0, busy: 0 };
-      worker.on("message", (m: FromWorker) => this.onMessage(slot, m));
-      worker.on("error", (e) => this.fail(e));
-      worker.unref();
-      worker.postMessage({ type: "init", key } satisfies ToWorker);
-      this.slots.push(slot);
-    }
+    const worker = new Worker(new URL(`./transform-worker${ext}`, import.meta.url));
+    const slot: Slot = { worker, load: 0, busy: 0 };
+    worker.on("message", (m: FromWorker) => this.onMessage(slot, m));
+    worker.on("error", (e) => this.fail(e));
+    worker.unref();
+    worker.postMessage({ type: "init", key: this.key } satisfies ToWorker);
+    this.slots.push(slot);
+    return slot;
   }
 
   private fail(e: Error): void {
@@ -115,6 +123,8 @@ export class TransformPool {
   }
 
   private leastLoaded(): Slot {
+    for (const s of this.slots) if (s.busy === 0) return s;
+    if (this.slots.length < this.max) return this.spawn();
     let best = this.slots[0];
     for (const s of this.slots) if (s.load < best.load) best = s;
     return best;
@@ -195,10 +205,13 @@ export class TransformPool {
         break;
       }
       case "out":
-        this.streams.get(m.sid)?.deliver(Buffer.from(m.data));
+        // onData consumes the bytes synchronously; the buffer then goes back for reuse.
+        this.streams.get(m.sid)?.deliver(Buffer.from(m.data, 0, m.len));
+        slot.worker.postMessage({ type: "recycle", data: m.data } satisfies ToWorker, [m.data]);
         break;
+
       case "ack":
-        this.streams.get(m.sid)?.ack();
+        this.streams.get(m.sid)?.ack(m.data);
         break;
       case "done":
         this.streams.get(m.sid)?.done(m.frameLen, m.tag ? Buffer.from(m.tag) : null);
@@ -233,6 +246,8 @@ export class StreamSession {
   private readonly cleanup: () => void;
   private inFlight = 0;
   private waiters: (() => void)[] = [];
+  /** Input buffers the worker handed back, reused for the next chunks (no allocation churn). */
+  private spare: ArrayBuffer[] = [];
   private error: Error | null = null;
   private endResolve: ((r: { frameLen: number; tag: Buffer | null }) => void) | null = null;
   private endReject: ((e: Error) => void) | null = null;
@@ -252,10 +267,12 @@ export class StreamSession {
       if (this.error) throw this.error;
     }
     this.inFlight++;
-    const copy =
-      chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : Buffer.from(chunk);
-    const ab = copy.buffer as ArrayBuffer;
-    this.worker.postMessage({ type: "chunk", sid: this.sid, data: ab } satisfies ToWorker, [ab]);
+    // A chunk that starts its own ArrayBuffer is transferred (the worker hands it back with the
+    // ack); a view into a shared one is copied first.
+    const own = chunk.byteOffset === 0 && chunk.buffer instanceof ArrayBuffer;
+    const ab = (own ? chunk.buffer : Buffer.from(chunk).buffer) as ArrayBuffer;
+    const len = chunk.length;
+    this.worker.postMessage({ type: "chunk", sid: this.sid, data: ab, len } satisfies ToWorker, [ab]);
   }
 
   end(): Promise<{ frameLen: number; tag: Buffer | null }> {
@@ -276,7 +293,15 @@ export class StreamSession {
     }
   }
 
-  ack(): void {
+  /** A buffer for the next chunk of `n` bytes, recycled when possible; pass it to write(). */
+  buffer(n: number): Buffer {
+    const ab = this.spare.pop();
+    if (ab && ab.byteLength >= n) return Buffer.from(ab, 0, n);
+    return Buffer.allocUnsafeSlow(n);
+  }
+
+  ack(returned: ArrayBuffer): void {
+    if (returned && this.spare.length < STREAM_WINDOW) this.spare.push(returned);
     this.inFlight--;
     const w = this.waiters.shift();
     if (w) w();

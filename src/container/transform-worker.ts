@@ -53,15 +53,19 @@ function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): void {
   port.postMessage({ type: "batch", id, results, data: ab }, [ab]);
 }
 
+/** Output buffers the main thread has written and handed back. */
+const spareOut: ArrayBuffer[] = [];
+const OUT_MIN = 256 * 1024;
+
 function emit(s: Session, data: Buffer): void {
   let out = data;
   if (s.cipher) out = s.cipher.update(out);
   s.encLen += out.length;
   if (out.length === 0) return;
-  const copy = Buffer.allocUnsafeSlow(out.length);
-  out.copy(copy);
-  const ab = copy.buffer as ArrayBuffer;
-  port.postMessage({ type: "out", sid: s.sid, data: ab }, [ab]);
+  let ab = spareOut.pop();
+  if (!ab || ab.byteLength < out.length) ab = new ArrayBuffer(Math.max(out.length, OUT_MIN));
+  out.copy(Buffer.from(ab));
+  port.postMessage({ type: "out", sid: s.sid, data: ab, len: out.length }, [ab]);
 }
 
 function openSession(m: StreamOpen): void {
@@ -69,12 +73,9 @@ function openSession(m: StreamOpen): void {
   if (m.encrypt) {
     const nonce = newNonce();
     s.cipher = createEncryptor(key!, nonce, Buffer.from(m.aad));
-    const ab = Buffer.from(nonce).buffer.slice(
-      nonce.byteOffset,
-      nonce.byteOffset + nonce.length,
-    ) as ArrayBuffer;
+    const ab = Uint8Array.from(nonce).buffer as ArrayBuffer;
     s.encLen += nonce.length;
-    port.postMessage({ type: "out", sid: s.sid, data: ab }, [ab]);
+    port.postMessage({ type: "out", sid: s.sid, data: ab, len: ab.byteLength }, [ab]);
   }
   if (m.level > 0) {
     const comp = createZstdEncoder(m.level, m.size);
@@ -96,7 +97,7 @@ function finishSession(s: Session): void {
     if (rest.length) emit(s, rest);
     const t = s.cipher.getAuthTag();
     s.encLen += t.length;
-    tag = t.buffer.slice(t.byteOffset, t.byteOffset + t.length) as ArrayBuffer;
+    tag = Uint8Array.from(t).buffer as ArrayBuffer;
   }
   sessions.delete(s.sid);
   port.postMessage({ type: "done", sid: s.sid, frameLen: s.frameLen, tag });
@@ -108,6 +109,10 @@ port.on("message", (m: ToWorker) => {
       case "init":
         key = m.key ? Buffer.from(m.key) : null;
         break;
+      case "recycle":
+        if (spareOut.length < 8) spareOut.push(m.data);
+        break;
+
       case "batch":
         runBatch(m.id, m.jobs, m.data);
         break;
@@ -116,12 +121,14 @@ port.on("message", (m: ToWorker) => {
         break;
       case "chunk": {
         const s = sessions.get(m.sid)!;
-        const buf = Buffer.from(m.data);
+        const buf = Buffer.from(m.data, 0, m.len);
+        // The input buffer goes back with the ack once consumed, for the main thread to reuse.
+        const giveBack = () => port.postMessage({ type: "ack", sid: m.sid, data: m.data }, [m.data]);
         if (s.comp) {
-          s.comp.write(buf, () => port.postMessage({ type: "ack", sid: m.sid }));
+          s.comp.write(buf, giveBack);
         } else {
           emit(s, buf);
-          port.postMessage({ type: "ack", sid: m.sid });
+          giveBack();
         }
         break;
       }

@@ -98,7 +98,7 @@ type FileSource = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
 /** Files up to this size are read whole and transformed as one job; larger ones stream. */
 const SMALL_FILE = 4 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
+const CHUNK = 256 * 1024;
 /** Bytes read ahead of the output (memory bound of the pipeline). */
 const WINDOW_BYTES = 64 * 1024 * 1024;
 const WINDOW_JOBS = 8192;
@@ -173,7 +173,7 @@ export class Writer {
   /** Every path added, and its kind: O(1) duplicate and conflict checks. */
   private readonly kinds = new Map<string, "file" | "directory" | "symlink">();
   /** Paths that exist as parents of added entries. */
-  private readonly parents = new Set<string>();
+  private readonly parents = new Map<string, number>();
   private readonly queue: Job[] = [];
   private pumping = false;
   private windowBytes = 0;
@@ -303,12 +303,10 @@ export class Writer {
       slash = p.indexOf("/", slash + 1);
     }
     this.kinds.set(p, kind);
-    slash = p.lastIndexOf("/");
-    while (slash >= 0) {
-      const parent = p.slice(0, slash);
-      if (this.parents.has(parent)) break;
-      this.parents.add(parent);
-      slash = p.lastIndexOf("/", slash - 1);
+    // Each parent counts the entries claimed beneath it, so a failed add can release its claim.
+    for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
+      const parent = p.slice(0, s);
+      this.parents.set(parent, (this.parents.get(parent) ?? 0) + 1);
     }
     if (!referenceCanLookUp(p)) {
       this.warn(`'${p}' ends in '.': stored, but the reference bfc tool cannot look it up by name`, p);
@@ -318,6 +316,12 @@ export class Writer {
 
   private unclaim(p: string): void {
     this.kinds.delete(p);
+    for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
+      const parent = p.slice(0, s);
+      const n = (this.parents.get(parent) ?? 1) - 1;
+      if (n > 0) this.parents.set(parent, n);
+      else this.parents.delete(parent);
+    }
   }
 
   private wantsCompression(name: string, head: Uint8Array, size: number): boolean {
@@ -382,7 +386,7 @@ export class Writer {
     } catch (e) {
       // Before it was queued the failure is this call's alone; after, the writer has failed anyway.
       if (!this.failure) this.unclaim(p);
-      throw e;
+      throw e instanceof BfcError ? e : fromSystemError(e, `cannot read the source of '${p}'`, p);
     }
   }
 
@@ -609,7 +613,7 @@ export class Writer {
       await this.addFromFd(p, full, fd, Number(st.size), S_IFREG | (Number(st.mode) & PERM_MASK), st.mtimeNs);
     } catch (e) {
       if (!this.failure) this.unclaim(p);
-      throw e;
+      throw e instanceof BfcError ? e : fromSystemError(e, `cannot read the source of '${p}'`, p);
     }
   }
 
@@ -672,8 +676,10 @@ export class Writer {
       }
     } catch (e) {
       const job = this.queue[0];
-      job?.done?.reject(e);
-      this.fail(e);
+      const err =
+        e instanceof BfcError || !job ? e : fromSystemError(e, `cannot add '${job.path}'`, job.path);
+      job?.done?.reject(err);
+      this.fail(err);
     } finally {
       this.pumping = false;
     }
@@ -873,7 +879,7 @@ export class Writer {
       for (;;) {
         const want = src.size >= 0 ? Math.min(CHUNK, src.size - size) : CHUNK;
         if (want === 0) break;
-        const buf = reusable ? reusable.subarray(0, want) : Buffer.allocUnsafeSlow(want);
+        const buf = reusable ? reusable.subarray(0, want) : session!.buffer(want);
         let n: number;
         try {
           n = readSome(src.fd, buf, size);
@@ -913,8 +919,15 @@ export class Writer {
 
   /** Waits for queued entries, writes index and footer, syncs and moves the file into place. */
   async finish(): Promise<WriteSummary> {
+    if (this.failure && this.state === "open") {
+      // A queued entry failed earlier: clean up as any failure does, then report it.
+      const f = this.failure;
+      await this.abort();
+      throw f;
+    }
     this.checkUsable();
     this.state = "finishing";
+
     try {
       while (this.pumping || this.queue.length) {
         if (!this.pumping) await this.pump();

@@ -91,15 +91,11 @@ export class IndexTable {
   /** Where the entries end inside the blob; bytes after this are the extension area. */
   readonly entriesEnd: number;
 
-  private readonly checked: Uint8Array;
-  private allChecked = false;
-
   private constructor(blob: Buffer, starts: Uint32Array, entriesEnd: number) {
     this.blob = blob;
     this.starts = starts;
     this.count = starts.length;
     this.entriesEnd = entriesEnd;
-    this.checked = new Uint8Array((starts.length >>> BLOCK_SHIFT) + 1);
   }
 
   /**
@@ -140,19 +136,27 @@ export class IndexTable {
       if (pathLen === 0 || e + INDEX_ENTRY_TAIL > len) {
         throw entryError(i, pathLen === 0 ? "empty path" : "entry runs past the end of the index");
       }
-      // Order check here; the path rules are checked per block before first use (checkPaths),
-      // which keeps opening a 100k-entry index to one light pass.
+      // Order and path rules in one walk over each path's bytes. The prefix shared with the
+      // previous path is only compared: its whole components were already checked there. The
+      // rest, from the start of the component where the paths diverge, is checked here.
       const plen = prevE - prevS;
-      let cmp = 1;
-      if (i > 0 && sorted) {
+      let k = 0;
+      let cs = s;
+      if (i > 0) {
         const n = Math.min(pathLen, plen);
-        let k = 0;
-        while (k < n && b[s + k] === b[prevS + k]) k++;
-        cmp = k < n ? b[s + k] - b[prevS + k] : pathLen - plen;
+        while (k < n && b[s + k] === b[prevS + k]) {
+          if (b[s + k] === 0x2f) cs = s + k + 1;
+          k++;
+        }
+        const cmp = k < n ? b[s + k] - b[prevS + k] : pathLen - plen;
         if (cmp === 0) throw entryError(i, `duplicate path '${safeText(b, s, e)}'`);
         if (cmp < 0) sorted = false;
       }
-      if (pathLen > MAX_PATH_BYTES) throw entryError(i, "path longer than 65535 bytes");
+      if (pathLen > MAX_PATH_BYTES || !quickPathOk(b, s, cs, e)) {
+        const bad = checkStoredPath(b, s, e) ?? "invalid path";
+        throw entryError(i, `unsafe path '${safeText(b, s, e)}': ${bad}`);
+      }
+
       const offHi = u32(b, e + 4);
       const sizeHi = u32(b, e + 12);
       const objOffset = offHi * 0x100000000 + u32(b, e);
@@ -187,7 +191,7 @@ export class IndexTable {
           throw entryError(i, "only regular files can be compressed or encrypted");
         }
       }
-      if (b[e + 43] > 0x1f) throw entryError(i, "size out of range");
+      if (u32(b, e + 40) > 0x1fffff) throw entryError(i, "size out of range");
       starts[i] = p;
       prevS = s;
       prevE = e;
@@ -195,34 +199,6 @@ export class IndexTable {
     }
     if (!sorted) sortStarts(blob, starts);
     return new IndexTable(blob, starts, p);
-  }
-
-  /**
-   * Checks the stored-path rules (checkStoredPath) for every entry in positions [from, to), one
-   * block at a time, remembering checked blocks. Every accessor that exposes a path calls this,
-   * so no unsafe path is ever returned, while opening does not pay for entries never used.
-   */
-  checkPaths(from = 0, to = this.count): void {
-    if (this.allChecked) return;
-    const last = Math.min(to, this.count);
-    for (let bk = from >>> BLOCK_SHIFT; bk << BLOCK_SHIFT < last; bk++) {
-      if (this.checked[bk]) continue;
-      const end = Math.min((bk + 1) << BLOCK_SHIFT, this.count);
-      for (let i = bk << BLOCK_SHIFT; i < end; i++) {
-        const s = this.starts[i] + 4;
-        const e = s + u32(this.blob, s - 4);
-        if (!quickPathOk(this.blob, s, e)) {
-          const bad = checkStoredPath(this.blob, s, e) ?? "invalid path";
-          throw entryError(i, `unsafe path '${safeText(this.blob, s, e)}': ${bad}`);
-        }
-      }
-      this.checked[bk] = 1;
-    }
-    if (from === 0 && last === this.count) this.allChecked = true;
-  }
-
-  private guard(i: number): void {
-    if (this.checked[i >>> BLOCK_SHIFT] === 0) this.checkPaths(i, i + 1);
   }
 
   /** Extension bytes after the last entry (covered by the index CRC; ignored by the reference). */
@@ -244,13 +220,11 @@ export class IndexTable {
   }
 
   path(i: number): string {
-    this.guard(i);
     const s = this.starts[i];
     return this.blob.toString("utf8", s + 4, s + 4 + this.blob.readUInt32LE(s));
   }
 
   pathBytes(i: number): Buffer {
-    this.guard(i);
     const s = this.starts[i];
     return this.blob.subarray(s + 4, s + 4 + this.blob.readUInt32LE(s));
   }
@@ -348,10 +322,14 @@ export class IndexTable {
   }
 }
 
-/** The common case of checkStoredPath in one allocation-free loop (false: look closer). */
-function quickPathOk(b: Buffer, s: number, e: number): boolean {
-  let compStart = s;
-  for (let k = s; k < e; k++) {
+/**
+ * The common case of checkStoredPath in one allocation-free loop (false: look closer), checking
+ * from `from`, a component start at or after `s` (bytes before it are known good).
+ */
+function quickPathOk(b: Buffer, s: number, from: number, e: number): boolean {
+  if (b[s] === 0x2f) return false;
+  let compStart = from;
+  for (let k = from; k < e; k++) {
     const c = b[k];
     if (c === 0x2f) {
       const n = k - compStart;
@@ -363,8 +341,6 @@ function quickPathOk(b: Buffer, s: number, e: number): boolean {
   const n = e - compStart;
   return !(n === 0 || (b[compStart] === 0x2e && (n === 1 || (n === 2 && b[compStart + 1] === 0x2e))));
 }
-
-const BLOCK_SHIFT = 10;
 
 function u32(b: Buffer, p: number): number {
   return (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
