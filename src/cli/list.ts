@@ -1,0 +1,99 @@
+/** `bfc list [-l] [-s] [-c] [--json] <container> [prefix]`: the reference's listing formats. */
+import type { Command } from "commander";
+import type { Entry } from "../container/reader.ts";
+import { CliError, type Ctx, printJson, run } from "./common.ts";
+import { entryJson, hex8, localMinute, modeString, shortSize } from "./format.ts";
+
+export interface ListOptions {
+  long?: boolean;
+  size?: boolean;
+  checksum?: boolean;
+  json?: boolean;
+}
+
+/** One line of `bfc list` output, exactly as the reference formats it (reference spec §20). */
+export function listLine(e: Entry, o: ListOptions): string {
+  const file = e.type === "file";
+  const crc = `0x${hex8(e.crc32c)}`;
+  const size = shortSize(e.size).padStart(8);
+  if (o.long) {
+    return `${modeString(e.mode)} ${size} ${localMinute(e.mtimeMs)} ${o.checksum && file ? `${crc} ` : ""}${e.path}`;
+  }
+  if (o.size && o.checksum && file) return `${size} ${crc} ${e.path}`;
+  if (o.size) return `${size} ${e.path}`;
+  if (o.checksum && file) return `${crc} ${e.path}`;
+  return e.path;
+}
+
+async function list(
+  ctx: Ctx,
+  container: string,
+  prefix: string | undefined,
+  o: ListOptions,
+): Promise<number> {
+  const { Reader } = await import("../container/reader.ts");
+  ctx.debug(`Opening container: ${container}`);
+  const r = await Reader.open(container);
+  try {
+    ctx.debug(prefix ? `Listing entries under '${prefix}'` : "Listing entries");
+    let n = 0;
+    if (o.json) {
+      const entries = [];
+      for (const e of r.list(prefix ?? "")) {
+        let target: string | null | undefined;
+        if (e.type === "symlink") {
+          try {
+            target = r.readlinkAtSync(e.index);
+          } catch {
+            target = null;
+          }
+        }
+        entries.push(entryJson(e, target));
+      }
+      n = entries.length;
+      if (n === 0 && prefix) throw notFound(prefix);
+      printJson(ctx, { container, prefix: prefix ?? null, entries });
+    } else {
+      for (const e of r.list(prefix ?? "")) {
+        ctx.print(listLine(e, o));
+        n++;
+      }
+      if (n === 0) {
+        if (prefix) throw notFound(prefix);
+        ctx.print("Container is empty");
+      }
+    }
+    ctx.debug(`Listed ${n} entries`);
+    return 0;
+  } finally {
+    r.close();
+  }
+}
+
+function notFound(prefix: string): CliError {
+  return new CliError(`no entries found matching '${prefix}'`, "NOT_FOUND");
+}
+
+export function register(program: Command): void {
+  program
+    .command("list")
+    .description("list the entries of a container")
+    .argument("<container>", "the container to list")
+    .argument("[prefix]", "only this entry and what lies under it (not a plain string prefix)")
+    .option("-l, --long", "long format: mode, size, modification time, path (like 'ls -l')")
+    .option("-s, --size", "show sizes")
+    .option("-c, --checksum", "show CRC-32C checksums of regular files")
+    .option("--json", "print one JSON document (see docs/cli.md)")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  bfc list archive.bfc                 list every entry
+  bfc list -l archive.bfc docs         long format, docs and everything under it
+  bfc list -sc archive.bfc             sizes and checksums
+  bfc list --json archive.bfc | jq -r '.entries[] | select(.type == "file") | .path'`,
+    )
+    .action((container: string, prefix: string | undefined, opts: ListOptions, cmd: Command) =>
+      run(cmd, (ctx) => list(ctx, container, prefix, opts)),
+    );
+}

@@ -1,0 +1,117 @@
+/**
+ * `bfc verify [--deep] [--progress] [-p PASS | -K KEYFILE | --password-file F] [--json] <container>`.
+ * Deep verification really decodes compressed and encrypted files (the reference only compares
+ * raw bytes, so it fails every compressed or encrypted container); encrypted containers need the
+ * password or key for that.
+ */
+import type { Command } from "commander";
+import { type Ctx, printJson, run } from "./common.ts";
+import { addSecretOptions, openWithCredentials, type SecretOptions } from "./password.ts";
+import { Progress } from "./progress.ts";
+
+export interface VerifyCliOptions extends SecretOptions {
+  deep?: boolean;
+  progress?: boolean;
+  json?: boolean;
+}
+
+async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): Promise<number> {
+  const started = performance.now();
+  const deep = o.deep === true;
+  const r = await openWithCredentials(ctx, container, o, (rd) => deep && rd.encrypted);
+  try {
+    const { verify } = await import("../container/verify.ts");
+    if (!o.json) {
+      ctx.say(`Verifying container: ${container}`);
+      ctx.say(
+        deep
+          ? "Mode: Deep verification (checking all file contents and CRC32C checksums)"
+          : "Mode: Quick verification (checking container structure and index)",
+      );
+      ctx.say("");
+    }
+    let totalBytes = 0;
+    if (deep) for (const e of r.entries()) if (e.type === "file") totalBytes += e.size;
+    const progress = new Progress(
+      ctx,
+      { bytes: totalBytes, entries: r.count },
+      { label: "Verifying", force: o.progress },
+    );
+    await progress.ready();
+    let report: Awaited<ReturnType<typeof verify>>;
+    try {
+      report = await verify(r, { deep, onProgress: (p) => progress.update(p.bytes, p.entries) });
+    } finally {
+      progress.stop();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    ctx.debug(
+      `checked ${report.entries} entries${deep ? `, decoded ${report.checked} (${report.bytes} bytes)` : ""}`,
+    );
+    if (o.json) {
+      printJson(ctx, {
+        container,
+        ok: report.ok,
+        deep,
+        entries: report.entries,
+        checked: report.checked,
+        bytes: report.bytes,
+        seconds: Math.round(seconds * 1000) / 1000,
+        problems: report.problems,
+      });
+      return report.ok ? 0 : 1;
+    }
+    if (report.ok) {
+      ctx.say("Verification successful");
+      ctx.say("Container is valid and all checksums match");
+      ctx.say(`Verification completed in ${seconds.toFixed(2)} seconds`);
+      return 0;
+    }
+    let encrypted = 0;
+    for (const e of r.entries()) if (e.type === "file" && e.encrypted) encrypted++;
+    const wrongKey =
+      deep &&
+      encrypted > 0 &&
+      report.problems.length === encrypted &&
+      report.problems.every((p) => p.reason === "AUTH_FAILED");
+    if (wrongKey && !ctx.verbose) {
+      // Every encrypted file failed its tag: the key is wrong, not each file damaged.
+      ctx.error(
+        `wrong password or key: none of the ${encrypted} encrypted files could be authenticated`,
+        "AUTH_FAILED",
+      );
+    } else {
+      for (const p of report.problems) ctx.error(p.message, p.reason);
+    }
+    ctx.say(`Verification failed after ${seconds.toFixed(2)} seconds`);
+    return 1;
+  } finally {
+    r.close();
+  }
+}
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("verify")
+    .description("check the integrity of a container")
+    .argument("<container>", "the container to verify")
+    .option("--deep", "decode and check every file's content (needs the key for encrypted files)")
+    .option("--progress", "show a progress bar at once (default: only for long runs on a terminal)")
+    .option("--no-progress", "never show a progress bar");
+  addSecretOptions(cmd)
+    .option("--json", "print one JSON document (see docs/cli.md)")
+    .addHelpText(
+      "after",
+      `
+The reference's '-p' (progress) is '--progress' here, and '-p PASS' is the password as for extract;
+'-p' followed by another option or by the container alone still means progress.
+
+Examples:
+  bfc verify archive.bfc                       quick structural check
+  bfc verify --deep archive.bfc                decode and check every file
+  BFC_PASSWORD=secret bfc verify --deep a.bfc  deep check of a password-encrypted container`,
+    )
+    .action((container: string, opts: VerifyCliOptions, c: Command) =>
+      run(c, (ctx) => verifyCommand(ctx, container, opts)),
+    );
+}
