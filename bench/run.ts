@@ -1,0 +1,390 @@
+/**
+ * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat] [--reps N]`.
+ * Generates the datasets on first use (bench/data/<scale>/), runs every operation in a fresh child
+ * process (bfcfs through bench/tasks/*.ts, other tools as commands), keeps the best of a few runs
+ * with warm caches, prints a table and writes it as JSON to bench/results/.
+ */
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { type Dataset, type DatasetId, datasetLabel, ensureDataset, SCALES } from "./datasets.ts";
+import { type Cell, formatTable, type Row } from "./report.ts";
+import { type Comp, detectTools, type Measure, type Runner, type ToolId } from "./tools.ts";
+
+const BENCH = import.meta.dirname;
+const DATA = path.join(BENCH, "data");
+const TMP = path.join(DATA, "tmp");
+const GROUPS = ["create", "list", "extract", "verify", "stat"] as const;
+type Group = (typeof GROUPS)[number];
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    only: { type: "string" },
+    reps: { type: "string" },
+    dist: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (opts.help) {
+  console.log(`usage: npm run bench -- [--quick] [--only ${GROUPS.join(",")}] [--reps N]
+  --quick   small datasets (a smoke test of the harness in about a minute)
+  --only    run only these groups (default: all)
+  --reps    runs per measurement (default 3, 2 for the big file and with --quick)
+  --dist    load the built library (dist/, run \`npm run build\` first) instead of the .ts sources
+Comparisons: tar (GNU, with zstd), squashfs-tools, and the reference C tool when BFC_REFERENCE is set.`);
+  process.exit(0);
+}
+const groups = new Set<Group>();
+for (const g of (opts.only ?? GROUPS.join(",")).split(",").filter(Boolean)) {
+  if (!(GROUPS as readonly string[]).includes(g)) {
+    console.error(`unknown group '${g}' (groups: ${GROUPS.join(", ")})`);
+    process.exit(2);
+  }
+  groups.add(g as Group);
+}
+const scale = SCALES[opts.quick ? "quick" : "full"];
+const repsArg = opts.reps ? Number.parseInt(opts.reps, 10) : 0;
+const reps = (d: DatasetId) => repsArg || (opts.quick || d === "c" ? 2 : 3);
+const statReps = repsArg || (opts.quick ? 5 : 9);
+const lib = opts.dist ? "dist" : "src";
+if (opts.dist) checkDist();
+
+/** dist/ must exist and should not be older than the sources. */
+function checkDist(): void {
+  const root = path.join(BENCH, "..");
+  const built = path.join(root, "dist", "index.js");
+  if (!fs.existsSync(built)) {
+    console.error("--dist: dist/index.js is missing; run `npm run build` first");
+    process.exit(2);
+  }
+  const t = fs.statSync(built).mtimeMs;
+  const src = path.join(root, "src");
+  const newer = fs
+    .readdirSync(src, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && fs.statSync(path.join(e.parentPath, e.name)).mtimeMs > t);
+  if (newer.length) process.stderr.write(`warning: dist/ is older than ${newer.length} file(s) in src/\n`);
+}
+
+// ---- bfcfs: the library, driven by the task scripts ----
+
+function tail(s: string | null | undefined): string {
+  return (s ?? "").trim().split("\n").slice(-3).join(" | ").slice(0, 300);
+}
+
+function task(name: string, args: Record<string, unknown>): Measure {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [path.join(BENCH, "tasks", `${name}.ts`), JSON.stringify(args)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 16 * 1024 * 1024,
+    env: opts.dist ? { ...process.env, BFC_BENCH_DIST: "1" } : process.env,
+  });
+  const wallMs = performance.now() - t0;
+  const line = (r.stdout ?? "").trim().split("\n").pop() ?? "";
+  if (r.status !== 0 || !line.startsWith("{")) {
+    return { ok: false, ms: Number.NaN, wallMs, error: `exit ${r.status}: ${tail(r.stderr)}` };
+  }
+  const d = JSON.parse(line) as { ms: number; rssKiB: number; ok?: boolean };
+  const m: Measure = { ok: d.ok !== false, ms: d.ms, wallMs, rssKiB: d.rssKiB, details: d };
+  if (!m.ok) m.error = line;
+  return m;
+}
+
+const bfcfs: Runner = {
+  id: "bfcfs",
+  version: JSON.parse(fs.readFileSync(path.join(BENCH, "..", "package.json"), "utf8")).version,
+  comps: ["none", "zstd"],
+  ext: () => ".bfc",
+  create: (d, out, c) =>
+    task("create", {
+      parent: d.parent,
+      name: d.name,
+      out,
+      compression: c,
+      level: c === "zstd" ? 3 : undefined,
+    }),
+  list: (archive) => task("list", { container: archive }),
+  extract: (archive, dest) => task("extract", { container: archive, dest }),
+  verify: (archive) => task("verify", { container: archive, deep: true }),
+  stat: (container, p) => task("stat", { container, path: p }),
+};
+
+// ---- rows ----
+
+const COMPS: Comp[] = ["none", "zstd"];
+const compLabel = (c: Comp) => (c === "zstd" ? "zstd-3" : "none  ");
+const full = scale.name === "full";
+/** The issue's figures (reference CLI on this machine, full scale), and targets. */
+const TARGETS: Record<string, string> = {
+  "create.none.a.MBps": "706 (ref)",
+  "create.zstd.a.MBps": "192 (ref)",
+  "create.none.b.filesps": "3,800 (ref)",
+  "create.none.c.rss": "<= 150",
+  "create.zstd.c.rss": "<= 150",
+  "extract.none.a.MBps": "867 (ref)",
+  "extract.zstd.a.MBps": "262 (ref)",
+  "verify.none.a.MBps": "4,500 (ref)",
+  ...(full ? { "list.none.b.ms": "17 (ref CLI)", "stat.none.d.ms": "<= 20" } : {}),
+};
+
+const rows: Row[] = [];
+const byKey = new Map<string, Row>();
+function row(key: string, label: string): void {
+  const r: Row = { key, label, target: TARGETS[key], values: {} };
+  rows.push(r);
+  byKey.set(key, r);
+}
+const L = (id: DatasetId) => datasetLabel(id, scale);
+for (const d of ["a", "b", "c"] as const) {
+  for (const c of COMPS) {
+    row(`create.${c}.${d}.MBps`, `create ${compLabel(c)} ${L(d)}, MB/s`);
+    if (d !== "c") row(`create.${c}.${d}.filesps`, `create ${compLabel(c)} ${L(d)}, files/s`);
+    if (c === "zstd") row(`create.${c}.${d}.ratio`, `create ${compLabel(c)} ${L(d)}, size ratio x`);
+    if (d === "c") row(`create.${c}.${d}.rss`, `create ${compLabel(c)} ${L(d)}, peak RSS MiB`);
+  }
+}
+row("list.none.b.ms", `list (open+iterate) ${L("b")}, ms in-process`);
+row("list.none.b.wall", `list (open+iterate) ${L("b")}, ms whole process`);
+for (const d of ["a", "b", "c"] as const) {
+  for (const c of COMPS) {
+    row(`extract.${c}.${d}.MBps`, `extract ${compLabel(c)} ${L(d)}, MB/s`);
+    if (d === "b") row(`extract.${c}.${d}.filesps`, `extract ${compLabel(c)} ${L(d)}, files/s`);
+    if (d === "c") row(`extract.${c}.${d}.rss`, `extract ${compLabel(c)} ${L(d)}, peak RSS MiB`);
+  }
+}
+for (const c of COMPS) row(`verify.${c}.a.MBps`, `verify --deep ${compLabel(c)} ${L("a")}, MB/s`);
+row("stat.none.d.ms", `open+stat 1 path ${L("d")}, ms in-process (median)`);
+row("stat.none.d.wall", `open+stat 1 path ${L("d")}, ms whole process (median)`);
+
+const notes: string[] = [];
+function put(key: string, tool: ToolId, v: Cell): void {
+  const r = byKey.get(key);
+  if (!r) throw new Error(`no row ${key}`);
+  r.values[tool] = v;
+}
+function failed(key: string, tool: ToolId, m: Measure): void {
+  put(key, tool, "fails");
+  notes.push(`${tool} ${key}: ${m.error ?? "failed"}`);
+}
+
+// ---- measuring ----
+
+interface Best {
+  ok: boolean;
+  ms: number;
+  wallMs: number;
+  rssKiB?: number;
+  error?: string;
+  first: Measure;
+}
+
+/** Runs `n` times (`reset` before each), keeps the fastest time and the highest peak RSS. */
+function best(n: number, run: () => Measure, reset: () => void, check?: (m: Measure) => string | null): Best {
+  let out: Best | null = null;
+  for (let i = 0; i < n; i++) {
+    reset();
+    const m = run();
+    const bad = m.ok && i === 0 && check ? check(m) : null;
+    if (!m.ok || bad) return { ...m, ok: false, error: m.error ?? bad ?? "failed", first: m };
+    if (!out) out = { ...m, first: m };
+    else {
+      out.ms = Math.min(out.ms, m.ms);
+      out.wallMs = Math.min(out.wallMs, m.wallMs);
+      if (m.rssKiB !== undefined) out.rssKiB = Math.max(out.rssKiB ?? 0, m.rssKiB);
+    }
+  }
+  return out!;
+}
+
+const rm = (p: string) => fs.rmSync(p, { recursive: true, force: true });
+const rate = (units: number, ms: number) => units / (ms / 1000);
+
+function countFiles(dir: string): number {
+  if (!fs.existsSync(dir)) return 0;
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).length;
+}
+
+function progress(msg: string): void {
+  process.stderr.write(`${msg}\n`);
+}
+
+/** Create, then list/extract/verify the result, for one tool, dataset and compression. */
+function measure(t: Runner, d: Dataset, c: Comp): void {
+  const id = d.id;
+  const archive = path.join(TMP, `${t.id}-${id}-${c}${t.ext(c)}`);
+  const wantList = groups.has("list") && id === "b" && c === "none" && t.list !== undefined;
+  const wantExtract = groups.has("extract");
+  const wantVerify = groups.has("verify") && id === "a" && t.verify !== undefined;
+  let have = false;
+  if (groups.has("create")) {
+    progress(`  ${t.id}: create ${c} ${d.label}`);
+    const b = best(
+      reps(id),
+      () => t.create(d, archive, c),
+      () => rm(archive),
+    );
+    if (!b.ok) failed(`create.${c}.${id}.MBps`, t.id, b);
+    else {
+      put(`create.${c}.${id}.MBps`, t.id, rate(d.bytes / 1e6, b.ms));
+      if (id !== "c") put(`create.${c}.${id}.filesps`, t.id, rate(d.files, b.ms));
+      if (c === "zstd") put(`create.${c}.${id}.ratio`, t.id, d.bytes / fs.statSync(archive).size);
+      if (id === "c" && b.rssKiB !== undefined) put(`create.${c}.${id}.rss`, t.id, b.rssKiB / 1024);
+      have = true;
+    }
+  }
+  if (!have && (wantList || wantExtract || wantVerify)) {
+    progress(`  ${t.id}: build ${c} ${d.label} (untimed)`);
+    rm(archive);
+    const m = t.create(d, archive, c);
+    if (!m.ok) notes.push(`${t.id}: cannot build ${c} ${d.label}: ${m.error}`);
+    have = m.ok;
+  }
+  if (have && wantList) {
+    progress(`  ${t.id}: list ${d.label}`);
+    const b = best(
+      reps(id),
+      () => t.list!(archive, c),
+      () => {},
+    );
+    if (!b.ok) failed("list.none.b.wall", t.id, b);
+    else {
+      if (t.id === "bfcfs") put("list.none.b.ms", t.id, b.ms);
+      put("list.none.b.wall", t.id, b.wallMs);
+    }
+  }
+  if (have && wantExtract) {
+    progress(`  ${t.id}: extract ${c} ${d.label}`);
+    const dest = path.join(TMP, "out");
+    const b = best(
+      reps(id),
+      () => t.extract(archive, dest, d, c),
+      () => {
+        rm(dest);
+        fs.mkdirSync(dest, { recursive: true });
+      },
+      () => {
+        const n = countFiles(path.join(dest, d.name));
+        return n === d.files ? null : `extracted ${n} files under ${d.name}/, expected ${d.files}`;
+      },
+    );
+    rm(dest);
+    if (!b.ok) failed(`extract.${c}.${id}.MBps`, t.id, b);
+    else {
+      put(`extract.${c}.${id}.MBps`, t.id, rate(d.bytes / 1e6, b.ms));
+      if (id === "b") put(`extract.${c}.${id}.filesps`, t.id, rate(d.files, b.ms));
+      if (id === "c" && b.rssKiB !== undefined) put(`extract.${c}.${id}.rss`, t.id, b.rssKiB / 1024);
+    }
+  }
+  if (have && wantVerify) {
+    progress(`  ${t.id}: verify --deep ${c} ${d.label}`);
+    const b = best(
+      reps(id),
+      () => t.verify!(archive),
+      () => {},
+    );
+    // An expected failure (the reference cannot deep-verify compressed containers) is a result.
+    if (!b.ok) put(`verify.${c}.${id}.MBps`, t.id, "fails");
+    else put(`verify.${c}.${id}.MBps`, t.id, rate(d.bytes / 1e6, b.ms));
+  }
+  rm(archive);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function measureStat(t: Runner, d: Dataset): void {
+  progress(`  ${t.id}: open+stat ${d.label} x${statReps}`);
+  const ms: number[] = [];
+  const wall: number[] = [];
+  for (let i = 0; i < statReps; i++) {
+    const m = t.stat!(d.container!, d.probe!);
+    if (!m.ok) {
+      failed("stat.none.d.wall", t.id, m);
+      return;
+    }
+    ms.push(m.ms);
+    wall.push(m.wallMs);
+  }
+  if (t.id === "bfcfs") put("stat.none.d.ms", t.id, median(ms));
+  put("stat.none.d.wall", t.id, median(wall));
+}
+
+// ---- main ----
+
+const need = new Set<DatasetId>();
+if (groups.has("create") || groups.has("extract")) for (const d of ["a", "b", "c"] as const) need.add(d);
+if (groups.has("list")) need.add("b");
+if (groups.has("verify")) need.add("a");
+if (groups.has("stat")) need.add("d");
+
+rm(TMP);
+fs.mkdirSync(TMP, { recursive: true });
+const free = fs.statfsSync(DATA);
+const freeGiB = (free.bavail * free.bsize) / 2 ** 30;
+const wantGiB = ((scale.big.size * 3 + scale.many.count * scale.many.size) / 2 ** 30) * 1.2;
+if (freeGiB < wantGiB)
+  progress(`warning: ${freeGiB.toFixed(1)} GiB free, about ${wantGiB.toFixed(1)} needed`);
+
+const { runners, notes: toolNotes } = detectTools(TMP);
+notes.push(...toolNotes);
+const tools = [bfcfs, ...runners];
+
+const datasets = new Map<DatasetId, Dataset>();
+for (const id of ["a", "b", "c", "d"] as const) {
+  if (need.has(id)) datasets.set(id, await ensureDataset(id, scale, DATA));
+}
+
+const started = performance.now();
+try {
+  for (const id of ["a", "b", "c"] as const) {
+    const d = datasets.get(id);
+    if (!d) continue;
+    progress(`dataset ${d.label}: ${d.files} files, ${(d.bytes / 1e6).toFixed(0)} MB`);
+    for (const t of tools) for (const c of t.comps) measure(t, d, c);
+  }
+  const d = datasets.get("d");
+  if (d) for (const t of tools) if (t.stat) measureStat(t, d);
+} finally {
+  rm(TMP);
+}
+
+const columns = tools.map((t) => t.id);
+const targetHeader = full ? "issue" : "issue (full scale)";
+const cpu = os.cpus();
+const lines = [
+  `bfcfs bench: scale ${scale.name}, library ${lib}/, node ${process.version}, ${cpu.length} x ${cpu[0]?.model ?? "cpu"}, ${new Date().toISOString()}`,
+  "",
+  formatTable(rows, columns, targetHeader),
+  "",
+  `MB = 10^6 bytes of original content; best of ${repsArg || (opts.quick ? 2 : "3 (2 for (c))")} runs in fresh processes, warm cache;`,
+  "bfcfs times are measured inside the child (after Node startup and module load), other tools' are wall",
+  `times of the command; 'whole process' rows include startup; peak RSS is the highest of the runs; open+stat: median of ${statReps}.`,
+  `total ${((performance.now() - started) / 1000).toFixed(0)} s of measuring`,
+  ...notes.map((n) => `note: ${n}`),
+];
+console.log(lines.join("\n"));
+
+const resultsDir = path.join(BENCH, "results");
+fs.mkdirSync(resultsDir, { recursive: true });
+const jsonPath = path.join(resultsDir, full ? "latest.json" : "latest-quick.json");
+const json = {
+  date: new Date().toISOString(),
+  scale: scale.name,
+  library: lib,
+  node: process.version,
+  cpus: cpu.length,
+  cpuModel: cpu[0]?.model,
+  groups: [...groups],
+  tools: Object.fromEntries(tools.map((t) => [t.id, t.version])),
+  datasets: [...datasets.values()].map(({ id, label, files, bytes }) => ({ id, label, files, bytes })),
+  rows: rows.filter((r) => Object.keys(r.values).length > 0),
+  notes,
+};
+fs.writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
+progress(`results written to ${path.relative(process.cwd(), jsonPath)}`);
