@@ -26,11 +26,21 @@ export class OutputFile {
 
   append(data: Uint8Array): void {
     if (data.length >= DIRECT) {
-      this.flush();
-      writeAll(this.fd, data, this.base);
-      this.base += data.length;
+      // Buffered bytes (typically this object's header) and the payload in one system call.
+      const head = this.buf.subarray(0, this.used);
+      let done = 0;
+      const total = head.length + data.length;
+      if (head.length > 0) done = fs.writevSync(this.fd, [head, data], this.base);
+      if (done < head.length) {
+        writeAll(this.fd, head.subarray(done), this.base + done);
+        done = head.length;
+      }
+      if (done < total) writeAll(this.fd, data.subarray(done - head.length), this.base + done);
+      this.base += total;
+      this.used = 0;
       return;
     }
+
     if (this.used + data.length > this.buf.length) this.flush();
     this.buf.set(data, this.used);
     this.used += data.length;

@@ -169,6 +169,8 @@ export class Writer {
   private readonly key: Buffer | null;
   private readonly out: OutputFile;
   private pool: TransformPool | null = null;
+  private scratch: Buffer | null = null;
+
   private readonly records: IndexRecord[] = [];
   /** Every path added, and its kind: O(1) duplicate and conflict checks. */
   private readonly kinds = new Map<string, "file" | "directory" | "symlink">();
@@ -439,7 +441,11 @@ export class Writer {
       let data: Buffer;
       try {
         await this.waitForRoom(size);
-        data = readExactly(fd, size, label);
+        // Written at once when nothing needs transforming and nothing is queued: the bytes can then
+        // go through one reused buffer instead of a fresh allocation per file.
+        const direct = this.compression === "none" && !this.key && !this.pumping && this.queue.length === 0;
+        if (direct) this.scratch ??= Buffer.allocUnsafe(SMALL_FILE);
+        data = readExactly(fd, size, label, direct ? this.scratch : undefined);
       } finally {
         fs.closeSync(fd);
       }
@@ -1039,8 +1045,9 @@ function readSome(fd: number, buf: Buffer, position: number): number {
 }
 
 /** Reads exactly `size` bytes from the start of a file; a file that shrank is an error. */
-function readExactly(fd: number, size: number, label: string): Buffer {
-  const buf = Buffer.allocUnsafe(size);
+function readExactly(fd: number, size: number, label: string, into?: Buffer | null): Buffer {
+  const buf = into ? into.subarray(0, size) : Buffer.allocUnsafe(size);
+
   let done = 0;
   while (done < size) {
     let n: number;

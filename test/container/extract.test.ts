@@ -8,7 +8,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { S_IFMT } from "../../src/format/constants.ts";
-import { type BfcError, extract, Reader, verify } from "../../src/index.ts";
+import { type BfcError, extract, Reader, verify, Writer } from "../../src/index.ts";
 import { type CraftEntry, type CraftOptions, content, craft } from "../craft.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -407,6 +407,43 @@ describe("directories", () => {
       const diff = got > ns ? got - ns : ns - got;
       assert.ok(diff < 1000n, `${name}: ${got} vs ${ns}`);
     }
+    r.close();
+  });
+});
+
+describe("batched small-file reads (Reader.readFilesSync)", () => {
+  const text = (n: number) =>
+    Buffer.from(`line ${n}: the quick brown fox jumps over the lazy dog\n`.repeat(20 + (n % 7)));
+
+  it("objects written out of index order and a corrupted frame among many: exactly that file fails", async () => {
+    const dir = tempDir();
+    const file = path.join(dir, "many.bfc");
+    const w = await Writer.create(file, { compression: "zstd" });
+    // Reverse order: the index sorts them, so objects are not back to back in index order.
+    for (let n = 299; n >= 0; n--) await w.addFile(`d/f${String(n).padStart(3, "0")}.txt`, text(n));
+    await w.addFile("d/plain.bin", Buffer.from([1, 2, 3]));
+    await w.finish();
+    let r = await Reader.open(file);
+    const victim = r.stat("d/f150.txt");
+    assert.equal(victim.compression, "zstd");
+    r.close();
+    const bytes = fs.readFileSync(file);
+    bytes[victim.objectOffset + victim.objectSize - 3] ^= 0x55;
+    fs.writeFileSync(file, bytes);
+    r = await Reader.open(file);
+    const out = path.join(dir, "out");
+    const rep = await extract(r, out);
+    assert.deepEqual(
+      rep.failed.map((f) => f.path),
+      ["d/f150.txt"],
+    );
+    assert.ok(["CRC_MISMATCH", "DECOMPRESS_FAILED", "SIZE_MISMATCH"].includes(rep.failed[0].error.reason));
+    for (let n = 0; n < 300; n++) {
+      const p = path.join(out, "d", `f${String(n).padStart(3, "0")}.txt`);
+      if (n === 150) assert.equal(fs.existsSync(p), false);
+      else assert.deepEqual(fs.readFileSync(p), text(n), p);
+    }
+    assert.deepEqual(fs.readFileSync(path.join(out, "d", "plain.bin")), Buffer.from([1, 2, 3]));
     r.close();
   });
 });
