@@ -51,6 +51,8 @@ for (const [rel, content] of Object.entries(files)) {
     .digest("hex");
   if (a !== b) same = false;
 }
-console.log(`\nextracted copy in ${path.join(work, "out")}: ${same ? "identical to the original" : "DIFFERENT"}`);
+console.log(
+  `\nextracted copy in ${path.join(work, "out")}: ${same ? "identical to the original" : "DIFFERENT"}`,
+);
 fs.rmSync(work, { recursive: true, force: true });
 if (!same) process.exit(1);
