@@ -129,26 +129,22 @@ export function hex8(n: number): string {
   return (n >>> 0).toString(16).padStart(8, "0");
 }
 
+/** Whole seconds and the non-negative nanosecond remainder (times before 1970 floor correctly). */
+function splitNs(ns: bigint): [bigint, bigint] {
+  const frac = ((ns % 1000000000n) + 1000000000n) % 1000000000n;
+  return [(ns - frac) / 1000000000n, frac];
+}
+
 /** An mtime in nanoseconds as an RFC 3339 UTC timestamp with all nine fraction digits. */
 export function isoNs(ns: bigint): string {
-  let sec = ns / 1000000000n;
-  let frac = ns % 1000000000n;
-  if (frac < 0n) {
-    frac += 1000000000n;
-    sec -= 1n;
-  }
+  const [sec, frac] = splitNs(ns);
   const base = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
   return `${base}.${frac.toString().padStart(9, "0")}Z`;
 }
 
 /** Local time with nanoseconds and numeric offset, like stat(1): `2024-01-02 03:04:05.000000000 +0000`. */
 export function localNs(ns: bigint): string {
-  let sec = ns / 1000000000n;
-  let frac = ns % 1000000000n;
-  if (frac < 0n) {
-    frac += 1000000000n;
-    sec -= 1n;
-  }
+  const [sec, frac] = splitNs(ns);
   const ms = Number(sec) * 1000;
   const off = -new Date(ms).getTimezoneOffset();
   const sign = off < 0 ? "-" : "+";

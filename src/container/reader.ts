@@ -1182,11 +1182,6 @@ export class Reader {
     return Buffer.from(target);
   }
 
-  /** Used by verify: whether an entry has been fully checked since open. */
-  isVerified(i: number): boolean {
-    return this.verified[i] === 1;
-  }
-
   /** Reads the object header of an entry and compares it with the index (throws BAD_OBJECT). */
   async checkObject(i: number): Promise<void> {
     const loc = this.locate(i);
@@ -1208,11 +1203,6 @@ export class Reader {
     const buf = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length);
     await readFullyAsync(this.checkOpen(), buf, position, "container");
     return buf;
-  }
-
-  /** The file descriptor (for callers that stream from the container themselves). */
-  get fileDescriptor(): number {
-    return this.checkOpen();
   }
 }
 
