@@ -21,7 +21,10 @@ export type ErrnoCode =
   | "ENOTSUP"
   | "EXDEV"
   | "EMFILE"
-  | "ECANCELED";
+  | "ECANCELED"
+  | "EBUSY"
+  | "ENOSYS"
+  | "ENXIO";
 
 /**
  * Why an operation failed, more specific than the errno: callers (and the CLI's exit codes and messages)
@@ -78,6 +81,9 @@ const DESCRIPTIONS: Record<ErrnoCode, string> = {
   EXDEV: "cross-device link not permitted",
   EMFILE: "too many open files",
   ECANCELED: "operation canceled",
+  EBUSY: "resource busy or locked",
+  ENOSYS: "function not implemented",
+  ENXIO: "no such device or address",
 };
 
 export function errnoNumber(code: ErrnoCode): number {
@@ -86,7 +92,7 @@ export function errnoNumber(code: ErrnoCode): number {
 }
 
 export function errnoDescription(code: ErrnoCode): string {
-  return DESCRIPTIONS[code];
+  return DESCRIPTIONS[code] ?? code.toLowerCase();
 }
 
 export interface BfcErrorOptions {

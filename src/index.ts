@@ -23,3 +23,20 @@ export { BfcError, type ErrnoCode, isBfcError, type Reason } from "./errors.ts";
 export { describeFeatures, formatUuid, type Header } from "./format/header.ts";
 export { type EntryType, IndexTable } from "./format/index-table.ts";
 export { normalizePath, referenceCanLookUp } from "./format/path.ts";
+export {
+  builtinTypes,
+  type Capabilities,
+  createVfs,
+  type DirEntry,
+  type FileHandle,
+  type FileSystem,
+  type FileSystemType,
+  type FileType,
+  type MountInfo,
+  type MountOptions,
+  type NodeStat,
+  Vfs,
+  VfsDir,
+  VfsFileHandle,
+  type VfsOptions,
+} from "./vfs/index.ts";

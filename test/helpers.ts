@@ -42,3 +42,44 @@ export function writeTree(root: string, spec: TreeSpec): void {
     }
   }
 }
+
+/** A small seeded PRNG (mulberry32): deterministic fixtures without committed binaries. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `n` deterministic incompressible bytes. */
+export function randomBytes(n: number, seed: number): Buffer {
+  const next = prng(seed);
+  const b = Buffer.alloc(n);
+  for (let k = 0; k + 4 <= n; k += 4) b.writeUInt32LE(Math.floor(next() * 4294967296), k);
+  for (let k = n - (n % 4); k < n; k++) b[k] = Math.floor(next() * 256);
+  return b;
+}
+
+/** The error `run` throws (the test fails if it returns). */
+export function caught(run: () => unknown): NodeJS.ErrnoException {
+  try {
+    run();
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  }
+  throw new Error("expected an error");
+}
+
+/** The error `run` rejects with (the test fails if it resolves). */
+export async function rejected(run: () => Promise<unknown>): Promise<NodeJS.ErrnoException> {
+  try {
+    await run();
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
+  }
+  throw new Error("expected a rejection");
+}

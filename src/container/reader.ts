@@ -994,6 +994,56 @@ export class Reader {
     return Buffer.from(data.subarray(start, end));
   }
 
+  /**
+   * readAtSync into the caller's buffer: plain entries are read straight into it and cached ones
+   * copied once, which is what a VFS read(fd, buffer) needs.
+   */
+  readIntoAtSync(i: number, target: Uint8Array, offset: number, length: number, position: number): number {
+    const loc = this.locate(i);
+    const [start, end] = clampRange(position, length, loc.size);
+    if (start >= end) return 0;
+    const cached = this.cache.get(i);
+    if (cached) {
+      target.set(cached.subarray(start, end), offset);
+      return end - start;
+    }
+    if (!loc.comp && !loc.enc) {
+      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
+      const view = Buffer.from(target.buffer, target.byteOffset + offset, end - start);
+      readFully(this.checkOpen(), view, loc.payloadOffset + start, loc.path);
+      return end - start;
+    }
+    const data = this.readAtSync(i, start, end - start);
+    target.set(data, offset);
+    return data.length;
+  }
+
+  async readIntoAt(
+    i: number,
+    target: Uint8Array,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<number> {
+    const loc = this.locate(i);
+    const [start, end] = clampRange(position, length, loc.size);
+    if (start >= end) return 0;
+    const cached = this.cache.get(i);
+    if (cached) {
+      target.set(cached.subarray(start, end), offset);
+      return end - start;
+    }
+    if (!loc.comp && !loc.enc) {
+      if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
+      const view = Buffer.from(target.buffer, target.byteOffset + offset, end - start);
+      await readFullyAsync(this.checkOpen(), view, loc.payloadOffset + start, loc.path);
+      return end - start;
+    }
+    const data = await this.readAt(i, start, end - start);
+    target.set(data, offset);
+    return data.length;
+  }
+
   private verifyPlainSync(loc: Location): void {
     this.readPayloadHeadSync(loc);
     const fd = this.checkOpen();

@@ -90,6 +90,7 @@ export class IndexTable {
   private readonly starts: Uint32Array;
   /** Where the entries end inside the blob; bytes after this are the extension area. */
   readonly entriesEnd: number;
+  private belowNonDir: boolean | undefined;
 
   private constructor(blob: Buffer, starts: Uint32Array, entriesEnd: number) {
     this.blob = blob;
@@ -202,6 +203,45 @@ export class IndexTable {
   }
 
   /** Extension bytes after the last entry (covered by the index CRC; ignored by the reference). */
+  /**
+   * True when some entry lies beneath a file or symlink entry ("a" a file and "a/b" present), which
+   * the format does not forbid but no tree can hold. Linear: entries are sorted, so the non-directory
+   * entries that are string prefixes of the current path form a stack, and only its top can be the
+   * nearest such ancestor.
+   */
+  hasEntriesBelowNonDirectories(): boolean {
+    if (this.belowNonDir !== undefined) return this.belowNonDir;
+    const b = this.blob;
+    const stackStart: number[] = [];
+    const stackEnd: number[] = [];
+    let found = false;
+    for (let i = 0; i < this.count && !found; i++) {
+      const s = this.pathStart(i);
+      const e = this.pathEnd(i);
+      const len = e - s;
+      while (stackStart.length > 0) {
+        const ts = stackStart[stackStart.length - 1] as number;
+        const tl = (stackEnd[stackEnd.length - 1] as number) - ts;
+        if (tl < len && b[ts + tl - 1] === b[s + tl - 1]) {
+          let k = 0;
+          while (k < tl && b[ts + k] === b[s + k]) k++;
+          if (k === tl) {
+            if (b[s + tl] === 0x2f) found = true;
+            break;
+          }
+        }
+        stackStart.pop();
+        stackEnd.pop();
+      }
+      if ((this.mode(i) & S_IFMT) !== S_IFDIR) {
+        stackStart.push(s);
+        stackEnd.push(e);
+      }
+    }
+    this.belowNonDir = found;
+    return found;
+  }
+
   extension(): Buffer {
     return this.blob.subarray(this.entriesEnd);
   }
@@ -288,14 +328,44 @@ export class IndexTable {
     return this.blob.compare(key, ks, ke, ps, ps + this.blob.readUInt32LE(s));
   }
 
-  /** First position whose path is >= key. */
+  /**
+   * First position whose path is >= key. Compares bytes in JS (a native Buffer.compare per probe
+   * costs more than the bytes it compares) and skips the prefix the key is known to share with both
+   * bounds: every entry between two bounds shares at least the shorter of their common prefixes.
+   */
   lowerBound(key: Buffer, ks = 0, ke = key.length, from = 0): number {
+    const b = this.blob;
+    const starts = this.starts;
+    const klen = ke - ks;
     let lo = from;
     let hi = this.count;
+    let lcpLo = 0;
+    let lcpHi = 0;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.compareAt(mid, key, ks, ke) < 0) lo = mid + 1;
-      else hi = mid;
+      const s = starts[mid] as number;
+      const len =
+        (b[s] as number) |
+        ((b[s + 1] as number) << 8) |
+        ((b[s + 2] as number) << 16) |
+        ((b[s + 3] as number) << 24);
+      const ps = s + 4;
+      const n = Math.min(len, klen);
+      let k = Math.min(lcpLo, lcpHi);
+      let d = 0;
+      while (k < n) {
+        d = (b[ps + k] as number) - (key[ks + k] as number);
+        if (d !== 0) break;
+        k++;
+      }
+      if (d === 0) d = len - klen;
+      if (d < 0) {
+        lo = mid + 1;
+        lcpLo = k;
+      } else {
+        hi = mid;
+        lcpHi = k;
+      }
     }
     return lo;
   }

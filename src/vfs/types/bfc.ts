@@ -1,0 +1,278 @@
+import fs from "node:fs";
+import type { Credentials } from "../../container/keys.ts";
+import { type Entry, Reader } from "../../container/reader.ts";
+import { BfcError } from "../../errors.ts";
+import { fsError } from "../errors.ts";
+import type {
+  Capabilities,
+  DirEntry,
+  FileHandle,
+  FileSystem,
+  FileSystemType,
+  NodeStat,
+  StatFs,
+} from "../filesystem.ts";
+import { compareNames } from "../names.ts";
+import { typeOfMode } from "../stats.ts";
+
+const { S_IFDIR } = fs.constants;
+
+export interface BfcMountOptions extends Credentials {
+  /** The container file. */
+  path: string;
+  /** Decoded-content cache budget in bytes (default 64 MiB). */
+  cacheBytes?: number;
+  /** Owner reported for every entry (BFC v1 stores none); default: the container file's owner. */
+  uid?: number;
+  gid?: number;
+}
+
+const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: true };
+
+/**
+ * Milliseconds as fs.Stats computes them (seconds * 1e3 + nanoseconds / 1e6): dividing the whole
+ * nanosecond count by 1e6 as a double loses the last digits (…250 ms read as …249.9998).
+ */
+function nsToMs(ns: bigint): number {
+  const sec = ns / 1_000_000_000n;
+  return Number(sec) * 1e3 + Number(ns - sec * 1_000_000_000n) / 1e6;
+}
+
+/** 32-bit FNV-1a over a path, to number directories that exist only as parents. */
+function pathHash(p: string): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < p.length; k++) h = Math.imul(h ^ p.charCodeAt(k), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * A BFC container as a read-only filesystem, straight over the index: lookups are binary searches
+ * in the index blob, reads go to the Reader (verified once per entry, decoded with an LRU).
+ */
+export class BfcFileSystem implements FileSystem {
+  readonly capabilities: Capabilities;
+  readonly reader: Reader;
+  private readonly uid: number;
+  private readonly gid: number;
+  private readonly rootStat: NodeStat;
+  /** Subdirectory counts by entry index (for st_nlink), -1 until asked. */
+  private readonly subdirs: Int32Array;
+  private readonly implicitSubdirs = new Map<string, number>();
+
+  constructor(reader: Reader, options: Omit<BfcMountOptions, "path">) {
+    this.reader = reader;
+    const st = fs.statSync(reader.path, { bigint: true });
+    this.uid = options.uid ?? Number(st.uid);
+    this.gid = options.gid ?? Number(st.gid);
+    // A container the reference could write but no tree can hold ("a" a file and "a/b" present) is
+    // walked component by component, so such entries are unreachable instead of half-visible.
+    this.capabilities = reader.index.hasEntriesBelowNonDirectories()
+      ? { ...CAPS, structuralLookup: false }
+      : CAPS;
+    this.subdirs = new Int32Array(reader.count).fill(-1);
+    const ms = nsToMs(st.mtimeNs);
+    this.rootStat = {
+      type: "directory",
+      mode: S_IFDIR | 0o755,
+      size: 0,
+      ino: 1,
+      nlink: 2 + this.countSubdirs(""),
+      uid: this.uid,
+      gid: this.gid,
+      rdev: 0,
+      blocks: 0,
+      mtimeMs: ms,
+      mtimeNs: st.mtimeNs,
+    };
+  }
+
+  private countSubdirs(dir: string): number {
+    let n = 0;
+    for (const e of this.children(dir)) if (e.type === "directory") n++;
+    return n;
+  }
+
+  private nlinkOf(i: number, path: string): number {
+    if (i >= 0) {
+      let n = this.subdirs[i] as number;
+      if (n < 0) {
+        n = this.countSubdirs(path);
+        this.subdirs[i] = n;
+      }
+      return 2 + n;
+    }
+    let n = this.implicitSubdirs.get(path);
+    if (n === undefined) {
+      n = this.countSubdirs(path);
+      this.implicitSubdirs.set(path, n);
+    }
+    return 2 + n;
+  }
+
+  private statOf(e: Entry): NodeStat {
+    const type = typeOfMode(e.mode);
+    return {
+      type,
+      mode: e.mode,
+      size: type === "directory" ? 0 : e.size,
+      ino: e.index + 2,
+      nlink: type === "directory" ? this.nlinkOf(e.index, e.path) : 1,
+      uid: this.uid,
+      gid: this.gid,
+      rdev: 0,
+      blocks: type === "file" ? Math.ceil(e.storedSize / 512) : 0,
+      mtimeMs: nsToMs(e.mtimeNs),
+      mtimeNs: e.mtimeNs,
+    };
+  }
+
+  lstat(path: string): NodeStat | undefined {
+    if (path === "") return this.rootStat;
+    const ix = this.reader.index;
+    const key = Buffer.from(path);
+    const i = ix.find(key);
+    if (i >= 0) return this.statOf(this.reader.entryAt(i));
+    const [lo, hi] = ix.descendantRange(key);
+    if (lo >= hi) return undefined;
+    // A directory that exists only because entries lie beneath it.
+    return {
+      ...this.rootStat,
+      ino: 2 ** 48 + pathHash(path),
+      nlink: this.nlinkOf(-1, path),
+    };
+  }
+
+  /** Immediate children straight from the index blob (no Entry objects), in byte order. */
+  private children(dir: string): DirEntry[] {
+    const ix = this.reader.index;
+    const b = ix.blob;
+    const prefix = Buffer.from(dir);
+    const [lo, hi] = ix.descendantRange(prefix);
+    const base = dir === "" ? 0 : prefix.length + 1;
+    const out: DirEntry[] = [];
+    let last = "";
+    let j = lo;
+    while (j < hi) {
+      const s = ix.pathStart(j) + base;
+      const e = ix.pathEnd(j);
+      const slash = b.indexOf(0x2f, s);
+      if (slash < 0 || slash >= e) {
+        const name = b.toString("utf8", s, e);
+        if (name !== last) out.push({ name, type: typeOfMode(ix.mode(j)) });
+        last = name;
+        j++;
+        continue;
+      }
+      // A deeper entry: its first component is a child directory (explicit or implicit).
+      const name = b.toString("utf8", s, slash);
+      if (name !== last) out.push({ name, type: "directory" });
+      last = name;
+      const [, end] = ix.descendantRange(b.subarray(ix.pathStart(j), slash));
+      j = Math.max(j + 1, end);
+    }
+    // "a.txt" sorts before "a/x" in the index but "a" before "a.txt" by name: restore name order.
+    let sorted = true;
+    for (let k = 1; k < out.length && sorted; k++) {
+      if (compareNames((out[k - 1] as DirEntry).name, (out[k] as DirEntry).name) >= 0) sorted = false;
+    }
+    if (!sorted) {
+      const seen = new Map<string, DirEntry>();
+      for (const d of out) {
+        const prev = seen.get(d.name);
+        if (!prev || d.type === "directory") seen.set(d.name, d);
+      }
+      return [...seen.values()].sort((x, y) => compareNames(x.name, y.name));
+    }
+    return out;
+  }
+
+  readdir(path: string): DirEntry[] {
+    return this.children(path);
+  }
+
+  readlink(path: string): string {
+    const i = this.reader.index.find(Buffer.from(path));
+    if (i < 0) throw fsError("ENOENT");
+    return this.reader.readlinkAtSync(i);
+  }
+
+  private fileAt(path: string): number {
+    const i = this.reader.index.find(Buffer.from(path));
+    if (i < 0) throw fsError("ENOENT");
+    const t = typeOfMode(this.reader.index.mode(i));
+    if (t === "directory") throw fsError("EISDIR");
+    if (t !== "file") throw fsError("ENXIO", `'${path}' is not a regular file`);
+    return i;
+  }
+
+  open(path: string): FileHandle {
+    const i = this.fileAt(path);
+    const reader = this.reader;
+    const st = this.statOf(reader.entryAt(i));
+    return {
+      stat: () => st,
+      read: (buffer, offset, length, position) => reader.readIntoAtSync(i, buffer, offset, length, position),
+      readAsync: (buffer, offset, length, position) => reader.readIntoAt(i, buffer, offset, length, position),
+      close: () => {},
+    };
+  }
+
+  readFile(path: string): Buffer {
+    return this.reader.readFileAtSync(this.fileAt(path));
+  }
+
+  readFileAsync(path: string): Promise<Buffer> {
+    return this.reader.readFileAt(this.fileAt(path));
+  }
+
+  statfs(): StatFs {
+    return {
+      type: 0x42464331, // "BFC1"
+      bsize: 4096,
+      blocks: Math.ceil(this.reader.fileSize / 4096),
+      bfree: 0,
+      bavail: 0,
+      files: this.reader.count,
+      ffree: 0,
+    };
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+}
+
+function checkOptions(options: BfcMountOptions): void {
+  if (!options || typeof options.path !== "string" || options.path === "") {
+    throw new BfcError("EINVAL", "INVALID_ARGUMENT", "the bfc type needs {path: <container file>}");
+  }
+}
+
+export const bfcType: FileSystemType<BfcMountOptions> = {
+  name: "bfc",
+  capabilities: CAPS,
+  async create(options) {
+    checkOptions(options);
+    const { path, ...rest } = options;
+    const reader = await Reader.open(path, rest);
+    try {
+      // Derive a password's key now so later sync reads never block on Argon2id.
+      await reader.unlock();
+      return new BfcFileSystem(reader, rest);
+    } catch (e) {
+      reader.close();
+      throw e;
+    }
+  },
+  createSync(options) {
+    checkOptions(options);
+    const { path, ...rest } = options;
+    const reader = Reader.openSync(path, rest);
+    try {
+      return new BfcFileSystem(reader, rest);
+    } catch (e) {
+      reader.close();
+      throw e;
+    }
+  },
+};
