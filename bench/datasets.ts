@@ -9,7 +9,7 @@ import path from "node:path";
 import { Writer } from "../src/index.ts";
 
 export type ScaleName = "full" | "quick";
-export type DatasetId = "a" | "b" | "c" | "d";
+export type DatasetId = "a" | "b" | "c" | "d" | "e";
 
 export interface Scale {
   name: ScaleName;
@@ -17,6 +17,8 @@ export interface Scale {
   small: { count: number; dirs: number; min: number; max: number };
   big: { size: number };
   entries: { count: number };
+  /** Dataset e: a tree of `count` entries (files + directories) for the VFS group. */
+  tree: { count: number; pages: number; big: number };
 }
 
 const MiB = 1024 * 1024;
@@ -27,6 +29,7 @@ export const SCALES: Record<ScaleName, Scale> = {
     small: { count: 50_000, dirs: 100, min: 1024, max: 8192 },
     big: { size: 2048 * MiB },
     entries: { count: 100_000 },
+    tree: { count: 100_000, pages: 6000, big: 64 * MiB },
   },
   quick: {
     name: "quick",
@@ -34,6 +37,7 @@ export const SCALES: Record<ScaleName, Scale> = {
     small: { count: 5000, dirs: 40, min: 1024, max: 8192 },
     big: { size: 256 * MiB },
     entries: { count: 10_000 },
+    tree: { count: 10_000, pages: 1500, big: 16 * MiB },
   },
 };
 
@@ -48,6 +52,20 @@ export interface Dataset {
   /** For dataset d: the container and a path inside it to stat. */
   container?: string;
   probe?: string;
+  /** For dataset e: its entries (files + directories), and the layout the VFS rows use. */
+  entries?: number;
+  tree?: TreeLayout;
+}
+
+/** Where dataset e keeps what the VFS rows read (paths relative to `<parent>/<name>`). */
+export interface TreeLayout {
+  /** The large file for random reads, and its size. */
+  big: string;
+  bigSize: number;
+  /** The directory holding exactly FLAT_ENTRIES entries (4 KiB files). */
+  flat: string;
+  /** Directories of 4 KiB files, PAGES_PER_DIR each. */
+  pageDirs: string[];
 }
 
 /** Bump when the generated content changes, so stale datasets are rebuilt. */
@@ -264,6 +282,94 @@ async function genEntries(pool: Buffer, s: Scale, file: string): Promise<string>
   return sorted[Math.floor(sorted.length * 0.61)];
 }
 
+/** Dataset e: exactly this many entries in one directory (for readdir). */
+export const FLAT_ENTRIES = 1024;
+export const PAGE_SIZE = 4096;
+const PAGES_PER_DIR = 100;
+
+/**
+ * Dataset e, the VFS tree: `tree.count` entries (files and directories, the root not counted): one
+ * large file for random reads, `flat/` with exactly FLAT_ENTRIES 4 KiB files, `pages/pNN/` with
+ * `tree.pages` more 4 KiB files, and an npm-like `node_modules/` of small files (100–2,000 bytes, up
+ * to 5 levels deep) making up the rest.
+ */
+function genTree(pool: Buffer, s: Scale, root: string): TreeLayout {
+  const rand = prng(13);
+  const words = vocabulary(prng(17));
+  let entries = 0;
+  const mkdir = (rel: string) => {
+    fs.mkdirSync(path.join(root, rel));
+    entries++;
+  };
+  const write = (rel: string, size: number, header = "") => {
+    const buf = Buffer.allocUnsafe(size);
+    fillFrom(pool, rand, buf, header);
+    fs.writeFileSync(path.join(root, rel), buf);
+    entries++;
+  };
+  fs.mkdirSync(root, { recursive: true });
+  const big = "big.bin";
+  {
+    const fd = fs.openSync(path.join(root, big), "w");
+    const chunk = Buffer.allocUnsafe(8 * MiB);
+    try {
+      for (let done = 0; done < s.tree.big; ) {
+        const n = Math.min(chunk.length, s.tree.big - done);
+        fillFrom(pool, rand, chunk.subarray(0, n));
+        done += fs.writeSync(fd, chunk, 0, n, done);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    entries++;
+  }
+  mkdir("flat");
+  for (let i = 0; i < FLAT_ENTRIES; i++) {
+    const name = `flat/${words[i % words.length]}-${String(i).padStart(4, "0")}.txt`;
+    write(name, PAGE_SIZE, `# ${name}\n`);
+  }
+  mkdir("pages");
+  const pageDirs: string[] = [];
+  for (let i = 0; i < s.tree.pages; i++) {
+    if (i % PAGES_PER_DIR === 0) {
+      const d = `pages/p${String(i / PAGES_PER_DIR).padStart(3, "0")}`;
+      mkdir(d);
+      pageDirs.push(d);
+    }
+    const name = `${pageDirs[pageDirs.length - 1]}/page-${String(i).padStart(5, "0")}.html`;
+    write(name, PAGE_SIZE, `<!-- ${name} -->\n`);
+  }
+  mkdir("node_modules");
+  const made = new Set<string>();
+  for (let pkg = 0; entries < s.tree.count; pkg++) {
+    const base = `node_modules/${words[pkg % words.length]}-${pkg}`;
+    mkdir(base);
+    const files = [...PKG_FILES];
+    const extra = 10 + Math.floor(rand() * 60);
+    for (let i = 0; i < extra; i++) {
+      const dir = ["lib", "dist", "src", "lib/internal", "dist/esm"][Math.floor(rand() * 5)];
+      files.push(`${dir}/${words[Math.floor(rand() * words.length)]}-${i}.js`);
+    }
+    for (const f of files) {
+      // Parent directories first, each counted once.
+      const parts = f.split("/");
+      let need = 1;
+      for (let k = 1; k < parts.length; k++) if (!made.has(`${base}/${parts.slice(0, k).join("/")}`)) need++;
+      if (entries + need > s.tree.count) continue;
+      for (let k = 1; k < parts.length; k++) {
+        const d = `${base}/${parts.slice(0, k).join("/")}`;
+        if (!made.has(d)) {
+          made.add(d);
+          mkdir(d);
+        }
+      }
+      write(`${base}/${f}`, 100 + Math.floor(rand() * 1900));
+      if (entries >= s.tree.count) break;
+    }
+  }
+  return { big, bigSize: s.tree.big, flat: "flat", pageDirs };
+}
+
 function describe(id: DatasetId, s: Scale): { name: string; label: string } {
   switch (id) {
     case "a":
@@ -274,6 +380,8 @@ function describe(id: DatasetId, s: Scale): { name: string; label: string } {
       return { name: "big", label: `(c) 1×${fmtSize(s.big.size)}` };
     case "d":
       return { name: "entries.bfc", label: `(d) ${s.entries.count} entries` };
+    case "e":
+      return { name: "tree", label: `(e) ${s.tree.count}-entry tree` };
   }
 }
 
@@ -290,7 +398,11 @@ export async function ensureDataset(id: DatasetId, s: Scale, dataRoot: string): 
   const parent = path.join(dataRoot, s.name, id);
   const manifest = path.join(dataRoot, s.name, `${id}.json`);
   const { name, label } = describe(id, s);
-  const params = JSON.stringify({ v: GEN_VERSION, id, scale: s });
+  // Each dataset's own parameters only, so adding one does not invalidate the others.
+  const { tree, ...rest } = s;
+  const params = JSON.stringify(
+    id === "e" ? { v: GEN_VERSION, id, scale: s.name, tree } : { v: GEN_VERSION, id, scale: rest },
+  );
   try {
     const m = JSON.parse(fs.readFileSync(manifest, "utf8")) as Dataset & { params: string };
     const target = path.join(parent, name);
@@ -317,7 +429,9 @@ export async function ensureDataset(id: DatasetId, s: Scale, dataRoot: string): 
     ds.files = s.entries.count;
     ds.bytes = fs.statSync(target).size;
   } else {
+    if (id === "e") ds.tree = genTree(pool, s, target);
     Object.assign(ds, du(target));
+    if (id === "e") ds.entries = s.tree.count;
   }
   fs.writeFileSync(manifest, JSON.stringify({ ...ds, params }, null, 2));
   process.stderr.write(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -17,7 +17,9 @@ export function fmt(v: Cell | undefined): string {
   if (typeof v === "string") return v;
   if (!Number.isFinite(v)) return "?";
   if (v >= 100) return Math.round(v).toLocaleString("en-US");
-  return v >= 10 ? v.toFixed(1) : v.toFixed(2);
+  if (v >= 10) return v.toFixed(1);
+  // Sub-unit figures (µs-scale times in ms) keep two significant digits.
+  return v >= 1 || v === 0 ? v.toFixed(2) : v.toPrecision(2);
 }
 
 /** Plain-text table of the rows that have at least one value. */

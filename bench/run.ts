@@ -1,5 +1,5 @@
 /**
- * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat] [--reps N]`.
+ * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat,vfs] [--reps N]`.
  * Generates the datasets on first use (bench/data/<scale>/), runs every operation in a fresh child
  * process (bfcfs through bench/tasks/*.ts, other tools as commands), keeps the best of a few runs
  * with warm caches, prints a table and writes it as JSON to bench/results/.
@@ -12,11 +12,12 @@ import { parseArgs } from "node:util";
 import { type Dataset, type DatasetId, datasetLabel, ensureDataset, SCALES } from "./datasets.ts";
 import { type Cell, formatTable, type Row } from "./report.ts";
 import { type Comp, detectTools, type Measure, type Runner, type ToolId } from "./tools.ts";
+import { anchorVersions, measureVfs, VFS_ANCHORS, vfsRows, vfsVerdicts } from "./vfs.ts";
 
 const BENCH = import.meta.dirname;
 const DATA = path.join(BENCH, "data");
 const TMP = path.join(DATA, "tmp");
-const GROUPS = ["create", "list", "extract", "verify", "stat"] as const;
+const GROUPS = ["create", "list", "extract", "verify", "stat", "vfs"] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values: opts } = parseArgs({
@@ -34,7 +35,8 @@ if (opts.help) {
   --only    run only these groups (default: all)
   --reps    runs per measurement (default 3, 2 for the big file and with --quick)
   --dist    load the built library (dist/, run \`npm run build\` first) instead of the .ts sources
-Comparisons: tar (GNU, with zstd), squashfs-tools, and the reference C tool when BFC_REFERENCE is set.`);
+Comparisons: tar (GNU, with zstd), squashfs-tools, and the reference C tool when BFC_REFERENCE is set;
+the vfs group compares against @yarnpkg/libzip's ZipFS and @zenfs/core + @zenfs/archives (Zip).`);
   process.exit(0);
 }
 const groups = new Set<Group>();
@@ -158,6 +160,10 @@ for (const d of ["a", "b", "c"] as const) {
 for (const c of COMPS) row(`verify.${c}.a.MBps`, `verify --deep ${compLabel(c)} ${L("a")}, MB/s`);
 row("stat.none.d.ms", `open+stat 1 path ${L("d")}, ms in-process (median)`);
 row("stat.none.d.wall", `open+stat 1 path ${L("d")}, ms whole process (median)`);
+for (const r of vfsRows(L("e"))) {
+  row(r.key, r.label);
+  byKey.get(r.key)!.target = r.target;
+}
 
 const notes: string[] = [];
 function put(key: string, tool: ToolId, v: Cell): void {
@@ -322,6 +328,7 @@ if (groups.has("create") || groups.has("extract")) for (const d of ["a", "b", "c
 if (groups.has("list")) need.add("b");
 if (groups.has("verify")) need.add("a");
 if (groups.has("stat")) need.add("d");
+if (groups.has("vfs")) need.add("e");
 
 rm(TMP);
 fs.mkdirSync(TMP, { recursive: true });
@@ -336,7 +343,7 @@ notes.push(...toolNotes);
 const tools = [bfcfs, ...runners];
 
 const datasets = new Map<DatasetId, Dataset>();
-for (const id of ["a", "b", "c", "d"] as const) {
+for (const id of ["a", "b", "c", "d", "e"] as const) {
   if (need.has(id)) datasets.set(id, await ensureDataset(id, scale, DATA));
 }
 
@@ -350,11 +357,31 @@ try {
   }
   const d = datasets.get("d");
   if (d) for (const t of tools) if (t.stat) measureStat(t, d);
+  const e = datasets.get("e");
+  if (e) {
+    progress(`dataset ${e.label}: ${e.entries} entries, ${e.files} files, ${(e.bytes / 1e6).toFixed(0)} MB`);
+    measureVfs(
+      {
+        task,
+        put,
+        note: (n) => notes.push(n),
+        progress,
+        reps: repsArg || (opts.quick ? 2 : 3),
+        zenfsReps: repsArg || (opts.quick ? 2 : 1),
+        tmp: TMP,
+      },
+      e,
+    );
+    notes.push(...vfsVerdicts(new Map(rows.map((r) => [r.key, r.values]))));
+  }
 } finally {
   rm(TMP);
 }
 
-const columns = tools.map((t) => t.id);
+// Tools with a figure in some row (a tool detected but unused by the groups run is left out).
+const columns = [...tools.map((t) => t.id), ...VFS_ANCHORS].filter((t) =>
+  rows.some((r) => r.values[t] !== undefined),
+);
 const targetHeader = full ? "issue" : "issue (full scale)";
 const cpu = os.cpus();
 const lines = [
@@ -365,6 +392,13 @@ const lines = [
   `MB = 10^6 bytes of original content; best of ${repsArg || (opts.quick ? 2 : "3 (2 for (c))")} runs in fresh processes, warm cache;`,
   "bfcfs times are measured inside the child (after Node startup and module load), other tools' are wall",
   `times of the command; 'whole process' rows include startup; peak RSS is the highest of the runs; open+stat: median of ${statReps}.`,
+  ...(groups.has("vfs")
+    ? [
+        "vfs rows: one operation per fresh process after its mount, warmed on other paths first; best of the runs;",
+        "mount = the best mount time seen across those runs; yarn-zipfs and zenfs read the zip of the same tree;",
+        `zenfs runs all of an archive's rows after one mount (it takes minutes at full scale)${full && !repsArg ? ", once" : ""}.`,
+      ]
+    : []),
   `total ${((performance.now() - started) / 1000).toFixed(0)} s of measuring`,
   ...notes.map((n) => `note: ${n}`),
 ];
@@ -381,8 +415,17 @@ const json = {
   cpus: cpu.length,
   cpuModel: cpu[0]?.model,
   groups: [...groups],
-  tools: Object.fromEntries(tools.map((t) => [t.id, t.version])),
-  datasets: [...datasets.values()].map(({ id, label, files, bytes }) => ({ id, label, files, bytes })),
+  tools: {
+    ...Object.fromEntries(tools.map((t) => [t.id, t.version])),
+    ...(groups.has("vfs") ? anchorVersions() : {}),
+  },
+  datasets: [...datasets.values()].map(({ id, label, files, bytes, entries }) => ({
+    id,
+    label,
+    files,
+    bytes,
+    ...(entries !== undefined ? { entries } : {}),
+  })),
   rows: rows.filter((r) => Object.keys(r.values).length > 0),
   notes,
 };

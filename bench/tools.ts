@@ -9,7 +9,7 @@ import path from "node:path";
 import type { Dataset } from "./datasets.ts";
 
 export type Comp = "none" | "zstd";
-export type ToolId = "bfcfs" | "reference" | "tar" | "squashfs";
+export type ToolId = "bfcfs" | "reference" | "tar" | "squashfs" | "yarn-zipfs" | "zenfs";
 
 export interface Measure {
   ok: boolean;

@@ -921,8 +921,13 @@ export class Reader {
   /**
    * `keep: false` is for one-shot consumers (extraction): the decoded bytes are neither cached nor
    * copied, and a plain file may be read into `scratch` (valid until the next call with it).
+   * `owned: true` returns bytes the caller may keep and change, without adding them to the cache.
    */
-  readFileAtSync(i: number, options: { keep?: boolean; scratch?: Buffer } = {}): Buffer {
+  readFileAtSync(i: number, options: { keep?: boolean; scratch?: Buffer; owned?: boolean } = {}): Buffer {
+    if (options.owned) {
+      const hit = this.cache.get(i);
+      return hit ? Buffer.from(hit) : this.decodeWholeSync(this.locate(i));
+    }
     const keep = options.keep !== false;
     const cached = this.cache.get(i);
     if (cached) return keep ? Buffer.from(cached) : cached;

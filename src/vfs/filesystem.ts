@@ -56,6 +56,11 @@ export interface FileHandle {
   /** Reads up to `length` bytes at `position` into `buffer[offset…]`; returns bytes read (0 at EOF). */
   read(buffer: Uint8Array, offset: number, length: number, position: number): number;
   readAsync?(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
+  /**
+   * True when `read` costs at most one positioned read or a memory copy (no whole-file decode), so a
+   * caller with a dedicated thread (the FUSE adapter) may call it instead of `readAsync`.
+   */
+  readonly syncReadCheap?: boolean;
   /** Writable types only. Writing past the end extends the file (a gap reads as zeros). */
   write?(buffer: Uint8Array, offset: number, length: number, position: number): number;
   writeAsync?(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;

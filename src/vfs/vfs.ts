@@ -1073,6 +1073,23 @@ export class Vfs implements FdIo {
     return n;
   }
 
+  /**
+   * A read answered synchronously when the file's type says that is cheap (one pread or a copy),
+   * else through its async path. For callers that own a thread anyway, such as the FUSE adapter,
+   * where a hop through the thread pool costs more than the read.
+   */
+  readFdFast(
+    fd: number,
+    buffer: Uint8Array,
+    offset: number,
+    length: number,
+    position: number | null,
+  ): number | Promise<number> {
+    const f = this.readable(fd, "read");
+    if (!f.handle?.syncReadCheap) return this.readFdAsync(fd, buffer, offset, length, position);
+    return this.readSync(fd, buffer, offset, length, position);
+  }
+
   async writeFdAsync(
     fd: number,
     buffer: Uint8Array,

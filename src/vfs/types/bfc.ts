@@ -27,6 +27,9 @@ export interface BfcMountOptions extends Credentials {
   gid?: number;
 }
 
+/** Entries up to this size are decoded whole by the Reader anyway (its WHOLE_DECODE_LIMIT). */
+const WHOLE_DECODE_LIMIT = 8 * 1024 * 1024;
+
 const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: true };
 
 /**
@@ -58,6 +61,9 @@ export class BfcFileSystem implements FileSystem {
   /** Subdirectory counts by entry index (for st_nlink), -1 until asked. */
   private readonly subdirs: Int32Array;
   private readonly implicitSubdirs = new Map<string, number>();
+  /** Listings already built (the container never changes), bounded by total entries listed. */
+  private readonly listings = new Map<string, DirEntry[]>();
+  private listedEntries = 0;
 
   constructor(reader: Reader, options: Omit<BfcMountOptions, "path">) {
     this.reader = reader;
@@ -187,7 +193,16 @@ export class BfcFileSystem implements FileSystem {
   }
 
   readdir(path: string): DirEntry[] {
-    return this.children(path);
+    const cached = this.listings.get(path);
+    if (cached) return cached;
+    const list = this.children(path);
+    // Keep listings until they add up to the container's size: enough for every directory once.
+    if (this.listedEntries + list.length <= this.reader.count + 1024) {
+      Object.freeze(list);
+      this.listings.set(path, list);
+      this.listedEntries += list.length;
+    }
+    return list;
   }
 
   readlink(path: string): string {
@@ -208,8 +223,11 @@ export class BfcFileSystem implements FileSystem {
   open(path: string): FileHandle {
     const i = this.fileAt(path);
     const reader = this.reader;
-    const st = this.statOf(reader.entryAt(i));
+    const e = reader.entryAt(i);
+    const st = this.statOf(e);
     return {
+      // Sync reads of a large compressed entry decode it whole; everything else is one pread or a copy.
+      syncReadCheap: e.compression === "none" || e.size <= WHOLE_DECODE_LIMIT,
       stat: () => st,
       read: (buffer, offset, length, position) => reader.readIntoAtSync(i, buffer, offset, length, position),
       readAsync: (buffer, offset, length, position) => reader.readIntoAt(i, buffer, offset, length, position),
@@ -218,7 +236,8 @@ export class BfcFileSystem implements FileSystem {
   }
 
   readFile(path: string): Buffer {
-    return this.reader.readFileAtSync(this.fileAt(path));
+    // One-shot: the caller owns the bytes, so neither cache them nor copy them out of a cache.
+    return this.reader.readFileAtSync(this.fileAt(path), { owned: true });
   }
 
   readFileAsync(path: string): Promise<Buffer> {
