@@ -261,6 +261,28 @@ export class BfcFileSystem implements FileSystem {
   }
 }
 
+/**
+ * With credentials given, proves them on the smallest encrypted file so a wrong password fails the
+ * mount (EACCES, AUTH_FAILED) instead of every later read; -1 when nothing is encrypted.
+ */
+function smallestEncrypted(reader: Reader): number {
+  const ix = reader.index;
+  let best = -1;
+  for (let i = 0; i < ix.count; i++) {
+    if (
+      ix.enc(i) !== 0 &&
+      (ix.mode(i) & 0o170000) === 0o100000 &&
+      (best < 0 || ix.origSize(i) < ix.origSize(best))
+    )
+      best = i;
+  }
+  return best;
+}
+
+function hasCredentials(options: Credentials): boolean {
+  return options.password !== undefined || options.key !== undefined;
+}
+
 function checkOptions(options: BfcMountOptions): void {
   if (!options || typeof options.path !== "string" || options.path === "") {
     throw new BfcError("EINVAL", "INVALID_ARGUMENT", "the bfc type needs {path: <container file>}");
@@ -277,6 +299,10 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
     try {
       // Derive a password's key now so later sync reads never block on Argon2id.
       await reader.unlock();
+      if (reader.encrypted && hasCredentials(rest)) {
+        const probe = smallestEncrypted(reader);
+        if (probe >= 0) await reader.verifyEntry(probe);
+      }
       return new BfcFileSystem(reader, rest);
     } catch (e) {
       reader.close();
@@ -288,6 +314,10 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
     const { path, ...rest } = options;
     const reader = Reader.openSync(path, rest);
     try {
+      if (reader.encrypted && hasCredentials(rest)) {
+        const probe = smallestEncrypted(reader);
+        if (probe >= 0) reader.readFileAtSync(probe, { owned: true });
+      }
       return new BfcFileSystem(reader, rest);
     } catch (e) {
       reader.close();
