@@ -58,6 +58,7 @@ export type Reason =
   | "SOURCE_CHANGED"
   | "IO_ERROR"
   | "CLOSED"
+  | "STALE_MOUNT"
   | "ABORTED";
 
 const DESCRIPTIONS: Record<ErrnoCode, string> = {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `bfc` command: create, list, extract, info, verify, cat, stat. Compatible with the reference
+ * The `bfc` command: create, list, extract, info, verify, cat, stat, mount, umount. Compatible with the reference
  * C tool's options and output (docs/cli.md lists every deliberate difference). Exit codes: 0 success,
  * 1 operational failure, 2 usage error. Each command's module loads the library parts it needs only
  * when it runs, so `bfc list` never loads the writer, the worker pool or the progress bar.
@@ -14,7 +14,9 @@ import * as create from "./create.ts";
 import * as extract from "./extract.ts";
 import * as info from "./info.ts";
 import * as list from "./list.ts";
+import * as mount from "./mount.ts";
 import * as stat from "./stat.ts";
+import * as umount from "./umount.ts";
 import * as verify from "./verify.ts";
 
 function versionText(): string {
@@ -61,7 +63,8 @@ Examples:
   bfc list -l archive.bfc
   bfc extract -k -C out archive.bfc
   bfc verify --deep archive.bfc
-  bfc cat archive.bfc docs/readme.txt`,
+  bfc cat archive.bfc docs/readme.txt
+  bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive`,
     );
   create.register(program);
   list.register(program);
@@ -70,6 +73,8 @@ Examples:
   verify.register(program);
   cat.register(program);
   stat.register(program);
+  mount.register(program);
+  umount.register(program);
   return { program, current: () => current };
 }
 

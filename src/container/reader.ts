@@ -78,6 +78,8 @@ interface Location {
 const CHUNK = 1024 * 1024;
 /** Entries up to this size are decoded whole and cached; larger ones stream. */
 const WHOLE_DECODE_LIMIT = 8 * 1024 * 1024;
+/** Decoding cursors kept per reader for random access into large compressed entries. */
+const MAX_CURSORS = 4;
 const MAX_SYMLINK_TARGET = 64 * 1024;
 /** Largest run of back-to-back objects readFilesSync reads at once. */
 const RUN_SPAN = 8 * 1024 * 1024;
@@ -131,7 +133,10 @@ export class Reader {
   private readonly trust: boolean;
   private readonly verified: Uint8Array;
   private keyConfirmed = false;
-  private cursor: Cursor | null = null;
+  /** Decoding cursors over large compressed entries, most recently used last. */
+  private cursors: Cursor[] = [];
+  /** cursorRead calls run one at a time: they advance shared cursors across awaits. */
+  private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
 
   private constructor(
@@ -269,7 +274,8 @@ export class Reader {
       fs.closeSync(this.fd);
       this.fd = -1;
       this.cache.clear();
-      this.cursor = null;
+      for (const c of this.cursors) void c.iter.return?.(undefined).catch(() => {});
+      this.cursors = [];
     }
   }
 
@@ -1113,13 +1119,41 @@ export class Reader {
     return createCtrDecryptor(key, nonce, start).update(buf);
   }
 
-  private async cursorRead(i: number, start: number, end: number): Promise<Buffer> {
-    let c = this.cursor;
-    if (!c || c.i !== i || c.pos > start) {
-      await c?.iter.return?.(undefined);
-      c = { i, pos: 0, pending: Buffer.alloc(0), iter: this.contentChunks(i)[Symbol.asyncIterator]() };
-      this.cursor = c;
+  private cursorRead(i: number, start: number, end: number): Promise<Buffer> {
+    const run = this.cursorChain.then(() => this.cursorReadNow(i, start, end));
+    this.cursorChain = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Reads [start, end) of a large compressed entry by decoding forward from the nearest cursor at or
+   * before `start` (a few are kept, so interleaved sequential readers — the kernel's readahead, two
+   * processes — do not restart each other from the beginning).
+   */
+  private async cursorReadNow(i: number, start: number, end: number): Promise<Buffer> {
+    let best = -1;
+    for (let k = 0; k < this.cursors.length; k++) {
+      const x = this.cursors[k] as Cursor;
+      if (x.i === i && x.pos <= start && (best < 0 || x.pos > (this.cursors[best] as Cursor).pos)) best = k;
     }
+    let c: Cursor;
+    if (best >= 0) {
+      c = this.cursors.splice(best, 1)[0] as Cursor;
+    } else {
+      c = { i, pos: 0, pending: Buffer.alloc(0), iter: this.contentChunks(i)[Symbol.asyncIterator]() };
+      if (this.cursors.length >= MAX_CURSORS) await this.cursors.shift()?.iter.return?.(undefined);
+    }
+    this.cursors.push(c);
+    try {
+      return await this.advance(c, start, end);
+    } catch (e) {
+      // A cursor that failed (corrupt data, closed file) is not reused.
+      this.cursors = this.cursors.filter((x) => x !== c);
+      throw e;
+    }
+  }
+
+  private async advance(c: Cursor, start: number, end: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(end - start);
     let filled = 0;
     while (filled < out.length) {
