@@ -20,6 +20,12 @@ export {
   type WriteSummary,
 } from "./container/writer.ts";
 export { BfcError, type ErrnoCode, isBfcError, type Reason } from "./errors.ts";
+export type {
+  ContainerMetadata,
+  Extension,
+  PreviousCommit,
+  ResourceLimits,
+} from "./format/extension.ts";
 export { describeFeatures, formatUuid, type Header } from "./format/header.ts";
 export { type EntryType, IndexTable } from "./format/index-table.ts";
 export { normalizePath, referenceCanLookUp } from "./format/path.ts";

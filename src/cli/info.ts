@@ -147,6 +147,17 @@ async function info(ctx: Ctx, container: string, entry: string | undefined, o: I
           storageRatio: t.uncompressedSize === 0 ? null : t.storedSize / t.uncompressedSize,
         },
       };
+      const ext = r.extension;
+      if (ext.metadata) {
+        const m = ext.metadata;
+        doc.metadata = {
+          creator: m.creator ?? null,
+          created: m.createdNs === undefined ? null : isoNs(m.createdNs),
+          modified: m.modifiedNs === undefined ? null : isoNs(m.modifiedNs),
+          labels: m.labels ?? {},
+        };
+      }
+      if (ext.limits) doc.limits = ext.limits;
       if (o.detailed) {
         doc.entries = [...r.entries()].map((e) =>
           entryJson(e, e.type === "symlink" ? targetOf(r, e) : undefined),
@@ -162,6 +173,21 @@ async function info(ctx: Ctx, container: string, entry: string | undefined, o: I
     ctx.print(`Block size: ${r.header.blockSize}`);
     ctx.print(`Features: ${features.length ? features.join(", ") : "none"}`);
     ctx.print(`Encrypted: ${encryptionText(r.encryptionMode)}`);
+    const ext = r.extension;
+    if (ext.metadata) {
+      const m = ext.metadata;
+      if (m.creator !== undefined) ctx.print(`Creator: ${m.creator}`);
+      if (m.createdNs !== undefined) ctx.print(`Created: ${isoNs(m.createdNs)}`);
+      if (m.modifiedNs !== undefined) ctx.print(`Last modified: ${isoNs(m.modifiedNs)}`);
+      for (const [k, v] of Object.entries(m.labels ?? {})) ctx.print(`Label: ${k}=${v}`);
+    }
+    if (ext.limits) {
+      const l = ext.limits;
+      const show = (v: number | undefined) => (v === undefined ? "unlimited" : String(v));
+      ctx.print(
+        `Limits: files ${show(l.maxFiles)}, directories ${show(l.maxDirectories)}, total bytes ${show(l.maxTotalBytes)}, file size ${show(l.maxFileSize)}`,
+      );
+    }
     ctx.print("");
     if (o.detailed) {
       ctx.print("Entries:");

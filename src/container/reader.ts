@@ -21,6 +21,7 @@ import {
   S_IFREG,
   TAG_SIZE,
 } from "../format/constants.ts";
+import { decodeExtension, type Extension } from "../format/extension.ts";
 import { decodeFooter, type Footer } from "../format/footer.ts";
 import { type DecodedHeader, decodeHeader, hasPasswordSalt } from "../format/header.ts";
 import { type EntryType, IndexTable, typeOfMode } from "../format/index-table.ts";
@@ -135,6 +136,7 @@ export class Reader {
   private keyConfirmed = false;
   /** Decoding cursors over large compressed entries, most recently used last. */
   private cursors: Cursor[] = [];
+  private ext: Extension | undefined;
   /** cursorRead calls run one at a time: they advance shared cursors across awaits. */
   private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
@@ -303,6 +305,15 @@ export class Reader {
   }
 
   /** "password" when the header carries a salt, "key" when entries are encrypted without one. */
+  /**
+   * The index's extension area (container metadata, resource limits, commit chain), decoded on
+   * first use; empty for containers written without one (every reference-written container).
+   */
+  get extension(): Extension {
+    this.ext ??= decodeExtension(this.index.extension());
+    return this.ext;
+  }
+
   get encryptionMode(): "none" | "password" | "key" {
     if (!this.encrypted) return "none";
     return hasPasswordSalt(this.header) ? "password" : "key";

@@ -27,6 +27,7 @@ import {
   S_IFREG,
   SALT_SIZE,
 } from "../format/constants.ts";
+import { type ContainerMetadata, encodeExtension, type ResourceLimits } from "../format/extension.ts";
 import { encodeFooter } from "../format/footer.ts";
 import { encodeHeader } from "../format/header.ts";
 import { encodeIndex, type IndexRecord, sortRecords } from "../format/index-table.ts";
@@ -56,6 +57,12 @@ export interface WriterOptions extends Credentials {
   /** Called as each entry is written. */
   onEntry?: (entry: AddedEntry) => void;
   onProgress?: (progress: WriteProgress) => void;
+  /**
+   * Container metadata and resource limits, stored in the index's extension area (docs/format.md).
+   * Without them the container is laid out exactly as the reference writes it.
+   */
+  metadata?: ContainerMetadata;
+  limits?: ResourceLimits;
 }
 
 export interface AddedEntry {
@@ -942,7 +949,10 @@ export class Writer {
       }
       if (this.failure) throw this.failure;
       sortRecords(this.records);
-      const blob = encodeIndex(this.records);
+      const blob = encodeIndex(
+        this.records,
+        encodeExtension({ metadata: this.opts.metadata, limits: this.opts.limits }),
+      );
       const indexOffset = this.out.position;
       this.out.append(blob);
       this.out.append(encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset }));
