@@ -56,6 +56,9 @@ export interface MountOptions {
   [option: string]: unknown;
 }
 
+/** Directories whose name lists are kept (each list is one array of strings). */
+const NAME_CACHE_DIRS = 4096;
+
 type Callback<T> = (err: Error | null, value?: T) => void;
 
 function argError(message: string, code = "ERR_INVALID_ARG_TYPE"): TypeError {
@@ -133,6 +136,8 @@ export class Vfs implements FdIo {
   private readonly table = new MountTable();
   private readonly walker = new Walker(this.table);
   private readonly fds: FdTable;
+  /** Directory name lists of read-only mounts, by mount id and path (cleared when mounts change). */
+  private readonly nameCache = new Map<string, string[]>();
 
   constructor(options: VfsOptions = {}) {
     for (const t of options.types ?? []) this.registerType(t);
@@ -204,6 +209,7 @@ export class Vfs implements FdIo {
       openFiles: 0,
     };
     this.table.add(mount);
+    this.nameCache.clear();
     return this.info(mount);
   }
 
@@ -270,6 +276,7 @@ export class Vfs implements FdIo {
       }
     }
     this.table.remove(m.path);
+    this.nameCache.clear();
     await m.fs.close?.();
   }
 
@@ -430,6 +437,17 @@ export class Vfs implements FdIo {
     const loc = this.walker.resolve(p, true, "scandir", p);
     if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", p);
     if (!opts.recursive) {
+      // Read-only mounts never change while mounted: their name lists are built once, copied out.
+      if (!opts.withFileTypes && enc !== "buffer" && loc.mount.readonly && !loc.synthetic) {
+        const key = `${loc.mount.id}\0${loc.rel}`;
+        let names = this.nameCache.get(key);
+        if (!names) {
+          names = this.listDir(loc, "scandir", p).map((e) => e.name);
+          if (this.nameCache.size >= NAME_CACHE_DIRS) this.nameCache.clear();
+          this.nameCache.set(key, names);
+        }
+        return names.slice();
+      }
       const entries = this.listDir(loc, "scandir", p);
       if (opts.withFileTypes) return entries.map((e) => toDirent(encodeName(e.name, enc), e.type, p));
       return entries.map((e) => encodeName(e.name, enc)) as string[] | Buffer[];
