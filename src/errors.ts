@@ -39,6 +39,7 @@ export type Reason =
   | "BAD_PATH"
   | "CRC_MISMATCH"
   | "SIZE_MISMATCH"
+  | "DIGEST_MISMATCH"
   | "TRUNCATED"
   | "AUTH_FAILED"
   | "KEY_REQUIRED"

@@ -1,6 +1,7 @@
 /** bfcfs: BFC v1 containers. Library entry point. */
 
 export { crc32c } from "./codec/crc32c.ts";
+export { type RootDigest, rootDigest } from "./container/digest.ts";
 export {
   type ExtractFailure,
   type ExtractOptions,

@@ -2,7 +2,7 @@
 
 const GLOBAL_FLAGS = new Set(["-v", "--verbose", "-q", "--quiet"]);
 /** Options of verify that take a value (to tell their values from the container argument). */
-const VERIFY_VALUE_OPTIONS = new Set(["-p", "--password", "-K", "--keyfile", "--password-file"]);
+const VERIFY_VALUE_OPTIONS = new Set(["-p", "--password", "-K", "--keyfile", "--password-file", "--root"]);
 
 /**
  * The reference's `verify -p` means "progress"; here `-p PASS` is the password, as for extract. So

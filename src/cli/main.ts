@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `bfc` command: create, list, extract, info, verify, cat, stat, mount, umount. Compatible with the reference
+ * The `bfc` command: create, list, extract, info, verify, digest, cat, stat, mount, umount. Compatible with the reference
  * C tool's options and output (docs/cli.md lists every deliberate difference). Exit codes: 0 success,
  * 1 operational failure, 2 usage error. Each command's module loads the library parts it needs only
  * when it runs, so `bfc list` never loads the writer, the worker pool or the progress bar.
@@ -11,6 +11,7 @@ import { rewriteVerifyProgress } from "./argv.ts";
 import * as cat from "./cat.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
 import * as create from "./create.ts";
+import * as digest from "./digest.ts";
 import * as extract from "./extract.ts";
 import * as info from "./info.ts";
 import * as list from "./list.ts";
@@ -71,6 +72,7 @@ Examples:
   extract.register(program);
   info.register(program);
   verify.register(program);
+  digest.register(program);
   cat.register(program);
   stat.register(program);
   mount.register(program);

@@ -1,11 +1,13 @@
 /**
- * `bfc verify [--deep] [--progress] [-p PASS | -K KEYFILE | --password-file F] [--json] <container>`.
+ * `bfc verify [--deep] [--root HEX] [--progress] [-p PASS | -K KEYFILE | --password-file F] [--json] <container>`.
  * Deep verification really decodes compressed and encrypted files (the reference only compares
  * raw bytes, so it fails every compressed or encrypted container); encrypted containers need the
  * password or key for that.
  */
 import type { Command } from "commander";
+import { BfcError } from "../errors.ts";
 import { type Ctx, printJson, run } from "./common.ts";
+import { parseRootDigest } from "./digest.ts";
 import { addSecretOptions, openWithCredentials, type SecretOptions } from "./password.ts";
 import { Progress } from "./progress.ts";
 
@@ -13,12 +15,15 @@ export interface VerifyCliOptions extends SecretOptions {
   deep?: boolean;
   progress?: boolean;
   json?: boolean;
+  /** Expected root digest (hex); checked after the normal verification passes. */
+  root?: string;
 }
 
 async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): Promise<number> {
   const started = performance.now();
   const deep = o.deep === true;
-  const r = await openWithCredentials(ctx, container, o, (rd) => deep && rd.encrypted);
+  const expected = o.root === undefined ? null : parseRootDigest(o.root);
+  const r = await openWithCredentials(ctx, container, o, (rd) => (deep || expected !== null) && rd.encrypted);
   try {
     const { verify } = await import("../container/verify.ts");
     if (!o.json) {
@@ -44,6 +49,29 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
     } finally {
       progress.stop();
     }
+    let actual: string | null = null;
+    // A digest over entries already known to be damaged would only repeat those problems.
+    if (expected !== null && report.ok) {
+      try {
+        const { rootDigest } = await import("../container/digest.ts");
+        actual = (await rootDigest(r)).digest;
+        if (actual !== expected) {
+          report.problems.push({
+            path: null,
+            reason: "DIGEST_MISMATCH",
+            message: `root digest mismatch: expected ${expected}, got ${actual}`,
+          });
+        }
+      } catch (e) {
+        const err = e instanceof BfcError ? e : null;
+        report.problems.push({
+          path: err?.path === container ? null : (err?.path ?? null),
+          reason: err?.reason ?? "IO_ERROR",
+          message: `cannot compute the root digest: ${err?.message ?? String((e as Error)?.message ?? e)}`,
+        });
+      }
+      report.ok = report.problems.length === 0;
+    }
     const seconds = (performance.now() - started) / 1000;
     ctx.debug(
       `checked ${report.entries} entries${deep ? `, decoded ${report.checked} (${report.bytes} bytes)` : ""}`,
@@ -57,6 +85,7 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
         checked: report.checked,
         bytes: report.bytes,
         seconds: Math.round(seconds * 1000) / 1000,
+        ...(expected === null ? {} : { root: { expected, actual, ok: actual === expected } }),
         problems: report.problems,
       });
       return report.ok ? 0 : 1;
@@ -64,6 +93,7 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
     if (report.ok) {
       ctx.say("Verification successful");
       ctx.say("Container is valid and all checksums match");
+      if (expected !== null) ctx.say(`Root digest matches: ${expected}`);
       ctx.say(`Verification completed in ${seconds.toFixed(2)} seconds`);
       return 0;
     }
@@ -96,6 +126,7 @@ export function register(program: Command): void {
     .description("check the integrity of a container")
     .argument("<container>", "the container to verify")
     .option("--deep", "decode and check every file's content (needs the key for encrypted files)")
+    .option("--root <hex>", "also check the root digest against this one (see 'bfc digest')")
     .option("--progress", "show a progress bar at once (default: only for long runs on a terminal)")
     .option("--no-progress", "never show a progress bar");
   addSecretOptions(cmd)
@@ -109,6 +140,7 @@ The reference's '-p' (progress) is '--progress' here, and '-p PASS' is the passw
 Examples:
   bfc verify archive.bfc                       quick structural check
   bfc verify --deep archive.bfc                decode and check every file
+  bfc verify --root 3f1c…e2 archive.bfc        check against a pinned root digest
   BFC_PASSWORD=secret bfc verify --deep a.bfc  deep check of a password-encrypted container`,
     )
     .action((container: string, opts: VerifyCliOptions, c: Command) =>
