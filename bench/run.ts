@@ -1,5 +1,5 @@
 /**
- * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat,vfs] [--reps N]`.
+ * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat,vfs,fuse] [--reps N]`.
  * Generates the datasets on first use (bench/data/<scale>/), runs every operation in a fresh child
  * process (bfcfs through bench/tasks/*.ts, other tools as commands), keeps the best of a few runs
  * with warm caches, prints a table and writes it as JSON to bench/results/.
@@ -10,6 +10,15 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Dataset, type DatasetId, datasetLabel, ensureDataset, SCALES } from "./datasets.ts";
+import {
+  FUSE_COLUMNS,
+  fuseRows,
+  fuseSkipReason,
+  fuseVerdicts,
+  fuseVersions,
+  measureFuse,
+  sweepFuse,
+} from "./fuse.ts";
 import { type Cell, formatTable, type Row } from "./report.ts";
 import { type Comp, detectTools, type Measure, type Runner, type ToolId } from "./tools.ts";
 import { anchorVersions, measureVfs, VFS_ANCHORS, vfsRows, vfsVerdicts } from "./vfs.ts";
@@ -17,7 +26,7 @@ import { anchorVersions, measureVfs, VFS_ANCHORS, vfsRows, vfsVerdicts } from ".
 const BENCH = import.meta.dirname;
 const DATA = path.join(BENCH, "data");
 const TMP = path.join(DATA, "tmp");
-const GROUPS = ["create", "list", "extract", "verify", "stat", "vfs"] as const;
+const GROUPS = ["create", "list", "extract", "verify", "stat", "vfs", "fuse"] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values: opts } = parseArgs({
@@ -36,7 +45,8 @@ if (opts.help) {
   --reps    runs per measurement (default 3, 2 for the big file and with --quick)
   --dist    load the built library (dist/, run \`npm run build\` first) instead of the .ts sources
 Comparisons: tar (GNU, with zstd), squashfs-tools, and the reference C tool when BFC_REFERENCE is set;
-the vfs group compares against @yarnpkg/libzip's ZipFS and @zenfs/core + @zenfs/archives (Zip).`);
+the vfs group compares against @yarnpkg/libzip's ZipFS and @zenfs/core + @zenfs/archives (Zip); the fuse
+group mounts with \`bfc mount\` against squashfuse_ll and the kernel's squashfs (needs root for cold caches).`);
   process.exit(0);
 }
 const groups = new Set<Group>();
@@ -161,6 +171,10 @@ for (const c of COMPS) row(`verify.${c}.a.MBps`, `verify --deep ${compLabel(c)} 
 row("stat.none.d.ms", `open+stat 1 path ${L("d")}, ms in-process (median)`);
 row("stat.none.d.wall", `open+stat 1 path ${L("d")}, ms whole process (median)`);
 for (const r of vfsRows(L("e"))) {
+  row(r.key, r.label);
+  byKey.get(r.key)!.target = r.target;
+}
+for (const r of fuseRows(L)) {
   row(r.key, r.label);
   byKey.get(r.key)!.target = r.target;
 }
@@ -329,7 +343,12 @@ if (groups.has("list")) need.add("b");
 if (groups.has("verify")) need.add("a");
 if (groups.has("stat")) need.add("d");
 if (groups.has("vfs")) need.add("e");
+const fuseSkip = groups.has("fuse") ? fuseSkipReason() : undefined;
+if (groups.has("fuse") && !fuseSkip) for (const d of ["a", "b", "c"] as const) need.add(d);
 
+// Mounts a killed run may have left in TMP (the fuse group's) go before TMP does.
+const FUSE_TMP = path.join(TMP, "fuse");
+sweepFuse(FUSE_TMP);
 rm(TMP);
 fs.mkdirSync(TMP, { recursive: true });
 const free = fs.statfsSync(DATA);
@@ -374,12 +393,34 @@ try {
     );
     notes.push(...vfsVerdicts(new Map(rows.map((r) => [r.key, r.values]))));
   }
+  if (groups.has("fuse") && fuseSkip) notes.push(`fuse: group skipped: ${fuseSkip}`);
+  else if (groups.has("fuse")) {
+    const [a, b, c] = (["a", "b", "c"] as const).map((id) => datasets.get(id)!);
+    progress(`fuse: ${b.label}, ${a.label}, ${c.label}`);
+    await measureFuse(
+      {
+        task,
+        put,
+        note: (n) => notes.push(n),
+        progress,
+        reps: repsArg || (opts.quick ? 2 : 3),
+        bigReps: repsArg || 2,
+        tmp: TMP,
+        cli: [process.execPath, path.join(BENCH, "..", opts.dist ? "dist/cli/main.js" : "src/cli/main.ts")],
+        budgetMs: opts.quick ? 20_000 : 60_000,
+        timeoutMs: opts.quick ? 300_000 : 900_000,
+      },
+      { a, b, c },
+    );
+    notes.push(...fuseVerdicts(new Map(rows.map((r) => [r.key, r.values]))));
+  }
 } finally {
+  sweepFuse(FUSE_TMP);
   rm(TMP);
 }
 
 // Tools with a figure in some row (a tool detected but unused by the groups run is left out).
-const columns = [...tools.map((t) => t.id), ...VFS_ANCHORS].filter((t) =>
+const columns = [...new Set([...tools.map((t) => t.id), ...VFS_ANCHORS, ...FUSE_COLUMNS])].filter((t) =>
   rows.some((r) => r.values[t] !== undefined),
 );
 const targetHeader = full ? "issue" : "issue (full scale)";
@@ -389,14 +430,28 @@ const lines = [
   "",
   formatTable(rows, columns, targetHeader),
   "",
-  `MB = 10^6 bytes of original content; best of ${repsArg || (opts.quick ? 2 : "3 (2 for (c))")} runs in fresh processes, warm cache;`,
-  "bfcfs times are measured inside the child (after Node startup and module load), other tools' are wall",
-  `times of the command; 'whole process' rows include startup; peak RSS is the highest of the runs; open+stat: median of ${statReps}.`,
+  "MB = 10^6 bytes of original content.",
+  ...(["create", "list", "extract", "verify", "stat"].some((g) => groups.has(g as Group))
+    ? [
+        `best of ${repsArg || (opts.quick ? 2 : "3 (2 for (c))")} runs in fresh processes, warm cache;`,
+        "bfcfs times are measured inside the child (after Node startup and module load), other tools' are wall",
+        `times of the command; 'whole process' rows include startup; peak RSS is the highest of the runs; open+stat: median of ${statReps}.`,
+      ]
+    : []),
   ...(groups.has("vfs")
     ? [
         "vfs rows: one operation per fresh process after its mount, warmed on other paths first; best of the runs;",
         "mount = the best mount time seen across those runs; yarn-zipfs and zenfs read the zip of the same tree;",
         `zenfs runs all of an archive's rows after one mount (it takes minutes at full scale)${full && !repsArg ? ", once" : ""}.`,
+      ]
+    : []),
+  ...(groups.has("fuse") && !fuseSkip
+    ? [
+        "fuse rows: every figure cold (unmount, drop caches, mount, drop caches, then the command; warm: the same",
+        "command again right after); wall time of the command, except random reads (timed in the child from open to",
+        `close); best of ${repsArg || (opts.quick ? 2 : 3)} (${repsArg || 2} for (c)); mount = bfc mount / squashfuse_ll / mount -o loop until the`,
+        "mountpoint lists: median of the cold mounts of the (b) rows and of as many warm remounts;",
+        "squashfs images are mksquashfs -comp zstd -Xcompression-level 3.",
       ]
     : []),
   `total ${((performance.now() - started) / 1000).toFixed(0)} s of measuring`,
@@ -418,6 +473,7 @@ const json = {
   tools: {
     ...Object.fromEntries(tools.map((t) => [t.id, t.version])),
     ...(groups.has("vfs") ? anchorVersions() : {}),
+    ...(groups.has("fuse") && !fuseSkip ? fuseVersions() : {}),
   },
   datasets: [...datasets.values()].map(({ id, label, files, bytes, entries }) => ({
     id,

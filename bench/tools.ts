@@ -9,7 +9,15 @@ import path from "node:path";
 import type { Dataset } from "./datasets.ts";
 
 export type Comp = "none" | "zstd";
-export type ToolId = "bfcfs" | "reference" | "tar" | "squashfs" | "yarn-zipfs" | "zenfs";
+export type ToolId =
+  | "bfcfs"
+  | "reference"
+  | "tar"
+  | "squashfs"
+  | "yarn-zipfs"
+  | "zenfs"
+  | "squashfuse_ll"
+  | "kernel-squashfs";
 
 export interface Measure {
   ok: boolean;
