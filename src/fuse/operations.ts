@@ -82,6 +82,8 @@ class PathHandles {
 }
 
 const EIO = -5;
+/** Directory entries kept in answered listings of an immutable mount. */
+const LISTING_ENTRIES = 1_000_000;
 const { O_CREAT, O_RDWR, O_EXCL } = fs.constants;
 
 /** The negative errno for anything the VFS threw (EIO when it carries none). */
@@ -367,6 +369,24 @@ export function createOperations(vfs: Vfs, options: OperationsOptions = {}): Fus
 
   const handles = new PathHandles(vfs, options.maxOpenFiles ?? 256);
   const lean: Partial<FuseOperations> = { ...ops };
+  // libfuse 2 cannot ask the kernel to cache listings, so every opendir comes back here: keep the
+  // finished answers (names and stats) of an immutable tree, up to a bound on the entries held.
+  const listings = new Map<string, { names: string[]; stats: FuseStat[] }>();
+  let held = 0;
+  lean.readdir = (path, cb) => {
+    const hit = listings.get(path);
+    if (hit) {
+      cb(0, hit.names, hit.stats);
+      return;
+    }
+    ops.readdir(path, (code, names, stats) => {
+      if (code === 0 && names && stats && held + names.length <= LISTING_ENTRIES) {
+        listings.set(path, { names, stats });
+        held += names.length;
+      }
+      cb(code, names, stats);
+    });
+  };
   delete lean.open;
   delete lean.release;
   delete lean.flush;
