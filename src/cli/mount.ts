@@ -164,7 +164,19 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   } catch {
     msg = { error: `unexpected answer from the mount process: ${answer.slice(0, 200)}`, reason: "IO_ERROR" };
   }
-  if (!msg.ok) throw new CliError(msg.error ?? "mount failed", msg.reason ?? "IO_ERROR");
+  if (!msg.ok) {
+    // The failed mount process is on its way out; return only once it is gone (up to 5 s).
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 5000);
+        child.once("exit", () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    throw new CliError(msg.error ?? "mount failed", msg.reason ?? "IO_ERROR");
+  }
   ctx.say(
     `mounted ${source} at ${path.resolve(mountpoint)} (bfc umount ${path.resolve(mountpoint)} to unmount)`,
   );
