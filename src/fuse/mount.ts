@@ -102,7 +102,7 @@ export function checkMountpoint(mountpoint: string): string {
     st = fs.statSync(mp);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOTCONN") {
+    if (code === "ENOTCONN" || code === "ECONNABORTED") {
       throw new BfcError(
         "EBUSY",
         "STALE_MOUNT",
