@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import os from "node:os";
+import { type ErrnoCode, errnoNumber } from "../errors.ts";
 import type { Vfs } from "../vfs/vfs.ts";
 
 /**
@@ -92,8 +92,8 @@ export function errnoOf(e: unknown): number {
   if (typeof n === "number" && n < 0) return n;
   const code = (e as { code?: unknown })?.code;
   if (typeof code === "string") {
-    const v = (os.constants.errno as Record<string, number>)[code];
-    if (typeof v === "number") return -v;
+    const v = errnoNumber(code as ErrnoCode);
+    if (v !== -1 || code === "EPERM") return v;
   }
   return EIO;
 }

@@ -1,5 +1,6 @@
 import { nodeError } from "./errors.ts";
 import type { DirEntry, FileSystem, NodeStat } from "./filesystem.ts";
+import { fnv1a } from "./names.ts";
 
 const S_IFDIR = 0o040000;
 
@@ -170,9 +171,7 @@ export class MountTable {
     let st = this.synthetic.get(vpath);
     if (!st) {
       // Above any real inode number range a type hands out; stable per path for this VFS.
-      let h = 0x811c9dc5;
-      for (let k = 0; k < vpath.length; k++) h = Math.imul(h ^ vpath.charCodeAt(k), 0x01000193) >>> 0;
-      st = syntheticStat(2 ** 52 + h, this.createdMs);
+      st = syntheticStat(2 ** 52 + fnv1a(vpath), this.createdMs);
       this.synthetic.set(vpath, st);
     }
     return st;

@@ -17,3 +17,10 @@ function rank(c: number): number {
   if (c < 0xd800) return c;
   return c <= 0xdfff ? c + 0x2000 : c - 0x800;
 }
+
+/** 32-bit FNV-1a of a string's UTF-16 units: stable inode numbers for nodes no type numbers. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let k = 0; k < s.length; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193) >>> 0;
+  return h;
+}

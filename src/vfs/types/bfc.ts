@@ -12,7 +12,7 @@ import type {
   NodeStat,
   StatFs,
 } from "../filesystem.ts";
-import { compareNames } from "../names.ts";
+import { compareNames, fnv1a } from "../names.ts";
 import { typeOfMode } from "../stats.ts";
 
 const { S_IFDIR } = fs.constants;
@@ -39,13 +39,6 @@ const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: t
 function nsToMs(ns: bigint): number {
   const sec = ns / 1_000_000_000n;
   return Number(sec) * 1e3 + Number(ns - sec * 1_000_000_000n) / 1e6;
-}
-
-/** 32-bit FNV-1a over a path, to number directories that exist only as parents. */
-function pathHash(p: string): number {
-  let h = 0x811c9dc5;
-  for (let k = 0; k < p.length; k++) h = Math.imul(h ^ p.charCodeAt(k), 0x01000193) >>> 0;
-  return h;
 }
 
 /**
@@ -143,7 +136,7 @@ export class BfcFileSystem implements FileSystem {
     // A directory that exists only because entries lie beneath it.
     return {
       ...this.rootStat,
-      ino: 2 ** 48 + pathHash(path),
+      ino: 2 ** 48 + fnv1a(path),
       nlink: this.nlinkOf(-1, path),
     };
   }
