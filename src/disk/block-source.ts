@@ -62,7 +62,8 @@ export class RawFile implements BlockSource {
 
   read(buf: Uint8Array, position: number): void {
     checkRange(this, position, buf.length);
-    if (this.fd === null) throw new BfcError("EBADF", "CLOSED", `${this.label}: closed`, { path: this.label });
+    if (this.fd === null)
+      throw new BfcError("EBADF", "CLOSED", `${this.label}: closed`, { path: this.label });
     let done = 0;
     while (done < buf.length) {
       let n: number;
