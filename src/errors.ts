@@ -60,6 +60,10 @@ export type Reason =
   | "IO_ERROR"
   | "CLOSED"
   | "STALE_MOUNT"
+  | "LOCKED"
+  | "RESOURCE_LIMIT_EXCEEDED"
+  | "NOT_EMPTY"
+  | "SIGNATURE_INVALID"
   | "ABORTED";
 
 const DESCRIPTIONS: Record<ErrnoCode, string> = {

@@ -1,6 +1,16 @@
 /** bfcfs: BFC v1 containers. Library entry point. */
 
 export { crc32c } from "./codec/crc32c.ts";
+export type { CommitInfo } from "./container/commits.ts";
+export { type CompactOptions, type CompactResult, compact } from "./container/compact.ts";
+export {
+  type CommitOptions,
+  type CommitResult,
+  Container,
+  type StagedEntry,
+  type UpdateOptions,
+  type Usage,
+} from "./container/container.ts";
 export { type RootDigest, rootDigest } from "./container/digest.ts";
 export {
   type ExtractFailure,
@@ -10,6 +20,13 @@ export {
 } from "./container/extract.ts";
 export { type Credentials, readKeyFile } from "./container/keys.ts";
 export { type Entry, Reader, type ReaderOptions } from "./container/reader.ts";
+export {
+  checkSignature,
+  generateSigningKey,
+  type SignatureCheck,
+  type SignResult,
+  signContainer,
+} from "./container/signature.ts";
 export { type VerifyOptions, type VerifyProblem, type VerifyReport, verify } from "./container/verify.ts";
 export {
   type AddedEntry,
@@ -22,10 +39,13 @@ export {
 } from "./container/writer.ts";
 export { BfcError, type ErrnoCode, isBfcError, type Reason } from "./errors.ts";
 export type {
+  CommitRecord,
   ContainerMetadata,
+  EntryAttrs,
   Extension,
   PreviousCommit,
   ResourceLimits,
+  SignatureRecord,
 } from "./format/extension.ts";
 export { describeFeatures, formatUuid, type Header } from "./format/header.ts";
 export { type EntryType, IndexTable } from "./format/index-table.ts";

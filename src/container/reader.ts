@@ -21,12 +21,24 @@ import {
   S_IFREG,
   TAG_SIZE,
 } from "../format/constants.ts";
-import { decodeExtension, type Extension } from "../format/extension.ts";
-import { decodeFooter, type Footer } from "../format/footer.ts";
+import { decodeEntryAttrs, decodeExtension, type EntryAttrs, type Extension } from "../format/extension.ts";
+import type { Footer } from "../format/footer.ts";
 import { type DecodedHeader, decodeHeader, hasPasswordSalt } from "../format/header.ts";
-import { type EntryType, IndexTable, typeOfMode } from "../format/index-table.ts";
+import { type EntryType, type IndexTable, typeOfMode } from "../format/index-table.ts";
 import { decodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
 import { normalizeLookup } from "../format/path.ts";
+import {
+  type CommitInfo,
+  type CommitSlot,
+  commitNumber,
+  findCommit,
+  findCommitBefore,
+  hasFooterTags,
+  hex8,
+  loadCommitAt,
+  readFully,
+  walkCommits,
+} from "./commits.ts";
 import { ContentCache } from "./content-cache.ts";
 import { type Credentials, KeyResolver } from "./keys.ts";
 
@@ -61,6 +73,13 @@ export interface ReaderOptions extends Credentials {
    * without it no byte of an entry is returned before the whole entry has been checked once.
    */
   trustContent?: boolean;
+  /** Open this commit (1 = the one that created the container) instead of the latest. */
+  commit?: number;
+  /**
+   * When the file does not end in a footer (a commit was interrupted), open the last complete
+   * commit before the torn tail (default). `false` fails with TRUNCATED instead.
+   */
+  recover?: boolean;
 }
 
 /** Where an entry's payload lies and how it is encoded. */
@@ -93,15 +112,6 @@ interface Cursor {
   iter: AsyncIterator<Buffer>;
 }
 
-function readFully(fd: number, buf: Buffer, position: number, what: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw corrupt("TRUNCATED", `${what}: unexpected end of file`);
-    done += n;
-  }
-}
-
 function readAsync(fd: number, buf: Buffer, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
@@ -128,6 +138,12 @@ export class Reader {
   readonly header: DecodedHeader;
   readonly footer: Footer;
   readonly index: IndexTable;
+  /** Offset just past the footer of the commit this reader shows. */
+  end = 0;
+  /** Offset just past the footer of the latest complete commit. */
+  tipEnd = 0;
+  /** Bytes after the latest complete commit: an interrupted commit's leftovers (`bfc recover`). */
+  tornTail = 0;
   private fd: number;
   private readonly keys: KeyResolver;
   private readonly cache: ContentCache;
@@ -140,6 +156,7 @@ export class Reader {
   /** cursorRead calls run one at a time: they advance shared cursors across awaits. */
   private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
+  private attrTable: Map<number, EntryAttrs> | undefined;
 
   private constructor(
     path: string,
@@ -209,50 +226,31 @@ export class Reader {
         ? corrupt("TRUNCATED", `container '${path}' is truncated (${size} bytes)`, { path })
         : corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
     }
-    const fbuf = Buffer.alloc(FOOTER_SIZE);
-    readFully(fd, fbuf, size - FOOTER_SIZE, "footer");
-    let footer: Footer;
-    try {
-      footer = decodeFooter(fbuf, size);
-    } catch (e) {
+    let slot: CommitSlot | null = null;
+    let tornTail = 0;
+    if (hasFooterTags(fd, size)) {
+      slot = loadCommitAt(fd, path, size);
+    } else {
       // Tell a truncated container (good header, no footer) from something that is not one at all.
       const m = Buffer.alloc(8);
       readFully(fd, m, 0, "header");
       if (!m.equals(Buffer.from("BFCFv1\0\0", "latin1"))) {
         throw corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
       }
-      const err = e as BfcError;
-      if (err.reason === "BAD_FOOTER" && err.field === "footer.tag") {
+      // A commit that never finished leaves objects (and maybe part of an index) after the last
+      // complete commit's footer; that commit is the container's current state.
+      if (options.recover !== false) slot = findCommitBefore(fd, path, size);
+      if (!slot) {
         throw corrupt("TRUNCATED", `container '${path}' has no footer (truncated or not finished)`, {
           path,
           field: "footer",
         });
       }
-      throw corrupt(err.reason, `container '${path}': ${err.message}`, { path, field: err.field });
+      tornTail = size - slot.end;
     }
-    if (footer.indexOffset < HEADER_SIZE) {
-      throw corrupt("BAD_FOOTER", `container '${path}': index overlaps the header`, {
-        path,
-        field: "footer.index_offset",
-      });
-    }
-    const blob = Buffer.allocUnsafe(footer.indexSize);
-    readFully(fd, blob, footer.indexOffset, "index");
-    const crc = crc32c(blob);
-    if (crc !== footer.indexCrc) {
-      throw corrupt(
-        "CRC_MISMATCH",
-        `container '${path}': index checksum mismatch (stored 0x${hex8(footer.indexCrc)}, computed 0x${hex8(crc)})`,
-        { path, field: "footer.index_crc" },
-      );
-    }
-    let index: IndexTable;
-    try {
-      index = IndexTable.parse(blob, footer.indexOffset);
-    } catch (e) {
-      const err = e as BfcError;
-      throw corrupt(err.reason, `container '${path}': ${err.message}`, { path, field: err.field });
-    }
+    const tip = slot;
+    if (options.commit !== undefined) slot = findCommit(fd, path, slot, options.commit);
+    const { footer, index } = slot;
     const hbuf = Buffer.allocUnsafe(HEADER_SIZE);
     readFully(fd, hbuf, 0, "header");
     let header: DecodedHeader;
@@ -268,7 +266,11 @@ export class Reader {
         field: "header.crc",
       });
     }
-    return new Reader(path, fd, size, header, footer, index, options);
+    const r = new Reader(path, fd, size, header, footer, index, options);
+    r.end = slot.end;
+    r.tipEnd = tip.end;
+    r.tornTail = tornTail;
+    return r;
   }
 
   close(): void {
@@ -312,6 +314,67 @@ export class Reader {
   get extension(): Extension {
     this.ext ??= decodeExtension(this.index.extension());
     return this.ext;
+  }
+
+  /** uid, gid, extra times and xattrs of the entry at index position `i`, when recorded. */
+  attributesAt(i: number): EntryAttrs | undefined {
+    if (this.attrTable === undefined) {
+      const raw = this.extension.entryAttrs;
+      this.attrTable = raw ? decodeEntryAttrs(raw, this.index.count) : new Map();
+    }
+    return this.attrTable.get(i);
+  }
+
+  /** Index position of the smallest encrypted regular file, or -1 when nothing is encrypted. */
+  smallestEncryptedFile(): number {
+    const ix = this.index;
+    let best = -1;
+    for (let i = 0; i < ix.count; i++) {
+      if (
+        ix.enc(i) !== 0 &&
+        (ix.mode(i) & S_IFMT) === S_IFREG &&
+        (best < 0 || ix.origSize(i) < ix.origSize(best))
+      )
+        best = i;
+    }
+    return best;
+  }
+
+  /**
+   * The container's key for writing new entries: null for an unencrypted container, otherwise the
+   * key from the credentials, proven on the smallest encrypted file so a wrong password can never
+   * add entries nobody can read back alongside the good ones.
+   */
+  async writeKey(): Promise<Buffer | null> {
+    const passwordSalt = hasPasswordSalt(this.header);
+    if (!this.encrypted && !passwordSalt) {
+      if (this.keys.available) {
+        throw new BfcError(
+          "EINVAL",
+          "BAD_KEY",
+          `'${this.path}' is not encrypted: a password or key does not apply`,
+          {
+            path: this.path,
+          },
+        );
+      }
+      return null;
+    }
+    const key = await this.keys.get(this.path);
+    const probe = this.smallestEncryptedFile();
+    if (probe >= 0) await this.verifyEntry(probe);
+    return key;
+  }
+
+  /** Number of the commit this reader shows (1 = the commit that created the container). */
+  get commit(): number {
+    return commitNumber(this.extension);
+  }
+
+  /** Every commit, newest first, walking the previous-commit chain from the latest. */
+  commits(): CommitInfo[] {
+    const fd = this.checkOpen();
+    return [...walkCommits(fd, this.path, loadCommitAt(fd, this.path, this.tipEnd))];
   }
 
   get encryptionMode(): "none" | "password" | "key" {
@@ -1339,6 +1402,4 @@ function clampRange(position: number, length: number, size: number): [number, nu
   return [start, Math.min(size, start + length)];
 }
 
-export function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, "0");
-}
+export { hex8 };
