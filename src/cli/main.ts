@@ -1,21 +1,30 @@
 #!/usr/bin/env node
 /**
- * The `bfc` command: create, list, extract, info, verify, digest, cat, stat, mount, umount. Compatible with the reference
+ * The `bfc` command: create, list, extract, info, verify, digest, cat, stat, add, rm, mv, log, recover,
+ * compact, limits, sign, keygen, mount, umount. Compatible with the reference
  * C tool's options and output (docs/cli.md lists every deliberate difference). Exit codes: 0 success,
  * 1 operational failure, 2 usage error. Each command's module loads the library parts it needs only
  * when it runs, so `bfc list` never loads the writer, the worker pool or the progress bar.
  */
 import fs from "node:fs";
 import { Command, CommanderError } from "commander";
+import * as add from "./add.ts";
 import { rewriteVerifyProgress } from "./argv.ts";
 import * as cat from "./cat.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
+import * as compact from "./compact.ts";
 import * as create from "./create.ts";
 import * as digest from "./digest.ts";
 import * as extract from "./extract.ts";
 import * as info from "./info.ts";
+import * as limits from "./limits.ts";
 import * as list from "./list.ts";
+import * as log from "./log.ts";
 import * as mount from "./mount.ts";
+import * as mv from "./mv.ts";
+import * as recover from "./recover.ts";
+import * as rm from "./rm.ts";
+import * as sign from "./sign.ts";
 import * as stat from "./stat.ts";
 import * as umount from "./umount.ts";
 import * as verify from "./verify.ts";
@@ -75,6 +84,14 @@ Examples:
   digest.register(program);
   cat.register(program);
   stat.register(program);
+  add.register(program);
+  rm.register(program);
+  mv.register(program);
+  log.register(program);
+  recover.register(program);
+  compact.register(program);
+  limits.register(program);
+  sign.register(program);
   mount.register(program);
   umount.register(program);
   return { program, current: () => current };

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { BfcError } from "../errors.ts";
 import { type Ctx, printJson, run } from "./common.ts";
 import { parseRootDigest } from "./digest.ts";
-import { addSecretOptions, openWithCredentials, type SecretOptions } from "./password.ts";
+import { addSecretOptions, openWithCredentials, readerOptions, type SecretOptions } from "./password.ts";
 import { Progress } from "./progress.ts";
 
 export interface VerifyCliOptions extends SecretOptions {
@@ -17,13 +17,21 @@ export interface VerifyCliOptions extends SecretOptions {
   json?: boolean;
   /** Expected root digest (hex); checked after the normal verification passes. */
   root?: string;
+  /** Ed25519 public key (PEM) that must have signed the commit. */
+  pubkey?: string;
 }
 
 async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): Promise<number> {
   const started = performance.now();
   const deep = o.deep === true;
   const expected = o.root === undefined ? null : parseRootDigest(o.root);
-  const r = await openWithCredentials(ctx, container, o, (rd) => (deep || expected !== null) && rd.encrypted);
+  const r = await openWithCredentials(
+    ctx,
+    container,
+    o,
+    (rd) => (deep || expected !== null || o.pubkey !== undefined) && rd.encrypted,
+    readerOptions(o),
+  );
   try {
     const { verify } = await import("../container/verify.ts");
     if (!o.json) {
@@ -72,6 +80,19 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
       }
       report.ok = report.problems.length === 0;
     }
+    let signed: { ok: boolean; key: string | null } | null = null;
+    if (o.pubkey !== undefined && report.ok) {
+      const { checkSignature } = await import("../container/signature.ts");
+      const s = await checkSignature(r, o.pubkey);
+      signed = { ok: s.ok, key: s.signature?.publicKey.toString("hex") ?? null };
+      if (!s.ok)
+        report.problems.push({
+          path: null,
+          reason: "SIGNATURE_INVALID",
+          message: `signature check failed: ${s.problem}`,
+        });
+      report.ok = report.problems.length === 0;
+    }
     const seconds = (performance.now() - started) / 1000;
     ctx.debug(
       `checked ${report.entries} entries${deep ? `, decoded ${report.checked} (${report.bytes} bytes)` : ""}`,
@@ -86,6 +107,7 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
         bytes: report.bytes,
         seconds: Math.round(seconds * 1000) / 1000,
         ...(expected === null ? {} : { root: { expected, actual, ok: actual === expected } }),
+        ...(signed === null ? {} : { signature: signed }),
         problems: report.problems,
       });
       return report.ok ? 0 : 1;
@@ -94,6 +116,7 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
       ctx.say("Verification successful");
       ctx.say("Container is valid and all checksums match");
       if (expected !== null) ctx.say(`Root digest matches: ${expected}`);
+      if (signed?.ok) ctx.say(`Signature valid (Ed25519 key ${signed.key})`);
       ctx.say(`Verification completed in ${seconds.toFixed(2)} seconds`);
       return 0;
     }
@@ -127,6 +150,7 @@ export function register(program: Command): void {
     .argument("<container>", "the container to verify")
     .option("--deep", "decode and check every file's content (needs the key for encrypted files)")
     .option("--root <hex>", "also check the root digest against this one (see 'bfc digest')")
+    .option("--pubkey <public.pem>", "also check the commit's Ed25519 signature (see 'bfc sign')")
     .option("--progress", "show a progress bar at once (default: only for long runs on a terminal)")
     .option("--no-progress", "never show a progress bar");
   addSecretOptions(cmd)
