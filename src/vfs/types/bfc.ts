@@ -20,6 +20,15 @@ const { S_IFDIR } = fs.constants;
 export interface BfcMountOptions extends Credentials {
   /** The container file. */
   path: string;
+  /** Read-write: changes are staged beside the container and committed (see bfc-writable.ts). */
+  writable?: boolean;
+  /** Writable mounts: commit every this many seconds as well as on fsync and unmount. */
+  commitInterval?: number;
+  /** Writable mounts: how new content is stored. */
+  compression?: "none" | "zstd" | "auto";
+  level?: number;
+  /** Read this commit instead of the latest (read-only mounts). */
+  commit?: number;
   /** Decoded-content cache budget in bytes (default 64 MiB). */
   cacheBytes?: number;
   /** Owner reported for every entry (BFC v1 stores none); default: the container file's owner. */
@@ -287,7 +296,19 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
   capabilities: CAPS,
   async create(options) {
     checkOptions(options);
-    const { path, ...rest } = options;
+    if (options.writable) {
+      const { WritableBfcFileSystem } = await import("./bfc-writable.ts");
+      const { path, writable: _w, commit, ...rest } = options;
+      if (commit !== undefined) {
+        throw new BfcError(
+          "EINVAL",
+          "INVALID_ARGUMENT",
+          "a writable mount shows the latest commit; use {from} to restore an older one",
+        );
+      }
+      return WritableBfcFileSystem.open(path, rest);
+    }
+    const { path, writable: _w, commitInterval: _c, compression: _z, level: _l, ...rest } = options;
     const reader = await Reader.open(path, rest);
     try {
       // Derive a password's key now so later sync reads never block on Argon2id.
@@ -304,7 +325,14 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
   },
   createSync(options) {
     checkOptions(options);
-    const { path, ...rest } = options;
+    if (options.writable) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        "a writable bfc mount opens asynchronously: use mount(), not mountSync()",
+      );
+    }
+    const { path, writable: _w, commitInterval: _c, compression: _z, level: _l, ...rest } = options;
     const reader = Reader.openSync(path, rest);
     try {
       if (reader.encrypted && hasCredentials(rest)) {
