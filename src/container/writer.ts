@@ -188,6 +188,8 @@ interface StreamSource {
   label: string;
   closeFd?: boolean;
   compress: boolean;
+  /** A stream of unknown length: counted against the byte limits as it is written. */
+  uncounted?: boolean;
 }
 
 function toNs(m: Date | number | bigint | undefined, fallback: bigint): bigint {
@@ -219,6 +221,8 @@ export class Writer {
   private carried = 0;
   /** Attributes BFC v1 has no field for, by canonical path, written to the extension area. */
   private readonly attrs = new Map<string, EntryAttrs>();
+  /** What the resource limits count, for containers created with limits. */
+  private usage = { files: 0, directories: 0, bytes: 0 };
   private readonly opts: WriterOptions;
   private readonly level: number;
   private readonly threshold: number;
@@ -452,6 +456,7 @@ export class Writer {
       }
       slash = p.indexOf("/", slash + 1);
     }
+    if (this.limited()) this.countEntry(p, kind);
     this.kinds.set(p, kind);
     // Each parent counts the entries claimed beneath it, so a failed add can release its claim.
     for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
@@ -464,7 +469,48 @@ export class Writer {
     return p;
   }
 
+  /** Limits apply to what a new container holds; a commit's Container checks its whole tree itself. */
+  private limited(): boolean {
+    return this.opts.limits !== undefined && this.appendTo === null;
+  }
+
+  /** Counts an entry (and the directories it implies) against maxFiles/maxDirectories first. */
+  private countEntry(p: string, kind: "file" | "directory" | "symlink"): void {
+    let dirs = 0;
+    if (kind === "directory" && !this.parents.has(p)) dirs++;
+    for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
+      const parent = p.slice(0, s);
+      if (!this.parents.has(parent) && this.kinds.get(parent) !== "directory") dirs++;
+    }
+    const l = this.opts.limits!;
+    const files = kind === "directory" ? 0 : 1;
+    if (l.maxFiles !== undefined && this.usage.files + files > l.maxFiles) {
+      throw limitError(p, "maxFiles", this.usage.files + files, l.maxFiles);
+    }
+    if (l.maxDirectories !== undefined && this.usage.directories + dirs > l.maxDirectories) {
+      throw limitError(p, "maxDirectories", this.usage.directories + dirs, l.maxDirectories);
+    }
+    this.usage.files += files;
+    this.usage.directories += dirs;
+  }
+
+  /** Checks a file's size (known up front, or as much as has streamed) against the byte limits. */
+  private countBytes(p: string, size: number, added: number): void {
+    if (!this.limited()) return;
+    const l = this.opts.limits!;
+    if (l.maxFileSize !== undefined && size > l.maxFileSize)
+      throw limitError(p, "maxFileSize", size, l.maxFileSize);
+    if (l.maxTotalBytes !== undefined && this.usage.bytes + added > l.maxTotalBytes) {
+      throw limitError(p, "maxTotalBytes", this.usage.bytes + added, l.maxTotalBytes);
+    }
+    this.usage.bytes += added;
+  }
+
   private unclaim(p: string): void {
+    if (this.limited()) {
+      if (this.kinds.get(p) === "directory") this.usage.directories--;
+      else this.usage.files--;
+    }
     this.kinds.delete(p);
     for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
       const parent = p.slice(0, s);
@@ -541,6 +587,7 @@ export class Writer {
   }
 
   private async addFromBuffer(p: string, data: Buffer, meta: EntryMeta): Promise<void> {
+    this.countBytes(p, data.length, data.length);
     await this.waitForRoom(data.length);
     const mode = S_IFREG | ((meta.mode ?? 0o644) & PERM_MASK);
     this.enqueueSmall(p, data, mode, toNs(meta.mtime, nowNs()));
@@ -585,6 +632,12 @@ export class Writer {
     mode: number,
     mtimeNs: bigint,
   ): Promise<void> {
+    try {
+      this.countBytes(p, size, size);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
     if (size <= SMALL_FILE) {
       let data: Buffer;
       try {
@@ -638,6 +691,7 @@ export class Writer {
       total += b.length;
     }
     if (ended) {
+      this.countBytes(p, total, total);
       await this.waitForRoom(total);
       this.enqueueSmall(p, Buffer.concat(parts, total), mode, mtimeNs);
       return;
@@ -653,7 +707,14 @@ export class Writer {
         mtimeNs,
         size: -1,
         weight: STREAM_JOB_BYTES,
-        stream: { size: -1, iterator: it, head, label: p, compress: this.wantsCompression(p, head, total) },
+        stream: {
+          size: -1,
+          iterator: it,
+          head,
+          label: p,
+          compress: this.wantsCompression(p, head, total),
+          uncounted: true,
+        },
         done: { resolve, reject },
       });
     });
@@ -982,6 +1043,7 @@ export class Writer {
       this.out.append(head);
       const contentStart = this.out.position;
       let r = await this.streamContent(job, src, src.compress);
+      src.uncounted = false;
       if (r.comp === COMP_ZSTD && r.frameLen >= r.size) {
         // zstd did not help: store the original bytes instead, as the reference does.
         this.out.rewind(contentStart);
@@ -1063,9 +1125,12 @@ export class Writer {
     }
     let crc = 0;
     let size = 0;
+    const counted = src.uncounted === true;
     const put = async (chunk: Buffer) => {
       crc = crc32c(chunk, crc);
       size += chunk.length;
+      // Streams of unknown length count as they flow (sized sources were counted when added).
+      if (counted) this.countBytes(job.path, size, chunk.length);
       if (session) await session.write(chunk);
       else this.out.append(chunk);
     };
@@ -1260,6 +1325,18 @@ export class Writer {
     await this.pool?.close();
     this.pool = null;
   }
+}
+
+function limitError(p: string, limit: string, value: number, max: number): BfcError {
+  return new BfcError(
+    "EDQUOT",
+    "RESOURCE_LIMIT_EXCEEDED",
+    `'${p}': ${limit} limit exceeded (${value} > ${max})`,
+    {
+      path: p,
+      field: limit,
+    },
+  );
 }
 
 function fsyncAsync(fd: number): Promise<void> {
