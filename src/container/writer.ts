@@ -44,6 +44,7 @@ import { normalizePath, referenceCanLookUp } from "../format/path.ts";
 import { shouldCompress } from "./compressibility.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { OutputFile } from "./output-file.ts";
+import { transformOne } from "./transform.ts";
 import { TransformPool } from "./transform-pool.ts";
 
 export type Compression = "none" | "zstd" | "auto";
@@ -223,6 +224,8 @@ export class Writer {
   private readonly attrs = new Map<string, EntryAttrs>();
   /** What the resource limits count, for containers created with limits. */
   private usage = { files: 0, directories: 0, bytes: 0 };
+  /** Bytes of small files transformed on this thread before the worker pool is started. */
+  private inlineBudget = 1024 * 1024;
   private readonly opts: WriterOptions;
   private readonly level: number;
   private readonly threshold: number;
@@ -734,6 +737,12 @@ export class Writer {
     const compress = this.wantsCompression(p, data, data.length);
     if (!compress && !this.key) {
       job.payload = { data, comp: COMP_NONE, crc: crc32c(data) };
+    } else if (!this.pool && this.inlineBudget >= data.length) {
+      // Starting worker threads costs more than transforming a few small files here (a commit of
+      // one change); the pool takes over once the work adds up.
+      this.inlineBudget -= data.length;
+      const r = transformOne(data, compress ? this.level : 0, this.key, job.pathBytes);
+      job.payload = { data: r.payload, comp: r.comp, crc: r.crc };
     } else {
       this.pool ??= new TransformPool(this.key, this.opts.workers);
       const pending = this.pool
