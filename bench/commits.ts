@@ -38,7 +38,8 @@ const nameOf = (i: number) => `d${String(i % 200).padStart(3, "0")}/f${i}.txt`;
 
 async function build(file: string): Promise<void> {
   const w = await Writer.create(file, { compression: "zstd", overwrite: true });
-  for (let i = 0; i < FILES; i++) await w.addFile(nameOf(i), content(i, 0), { mode: 0o644, mtime: 1_700_000_000_000 });
+  for (let i = 0; i < FILES; i++)
+    await w.addFile(nameOf(i), content(i, 0), { mode: 0o644, mtime: 1_700_000_000_000 });
   await w.finish();
 }
 
@@ -69,7 +70,13 @@ async function commitLatency(dir: string): Promise<Row[]> {
       const t2 = performance.now();
       c.close();
       version++;
-      const row = { changes: n, stageMs: t1 - t0, commitMs: t2 - t1, bytesAdded: res.bytesAdded, written: res.written };
+      const row = {
+        changes: n,
+        stageMs: t1 - t0,
+        commitMs: t2 - t1,
+        bytesAdded: res.bytesAdded,
+        written: res.written,
+      };
       if (!best || row.commitMs < best.commitMs) best = row;
     }
     rows.push(best!);
@@ -107,7 +114,8 @@ async function spaceOverhead(dir: string): Promise<Space> {
   const r = await Reader.open(file);
   const w = await Writer.create(freshFile, { compression: "zstd", overwrite: true });
   for (const e of r.entries()) {
-    if (e.type === "file") await w.addFile(e.path, await r.readFile(e.path), { mode: e.mode, mtime: e.mtimeNs });
+    if (e.type === "file")
+      await w.addFile(e.path, await r.readFile(e.path), { mode: e.mode, mtime: e.mtimeNs });
     else if (e.type === "directory") await w.addDirectory(e.path, { mode: e.mode, mtime: e.mtimeNs });
   }
   await w.finish();
@@ -129,7 +137,9 @@ try {
   const latency = await commitLatency(dir);
   const space = await spaceOverhead(dir);
   const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
-  console.log(`Commit latency (container of ${FILES.toLocaleString()} files of 4 KiB, zstd -3; best of ${reps})`);
+  console.log(
+    `Commit latency (container of ${FILES.toLocaleString()} files of 4 KiB, zstd -3; best of ${reps})`,
+  );
   console.log("| changes | stage ms | commit ms | objects written | bytes appended |");
   console.log("|---:|---:|---:|---:|---:|");
   for (const r of latency) {

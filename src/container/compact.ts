@@ -93,19 +93,29 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
             outFd = outFd >= 0 ? outFd : fs.openSync(tmp, "r+");
             w = Writer.forCommit(tmp, { fd: outFd, start: end, key: null });
           }
+          // Hard links are recomputed from the entries as they are written.
+          delete ext.hardlinks;
           w.setExtension(ext);
           const ix = r.index;
           const fresh: number[] = [];
+          const links: [string, string][] = [];
           try {
             for (let i = 0; i < ix.count; i++) {
               const rec = ix.record(i);
               const again = moved.get(rec.objOffset);
               if (again) {
                 w.addRecord({ ...rec, ...again });
+                const t = r.hardlinkTarget(i);
+                if (t >= 0 && ix.objOffset(t) === rec.objOffset) w.linkCarried(ix.path(i), ix.path(t));
                 continue;
               }
               fresh.push(i);
               const p = ix.path(i);
+              const t = r.hardlinkTarget(i);
+              if (t >= 0 && ix.objOffset(t) === rec.objOffset) {
+                links.push([p, ix.path(t)]);
+                continue;
+              }
               const fmt = rec.mode & S_IFMT;
               const meta = { mode: rec.mode, mtime: rec.mtimeNs };
               if (fmt === S_IFDIR) await w.addDirectory(p, meta);
@@ -127,6 +137,7 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
                 );
               }
             }
+            for (const [p, t] of links) await w.addHardlink(p, t);
             const summary = await w.finish();
             end = summary.size;
             entries = summary.entries;

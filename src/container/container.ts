@@ -8,7 +8,6 @@ import type {
   ResourceLimits,
   SignatureRecord,
 } from "../format/extension.ts";
-import { objectPrefixSize } from "../format/object-header.ts";
 import { normalizePath } from "../format/path.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { ContainerLock } from "./lock.ts";
@@ -286,6 +285,15 @@ export class Container {
         this.nodes.set(p, node);
       } else {
         this.insert(p, node);
+      }
+    }
+    // Special entries (devices, fifos, sockets) live in the extension area; their directories must
+    // exist in the tree so removing a directory takes them along.
+    for (const e of this.reader.specialEntries()) {
+      try {
+        this.ensureParents(e.path, false);
+      } catch {
+        // Beneath a file: the special entry is dropped at the next commit.
       }
     }
     const ext = this.reader.extension;
@@ -970,8 +978,12 @@ export class Container {
   /** Stored size of a committed file node (for st_blocks), or its size when staged. */
   storedSizeOf(node: Node): number {
     if (node.staged || node.base < 0 || node.moved) return Math.max(0, node.size);
-    const ix = this.reader.index;
-    return ix.objSize(node.base) - objectPrefixSize(ix.pathByteLength(node.base));
+    const _ix = this.reader.index;
+    return this.reader.payloadRange(node.base).storedSize;
+  }
+
+  private isDirectory(p: string): boolean {
+    return p === "" || this.nodes.get(p)?.kind === "directory";
   }
 
   /** Directory mtimes follow their entries, as a filesystem's do. */
@@ -1125,6 +1137,10 @@ export class Container {
         onProgress: this.opts.onProgress,
       },
     );
+    const special = reader
+      .specialEntries()
+      .filter((e) => !this.nodes.has(e.path) && this.isDirectory(parentOf(e.path)));
+    const ix = reader.index;
     writer.setExtension({
       metadata: { ...this.metadata, modifiedNs: now },
       limits: this.limits,
@@ -1132,8 +1148,11 @@ export class Container {
       commitInfo: { timeNs: now, message: options.message },
       signature: this.signature,
       unknown: this.unknown,
+      special,
     });
-    const ix = reader.index;
+    // Nodes carried unchanged, by base index: a hard link stays one only if its target does too.
+    const carried = new Map<number, Snap>();
+    for (const n of snapshot) if (n.base >= 0 && !n.moved && !n.staged && !n.target) carried.set(n.base, n);
     let written = 0;
     const budget = this.limits;
     let streamedBytes = 0;
@@ -1144,9 +1163,17 @@ export class Container {
         if (n.attrs) writer.setAttributes(p, n.attrs);
         const typeBits = n.kind === "file" ? S_IFREG : n.kind === "directory" ? S_IFDIR : S_IFLNK;
         const meta = { mode: n.perm, mtime: n.mtimeNs };
-        if (n.base >= 0 && !n.moved && !n.staged && !n.target) {
-          writer.addRecord({ ...ix.record(n.base), mode: typeBits | n.perm, mtimeNs: n.mtimeNs });
-          continue;
+        if (carried.get(n.base) === n) {
+          const t = reader.hardlinkTarget(n.base);
+          const shared = t >= 0 && ix.objOffset(t) === ix.objOffset(n.base);
+          const target = shared ? carried.get(t) : undefined;
+          if (!shared || (target && target.path === ix.path(t))) {
+            writer.addRecord({ ...ix.record(n.base), mode: typeBits | n.perm, mtimeNs: n.mtimeNs });
+            if (target) writer.linkCarried(p, target.path);
+            continue;
+          }
+          // A hard link whose target changed or moved: its shared object carries the target's old
+          // name, so it becomes a file of its own (below).
         }
         written++;
         if (n.kind === "directory") {
@@ -1169,13 +1196,13 @@ export class Container {
           // The path is the AEAD's associated data: a moved encrypted file is re-encrypted.
           await writer.addFile(p, reader.contentChunks(n.base), meta);
         } else {
-          const prefix = objectPrefixSize(ix.pathByteLength(n.base));
+          const range = reader.payloadRange(n.base);
           await writer.addRawCopy(
             p,
             {
               fd: this.fd,
-              offset: ix.objOffset(n.base) + prefix,
-              storedSize: ix.objSize(n.base) - prefix,
+              offset: range.offset,
+              storedSize: range.storedSize,
               comp: ix.comp(n.base),
               enc: 0,
               size: ix.origSize(n.base),

@@ -21,7 +21,13 @@ import {
   S_IFREG,
   TAG_SIZE,
 } from "../format/constants.ts";
-import { decodeEntryAttrs, decodeExtension, type EntryAttrs, type Extension } from "../format/extension.ts";
+import {
+  decodeEntryAttrs,
+  decodeExtension,
+  type EntryAttrs,
+  type Extension,
+  type SpecialEntry,
+} from "../format/extension.ts";
 import type { Footer } from "../format/footer.ts";
 import { type DecodedHeader, decodeHeader, hasPasswordSalt } from "../format/header.ts";
 import { type EntryType, type IndexTable, typeOfMode } from "../format/index-table.ts";
@@ -157,6 +163,8 @@ export class Reader {
   private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
   private attrTable: Map<number, EntryAttrs> | undefined;
+  /** Hard links whose object is shared: entry → target; null when there are none. */
+  private linkOwner: Map<number, number> | null | undefined;
 
   private constructor(
     path: string,
@@ -570,9 +578,63 @@ export class Reader {
     return e.index;
   }
 
+  /**
+   * The entry whose name the object of entry `i` carries: itself, or for a hard link that shares
+   * its target's object, the target (its path is in the object header and, encrypted, the AAD).
+   */
+  private objectOwner(i: number): number {
+    if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
+    if (this.linkOwner === null) return i;
+    const t = this.linkOwner.get(i);
+    return t !== undefined && this.index.objOffset(t) === this.index.objOffset(i) ? t : i;
+  }
+
+  private loadLinks(): Map<number, number> | null {
+    const hl = this.extension.hardlinks;
+    if (!hl?.length) return null;
+    const ix = this.index;
+    const m = new Map<number, number>();
+    for (const { entry, target } of hl) {
+      if (entry >= ix.count || target >= ix.count) {
+        throw corrupt("BAD_INDEX", "hard link record names an entry beyond the index", {
+          field: "index.extension",
+        });
+      }
+      if ((ix.mode(entry) & S_IFMT) !== S_IFREG || (ix.mode(target) & S_IFMT) !== S_IFREG) {
+        throw corrupt(
+          "BAD_INDEX",
+          `hard link '${ix.path(entry)}' → '${ix.path(target)}' is not between files`,
+          {
+            field: "index.extension",
+          },
+        );
+      }
+      m.set(entry, target);
+    }
+    return m;
+  }
+
+  /** For a hard link, the index position of the file it links to; -1 otherwise. */
+  hardlinkTarget(i: number): number {
+    if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
+    return this.linkOwner?.get(i) ?? -1;
+  }
+
+  /** Where entry `i`'s stored payload lies (after its object's header and name). */
+  payloadRange(i: number): { offset: number; storedSize: number } {
+    const loc = this.locate(i);
+    return { offset: loc.payloadOffset, storedSize: loc.payloadSize };
+  }
+
+  /** Device nodes, fifos and sockets recorded in the extension area (not index entries). */
+  specialEntries(): SpecialEntry[] {
+    return this.extension.special ?? [];
+  }
+
   private locate(i: number): Location {
     const ix = this.index;
-    const pathLen = ix.pathByteLength(i);
+    const owner = this.objectOwner(i);
+    const pathLen = ix.pathByteLength(owner);
     const prefix = objectPrefixSize(pathLen);
     const payloadSize = ix.objSize(i) - prefix;
     const comp = ix.comp(i);
@@ -600,7 +662,7 @@ export class Reader {
     return {
       i,
       path,
-      aad: ix.pathBytes(i),
+      aad: ix.pathBytes(owner),
       comp,
       enc,
       size,

@@ -6,7 +6,6 @@ import type crypto from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import type zlib from "node:zlib";
 import { createEncryptor, newNonce } from "../codec/aead.ts";
-import { crc32c } from "../codec/crc32c.ts";
 import { createZstdEncoder } from "../codec/zstd.ts";
 import { transformOne } from "./transform.ts";
 import type { BatchJob, BatchResult, StreamOpen, ToWorker } from "./transform-pool.ts";

@@ -34,7 +34,9 @@ import {
   type Extension,
   encodeEntryAttrs,
   encodeExtension,
+  type Hardlink,
   type ResourceLimits,
+  type SpecialEntry,
 } from "../format/extension.ts";
 import { encodeFooter } from "../format/footer.ts";
 import { encodeHeader } from "../format/header.ts";
@@ -224,6 +226,9 @@ export class Writer {
   private readonly attrs = new Map<string, EntryAttrs>();
   /** What the resource limits count, for containers created with limits. */
   private usage = { files: 0, directories: 0, bytes: 0 };
+  /** Hard links added: path → the regular file it links to; resolved at finish. */
+  private readonly links = new Map<string, string>();
+  private readonly special: SpecialEntry[] = [];
   /** Bytes of small files transformed on this thread before the worker pool is started. */
   private inlineBudget = 1024 * 1024;
   private readonly opts: WriterOptions;
@@ -306,6 +311,67 @@ export class Writer {
     const p = normalizePath(name);
     if (Object.values(attrs).some((v) => v !== undefined)) this.attrs.set(p, attrs);
     else this.attrs.delete(p);
+  }
+
+  /**
+   * Adds a hard link: another name for a regular file added earlier, sharing its object (no second
+   * copy of the content). Its index entry points at the same object; the extension area records
+   * the link so readers check the object under the file's own name. The reference reads it like
+   * any file, except in encrypted containers, where the content is bound to the first name.
+   */
+  async addHardlink(name: string, target: string, meta: { attrs?: EntryAttrs } = {}): Promise<void> {
+    const t = normalizePath(target);
+    if (this.kinds.get(t) !== "file" || this.links.has(t) || this.special.some((e) => e.path === t)) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `hard link target '${t}' is not a regular file added before`,
+        {
+          path: name,
+        },
+      );
+    }
+    const p = this.claim(name, "file");
+    this.links.set(p, t);
+    if (meta.attrs) this.setAttributes(p, meta.attrs);
+  }
+
+  /**
+   * Records that a carried entry (addRecord) is a hard link to another carried entry whose object
+   * it shares (a commit keeping both unchanged).
+   */
+  linkCarried(name: string, target: string): void {
+    this.links.set(name, target);
+  }
+
+  /** Adds a device node, fifo or socket: kept in the extension area (BFC v1 has no such entries). */
+  addSpecial(
+    name: string,
+    spec: {
+      mode: number;
+      rdevMajor?: number;
+      rdevMinor?: number;
+      mtime?: Date | number | bigint;
+      attrs?: EntryAttrs;
+    },
+  ): void {
+    const fmt = spec.mode & S_IFMT;
+    if (![0o020000, 0o060000, 0o010000, 0o140000].includes(fmt)) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `'${name}': mode 0${spec.mode.toString(8)} is not a device, fifo or socket`,
+      );
+    }
+    const p = this.claim(name, "file");
+    this.special.push({
+      path: p,
+      mode: spec.mode,
+      rdevMajor: spec.rdevMajor ?? 0,
+      rdevMinor: spec.rdevMinor ?? 0,
+      mtimeNs: toNs(spec.mtime, nowNs()),
+      attrs: spec.attrs,
+    });
   }
 
   /**
@@ -1204,8 +1270,34 @@ export class Writer {
         if (this.failure) throw this.failure;
       }
       if (this.failure) throw this.failure;
+      if (this.links.size > 0) {
+        const byPath = new Map<string, IndexRecord>();
+        for (const r of this.records) byPath.set(r.pathBytes.toString(), r);
+        for (const [p, t] of this.links) {
+          if (byPath.has(p)) continue;
+          const target = byPath.get(t);
+          if (!target)
+            throw new BfcError("EINVAL", "INVALID_ARGUMENT", `hard link target '${t}' was never written`);
+          this.records.push({ ...target, pathBytes: Buffer.from(p) });
+        }
+      }
       sortRecords(this.records);
       const ext = { ...this.extension };
+      if (this.links.size > 0) {
+        const at = new Map<string, number>();
+        this.records.forEach((r, k) => {
+          at.set(r.pathBytes.toString(), k);
+        });
+        const hl: Hardlink[] = [];
+        for (const [p, t] of this.links) hl.push({ entry: at.get(p)!, target: at.get(t)! });
+        hl.sort((a, b) => a.entry - b.entry);
+        ext.hardlinks = hl;
+      }
+      if (this.special.length > 0) {
+        ext.special = [...(ext.special ?? []), ...this.special].sort((a, b) =>
+          Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)),
+        );
+      }
       if (this.attrs.size > 0) {
         const list: { index: number; attrs: EntryAttrs }[] = [];
         this.records.forEach((r, index) => {

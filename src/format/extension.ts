@@ -26,6 +26,28 @@ export const RECORD_ROOT_DIGEST = 4;
 export const RECORD_COMMIT = 5;
 export const RECORD_ENTRY_ATTRS = 6;
 export const RECORD_SIGNATURE = 7;
+export const RECORD_HARDLINKS = 8;
+export const RECORD_SPECIAL = 9;
+
+/**
+ * A file system node BFC v1 has no entry type for (device, fifo, socket), kept in the extension
+ * area only: the reference never sees it.
+ */
+export interface SpecialEntry {
+  path: string;
+  /** Full st_mode: S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK plus permission bits. */
+  mode: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  mtimeNs: bigint;
+  attrs?: EntryAttrs;
+}
+
+/** Index entry `entry` is a hard link to index entry `target` (a regular file). */
+export interface Hardlink {
+  entry: number;
+  target: number;
+}
 
 /** About the commit that wrote this index (docs/format.md §12). */
 export interface CommitRecord {
@@ -89,6 +111,8 @@ export interface Extension {
    */
   entryAttrs?: Buffer;
   signature?: SignatureRecord;
+  hardlinks?: Hardlink[];
+  special?: SpecialEntry[];
   /** Records this version does not know (kept so rewriting preserves them). */
   unknown: { type: number; flags: number; payload: Buffer }[];
 }
@@ -400,6 +424,113 @@ export function decodeEntryAttrs(p: Buffer, entries: number): Map<number, EntryA
   return out;
 }
 
+function encodeHardlinks(links: Hardlink[]): Buffer {
+  const b = Buffer.alloc(4 + 8 * links.length);
+  b.writeUInt32LE(links.length, 0);
+  let last = -1;
+  links.forEach((l, k) => {
+    if (l.entry <= last || l.entry === l.target) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        "hard links must be in increasing entry order and not self-links",
+      );
+    }
+    last = l.entry;
+    b.writeUInt32LE(l.entry, 4 + 8 * k);
+    b.writeUInt32LE(l.target, 8 + 8 * k);
+  });
+  return b;
+}
+
+function decodeHardlinks(p: Buffer): Hardlink[] {
+  if (p.length < 4) throw bad("hard links: truncated");
+  const n = p.readUInt32LE(0);
+  if (p.length !== 4 + 8 * n) throw bad("hard links: wrong size");
+  const out: Hardlink[] = [];
+  let last = -1;
+  for (let k = 0; k < n; k++) {
+    const entry = p.readUInt32LE(4 + 8 * k);
+    const target = p.readUInt32LE(8 + 8 * k);
+    if (entry <= last || entry === target) throw bad("hard links: out of order or self-link");
+    last = entry;
+    out.push({ entry, target });
+  }
+  return out;
+}
+
+/**
+ * Special entries: u32 count, then each as u32 length of the rest, u16 path length, path, u32 mode,
+ * u32 rdev major, u32 rdev minor, i64 mtime ns, then the entry-attributes form (u32 mask + fields).
+ */
+function encodeSpecial(list: SpecialEntry[]): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(list.length, 0);
+  parts.push(head);
+  for (const e of list) {
+    const pb = Buffer.from(e.path, "utf8");
+    if (pb.length === 0 || pb.length > 0xffff)
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `bad special entry path '${e.path}'`);
+    const attrs = encodeEntryAttrs([{ index: 0, attrs: e.attrs ?? {} }]).subarray(4 + 8);
+    const fixed = Buffer.alloc(2 + pb.length + 4 + 4 + 4 + 8);
+    fixed.writeUInt16LE(pb.length, 0);
+    pb.copy(fixed, 2);
+    let q = 2 + pb.length;
+    fixed.writeUInt32LE(e.mode >>> 0, q);
+    fixed.writeUInt32LE(e.rdevMajor >>> 0, q + 4);
+    fixed.writeUInt32LE(e.rdevMinor >>> 0, q + 8);
+    fixed.writeBigInt64LE(e.mtimeNs, q + 12);
+    q += 20;
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(fixed.length + attrs.length, 0);
+    parts.push(len, fixed, attrs);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeSpecial(p: Buffer): SpecialEntry[] {
+  if (p.length < 4) throw bad("special entries: truncated");
+  const n = p.readUInt32LE(0);
+  if (n > (p.length - 4) / 26) throw bad("special entries: count out of range");
+  const out: SpecialEntry[] = [];
+  let at = 4;
+  for (let k = 0; k < n; k++) {
+    if (at + 4 > p.length) throw bad("special entries: truncated");
+    const len = p.readUInt32LE(at);
+    at += 4;
+    if (len < 26 || len > p.length - at) throw bad("special entries: entry runs past the end");
+    const e = p.subarray(at, at + len);
+    const pl = e.readUInt16LE(0);
+    if (pl === 0 || 2 + pl + 22 > e.length) throw bad("special entries: bad path length");
+    const path = e.toString("utf8", 2, 2 + pl);
+    let q = 2 + pl;
+    const mode = e.readUInt32LE(q);
+    const rdevMajor = e.readUInt32LE(q + 4);
+    const rdevMinor = e.readUInt32LE(q + 8);
+    const mtimeNs = e.readBigInt64LE(q + 12);
+    q += 20;
+    const rest = e.subarray(q);
+    // Reuse the entry-attributes decoder on a one-entry table.
+    const table = Buffer.alloc(12);
+    table.writeUInt32LE(1, 0);
+    table.writeUInt32LE(0, 4);
+    table.writeUInt32LE(rest.length, 8);
+    const attrs = decodeEntryAttrs(Buffer.concat([table, rest]), 1).get(0);
+    out.push({
+      path,
+      mode,
+      rdevMajor,
+      rdevMinor,
+      mtimeNs,
+      attrs: attrs && Object.keys(attrs).length ? attrs : undefined,
+    });
+    at += len;
+  }
+  if (at !== p.length) throw bad("special entries: bytes after the last entry");
+  return out;
+}
+
 /** True when an index blob's tail holds an extension area (it starts with the magic). */
 export function hasExtension(area: Buffer): boolean {
   return area.length >= 4 && area.subarray(0, 4).equals(EXTENSION_MAGIC);
@@ -468,6 +599,14 @@ export function decodeExtension(area: Buffer): Extension {
         seen("signature");
         ext.signature = decodeSignature(payload);
         break;
+      case RECORD_HARDLINKS:
+        seen("hardlinks");
+        ext.hardlinks = decodeHardlinks(payload);
+        break;
+      case RECORD_SPECIAL:
+        seen("special");
+        ext.special = decodeSpecial(payload);
+        break;
       default:
         if (flags & FLAG_CRITICAL) {
           throw new BfcError(
@@ -502,6 +641,10 @@ export function encodeExtension(ext: Partial<Extension>): Buffer {
   if (ext.entryAttrs) records.push({ type: RECORD_ENTRY_ATTRS, flags: 0, payload: ext.entryAttrs });
   if (ext.signature)
     records.push({ type: RECORD_SIGNATURE, flags: 0, payload: encodeSignature(ext.signature) });
+  if (ext.hardlinks?.length)
+    records.push({ type: RECORD_HARDLINKS, flags: 0, payload: encodeHardlinks(ext.hardlinks) });
+  if (ext.special?.length)
+    records.push({ type: RECORD_SPECIAL, flags: 0, payload: encodeSpecial(ext.special) });
   for (const u of ext.unknown ?? []) records.push(u);
   if (records.length === 0) return Buffer.alloc(0);
   let size = HEADER;

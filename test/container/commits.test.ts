@@ -516,3 +516,83 @@ describe("signatures", () => {
     r.close();
   });
 });
+
+describe("hard links and special entries", () => {
+  async function linked(file: string, opts: Parameters<typeof Writer.create>[1] = {}): Promise<void> {
+    const w = await Writer.create(file, opts);
+    await w.addFile("bin/tool", randomBytes(3000, 9), { mode: 0o755 });
+    await w.addHardlink("bin/alias", "bin/tool");
+    await w.addHardlink("zz-last", "bin/tool");
+    w.addSpecial("dev/null", { mode: 0o020666, rdevMajor: 1, rdevMinor: 3, mtime: 5 });
+    w.addSpecial("run/fifo", { mode: 0o010600, mtime: 6, attrs: { uid: 7, gid: 8 } });
+    await w.finish();
+  }
+
+  for (const enc of [{}, { password: "pw" }]) {
+    it(`share one object and read back under every name${enc.password ? " (encrypted)" : ""}`, async () => {
+      const file = place();
+      await linked(file, { compression: "zstd", ...enc });
+      const r = await Reader.open(file, enc);
+      const tool = await r.readFile("bin/tool");
+      assert.ok((await r.readFile("bin/alias")).equals(tool));
+      assert.ok((await r.readFile("zz-last")).equals(tool));
+      assert.equal(r.stat("bin/alias").objectOffset, r.stat("bin/tool").objectOffset, "no second copy");
+      assert.equal(r.hardlinkTarget(r.find("bin/alias")), r.find("bin/tool"));
+      assert.equal((await verify(r, { deep: true })).ok, true);
+      assert.deepEqual(
+        r.specialEntries().map((e) => [e.path, e.mode, e.rdevMajor, e.rdevMinor, e.mtimeNs, e.attrs?.uid]),
+        [
+          ["dev/null", 0o020666, 1, 3, 5_000_000n, undefined],
+          ["run/fifo", 0o010600, 0, 0, 6_000_000n, 7],
+        ],
+      );
+      r.close();
+      if (!enc.password) referenceOpens(file);
+    });
+  }
+
+  it("survive compaction and unchanged commits; a changed target turns its links into copies", async () => {
+    const file = place();
+    await linked(file, { password: "pw" });
+    const c = await Container.openForUpdate(file, { password: "pw" });
+    await c.addFile("other", Buffer.from("x"));
+    await c.commit();
+    let r = await Reader.open(file, { password: "pw" });
+    assert.equal(r.stat("bin/alias").objectOffset, r.stat("bin/tool").objectOffset);
+    assert.equal(r.specialEntries().length, 2);
+    r.close();
+    c.close();
+    await compact(file);
+    r = await Reader.open(file, { password: "pw" });
+    assert.equal(r.stat("zz-last").objectOffset, r.stat("bin/tool").objectOffset);
+    assert.equal((await verify(r, { deep: true })).ok, true);
+    const before = await r.readFile("bin/tool");
+    r.close();
+    const d = await Container.openForUpdate(file, { password: "pw" });
+    await d.addFile("bin/tool", Buffer.from("new tool"));
+    d.remove("run", { recursive: true });
+    await d.commit();
+    d.close();
+    r = await Reader.open(file, { password: "pw" });
+    assert.equal((await r.readFile("bin/tool")).toString(), "new tool");
+    assert.ok((await r.readFile("bin/alias")).equals(before), "the other names keep the old content");
+    assert.ok((await r.readFile("zz-last")).equals(before));
+    assert.equal(r.hardlinkTarget(r.find("bin/alias")), -1);
+    assert.deepEqual(
+      r.specialEntries().map((e) => e.path),
+      ["dev/null"],
+      "a special entry goes with its removed directory",
+    );
+    assert.equal((await verify(r, { deep: true })).ok, true);
+    r.close();
+  });
+
+  it("refuses hard links to anything but an earlier regular file", async () => {
+    const w = await Writer.create(place());
+    await w.addDirectory("d");
+    await assert.rejects(() => w.addHardlink("x", "d"), { code: "EINVAL" });
+    await assert.rejects(() => w.addHardlink("x", "nope"), { code: "EINVAL" });
+    assert.throws(() => w.addSpecial("s", { mode: 0o100644 }), { code: "EINVAL" });
+    await w.abort();
+  });
+});
