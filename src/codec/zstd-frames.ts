@@ -80,7 +80,11 @@ export function zstdDecompressFrames(data: Uint8Array, size: number): Buffer {
     }
     let out: Buffer;
     try {
-      out = zlib.zstdDecompressSync(frame, { maxOutputLength: size - have });
+      // One output chunk of the size wanted: no concatenation of 16 KiB pieces afterwards.
+      out = zlib.zstdDecompressSync(frame, {
+        maxOutputLength: size - have,
+        chunkSize: Math.max(64, size - have),
+      });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
         throw bad(`frames decode to more than ${size} bytes`);

@@ -63,6 +63,11 @@ const ZERO_FLAG = 1n;
 /** Host offset bits 9–55 of a standard L2 entry (and of an L1 entry). */
 const OFFSET_MASK = 0x00fffffffffffe00n;
 const SECTOR = 512;
+/**
+ * Compressed payloads are packed back to back; once reads of them run sequentially, host bytes are
+ * read this much at a time (one pread for many small-cluster payloads instead of one each).
+ */
+const READAHEAD = 256 * 1024;
 
 /**
  * A QCOW2 v2/v3 image as a BlockSource: the virtual disk, with unallocated clusters read from the
@@ -91,6 +96,9 @@ export class Qcow2Image implements BlockSource {
   private readonly csizeMask: bigint;
   private readonly coffsetMask: bigint;
   private closed = false;
+  // The last host bytes read for compressed clusters (read-ahead window).
+  private window: Buffer | null = null;
+  private windowAt = 0;
   // The result of map(): what the stretch at the asked offset is, where, and how long.
   private kind = DATA;
   private host = 0;
@@ -254,6 +262,7 @@ export class Qcow2Image implements BlockSource {
     this.closed = true;
     this.l2Cache.clear();
     this.clusterCache.clear();
+    this.window = null;
     this.file.close();
     this.backing?.close();
   }
@@ -388,11 +397,29 @@ export class Qcow2Image implements BlockSource {
     this.host = offset + within;
   }
 
+  /** Host bytes of a compressed payload, through the read-ahead window when reads are sequential. */
+  private compressedBytes(offset: number, length: number): Buffer {
+    const w = this.window;
+    if (w !== null && offset >= this.windowAt) {
+      const from = offset - this.windowAt;
+      if (from + length <= w.length) return w.subarray(from, from + length);
+      if (from <= w.length + SECTOR) {
+        const n = Math.min(Math.max(length, READAHEAD), this.fileSize - offset);
+        this.window = readBytes(this.file, offset, n);
+        this.windowAt = offset;
+        return this.window.subarray(0, length);
+      }
+    }
+    this.window = readBytes(this.file, offset, length);
+    this.windowAt = offset;
+    return this.window;
+  }
+
   /** The decoded cluster whose compressed bytes start at host `offset`. */
   private decompressed(offset: number, length: number, voff: number): Buffer {
     const cached = this.clusterCache.get(offset);
     if (cached !== undefined) return cached;
-    const data = readBytes(this.file, offset, length);
+    const data = this.compressedBytes(offset, length);
     const cs = this.clusterSize;
     let out: Buffer;
     try {
@@ -401,7 +428,11 @@ export class Qcow2Image implements BlockSource {
       } else {
         // Raw deflate; the range may end with the next cluster's bytes (ignored) and qemu accepts a
         // stream that fills the cluster without its end marker, hence the sync flush.
-        out = zlib.inflateRawSync(data, { maxOutputLength: cs, finishFlush: zlib.constants.Z_SYNC_FLUSH });
+        out = zlib.inflateRawSync(data, {
+          maxOutputLength: cs,
+          chunkSize: cs,
+          finishFlush: zlib.constants.Z_SYNC_FLUSH,
+        });
       }
     } catch (e) {
       const detail =
