@@ -121,10 +121,11 @@ export class Qcow2Image implements BlockSource {
     return new Qcow2Image(file, null, { roots: [], seen: new Set(), depth: 0, options });
   }
 
-  private static openLink(file: string, state: ChainState): Qcow2Image {
+  /** `file` is opened; `namedAs` is where relative backing names are taken from (qemu's rule). */
+  private static openLink(file: string, state: ChainState, namedAs = file): Qcow2Image {
     const raw = new RawFile(file);
     try {
-      return new Qcow2Image(raw, file, state);
+      return new Qcow2Image(raw, namedAs, state);
     } catch (e) {
       raw.close();
       throw e;
@@ -197,7 +198,7 @@ export class Qcow2Image implements BlockSource {
     state.seen.add(id);
     let format: string;
     if (recorded !== null) format = recorded;
-    else format = probeIsQcow2(where.path) ? "qcow2" : "raw";
+    else format = probeIsQcow2(where.real) ? "qcow2" : "raw";
     if (format !== "qcow2" && format !== "raw") {
       throw new BfcError(
         "ENOTSUP",
@@ -207,10 +208,11 @@ export class Qcow2Image implements BlockSource {
       );
     }
     const link: BackingLink = { name, path: where.path, format, formatRecorded: recorded !== null };
+    // The checked real path is what gets opened, so a symlink swapped meanwhile cannot redirect it.
     const source =
       format === "qcow2"
-        ? Qcow2Image.openLink(where.path, { ...state, depth: state.depth + 1 })
-        : new RawFile(where.path);
+        ? Qcow2Image.openLink(where.real, { ...state, depth: state.depth + 1 }, where.path)
+        : new RawFile(where.real);
     return { source, link };
   }
 
