@@ -64,7 +64,13 @@ export type Reason =
   | "RESOURCE_LIMIT_EXCEEDED"
   | "NOT_EMPTY"
   | "SIGNATURE_INVALID"
-  | "ABORTED";
+  | "ABORTED"
+  /** A disk image's mapping or partition table contradicts itself or points outside the image. */
+  | "BAD_TABLE"
+  /** A chain (backing files, extended partitions) loops back on itself or is too long. */
+  | "LOOP"
+  /** The caller must choose (e.g. which partition) and did not. */
+  | "AMBIGUOUS";
 
 const DESCRIPTIONS: Record<ErrnoCode, string> = {
   ENOENT: "no such file or directory",

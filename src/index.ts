@@ -37,6 +37,21 @@ export {
   type WriterOptions,
   type WriteSummary,
 } from "./container/writer.ts";
+export type { BackingPolicy } from "./disk/backing-file.ts";
+export { type BlockSource, BufferSource, RawFile, Slice } from "./disk/block-source.ts";
+export type { FilesystemProbe, FilesystemType } from "./disk/filesystem-probe.ts";
+export { type ImageLayer, imageLayers } from "./disk/image-layers.ts";
+export {
+  choosePartition,
+  type OpenImageOptions,
+  type OpenPartitionOptions,
+  openImage,
+  openPartition,
+  PartitionSource,
+} from "./disk/open-disk.ts";
+export { type Partition, type PartitionTable, readPartitionTable } from "./disk/partitions.ts";
+export { type BackingLink, Qcow2Image, type Qcow2Options } from "./disk/qcow2.ts";
+export type { Qcow2Header } from "./disk/qcow2-header.ts";
 export { BfcError, type ErrnoCode, isBfcError, type Reason } from "./errors.ts";
 export type {
   CommitRecord,

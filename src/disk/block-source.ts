@@ -121,3 +121,30 @@ export class Slice implements BlockSource {
     if (this.owns) this.parent.close();
   }
 }
+
+/** An in-memory disk (tests, and small images already read whole). */
+export class BufferSource implements BlockSource {
+  readonly size: number;
+  readonly label: string;
+  private readonly data: Uint8Array;
+
+  constructor(data: Uint8Array, label = "(memory)") {
+    this.data = data;
+    this.size = data.length;
+    this.label = label;
+  }
+
+  read(buf: Uint8Array, position: number): void {
+    checkRange(this, position, buf.length);
+    buf.set(this.data.subarray(position, position + buf.length));
+  }
+
+  close(): void {}
+}
+
+/** `length` bytes at `position` of `src` in a new Buffer. */
+export function readBytes(src: BlockSource, position: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  src.read(buf, position);
+  return buf;
+}
