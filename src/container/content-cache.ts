@@ -1,7 +1,9 @@
 /**
  * A byte-bounded LRU of decoded file contents, so repeated random reads of a compressed or
- * encrypted file decode it once. One item may exceed the budget (it then is the only item), which
- * keeps sync random reads of a large compressed file from decoding it again on every call.
+ * encrypted file decode it once (keyed by entry index), and of blocks of the container file
+ * that serve small reads of stored files (keyed by -1 - block number). One item may exceed the
+ * budget (it then is the only item), which keeps sync random reads of a large compressed file
+ * from decoding it again on every call.
  */
 export class ContentCache {
   private readonly map = new Map<number, Buffer>();

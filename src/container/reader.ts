@@ -72,7 +72,10 @@ export interface Entry {
 }
 
 export interface ReaderOptions extends Credentials {
-  /** Bytes of decoded content kept for repeated random reads (default 64 MiB). */
+  /**
+   * Bytes kept for repeated random reads (default 64 MiB): decoded contents of compressed or
+   * encrypted files, and blocks of the container read for small reads of stored files.
+   */
   cacheBytes?: number;
   /**
    * Skip the first-read verification of each entry's object header and checksum. Off by default:
@@ -109,6 +112,11 @@ const MAX_CURSORS = 4;
 const MAX_SYMLINK_TARGET = 64 * 1024;
 /** Largest run of back-to-back objects readFilesSync reads at once. */
 const RUN_SPAN = 8 * 1024 * 1024;
+/**
+ * Reads shorter than this of stored files that fit the cache are served from cached blocks of
+ * the container this large: a pread costs several times a copy out of memory.
+ */
+const BLOCK_SIZE = 64 * 1024;
 
 /** A compressed entry being read front to back, kept so sequential positioned reads stay O(n). */
 interface Cursor {
@@ -165,6 +173,8 @@ export class Reader {
   private attrTable: Map<number, EntryAttrs> | undefined;
   /** Hard links whose object is shared: entry → target; null when there are none. */
   private linkOwner: Map<number, number> | null | undefined;
+  /** The last entry located: positioned reads through one descriptor locate the same entry. */
+  private lastLocation: Location | undefined;
 
   private constructor(
     path: string,
@@ -632,6 +642,8 @@ export class Reader {
   }
 
   private locate(i: number): Location {
+    const last = this.lastLocation;
+    if (last !== undefined && last.i === i) return last;
     const ix = this.index;
     const owner = this.objectOwner(i);
     const pathLen = ix.pathByteLength(owner);
@@ -659,7 +671,7 @@ export class Reader {
         },
       );
     }
-    return {
+    const loc: Location = {
       i,
       path,
       aad: ix.pathBytes(owner),
@@ -670,6 +682,8 @@ export class Reader {
       payloadOffset: ix.objOffset(i) + prefix,
       payloadSize,
     };
+    this.lastLocation = loc;
+    return loc;
   }
 
   /** Compares the object header in front of the payload with the index entry. */
@@ -1129,7 +1143,7 @@ export class Reader {
     if (!loc.comp && !loc.enc) {
       if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
       const buf = Buffer.allocUnsafe(end - start);
-      readFully(this.checkOpen(), buf, loc.payloadOffset + start, loc.path);
+      this.readStoredSync(loc, buf, 0, start, end);
       return buf;
     }
     if (!loc.comp && size > WHOLE_DECODE_LIMIT) {
@@ -1149,15 +1163,15 @@ export class Reader {
     const loc = this.locate(i);
     const [start, end] = clampRange(position, length, loc.size);
     if (start >= end) return 0;
+    // Stored files are never in the cache under their index (only their container blocks).
+    if (!loc.comp && !loc.enc) {
+      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
+      this.readStoredSync(loc, target, offset, start, end);
+      return end - start;
+    }
     const cached = this.cache.get(i);
     if (cached) {
       target.set(cached.subarray(start, end), offset);
-      return end - start;
-    }
-    if (!loc.comp && !loc.enc) {
-      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
-      const view = Buffer.from(target.buffer, target.byteOffset + offset, end - start);
-      readFully(this.checkOpen(), view, loc.payloadOffset + start, loc.path);
       return end - start;
     }
     const data = this.readAtSync(i, start, end - start);
@@ -1191,18 +1205,81 @@ export class Reader {
     return data.length;
   }
 
+  /**
+   * Bytes [start, end) of a stored (plain) file into `target` at `offset`. Short reads
+   * of a file that fits the cache copy from cached blocks of the container, so random reads cost a
+   * copy instead of a pread; they are the same bytes a pread returns, and the caller has verified
+   * the entry. Larger reads, and files larger than the cache, go straight to the file.
+   */
+  private readStoredSync(
+    loc: Location,
+    target: Uint8Array,
+    offset: number,
+    start: number,
+    end: number,
+  ): void {
+    const fd = this.checkOpen();
+    const from = loc.payloadOffset + start;
+    const length = end - start;
+    if (length >= BLOCK_SIZE || loc.size > this.cache.budget) {
+      readFully(fd, Buffer.from(target.buffer, target.byteOffset + offset, length), from, loc.path);
+      return;
+    }
+    const to = loc.payloadOffset + end;
+    let done = 0;
+    for (let b = Math.floor(from / BLOCK_SIZE); done < length; b++) {
+      // Blocks share the content cache and its budget; their keys are negative.
+      let block = this.cache.get(-1 - b);
+      if (block === undefined) {
+        block = this.readBlockSync(fd, b, to, loc.path);
+        this.cache.set(-1 - b, block);
+      }
+      const inBlock = from + done - b * BLOCK_SIZE;
+      const n = Math.min(block.length - inBlock, to - from - done);
+      block.copy(target, offset + done, inBlock, inBlock + n);
+      done += n;
+    }
+  }
+
+  /**
+   * Container block `b`, cut at the end of the file, but never before `need` (so a payload that
+   * runs past the end fails as TRUNCATED instead of coming up short).
+   */
+  private readBlockSync(fd: number, b: number, need: number, what: string): Buffer {
+    const at = b * BLOCK_SIZE;
+    const block = Buffer.allocUnsafe(Math.min(BLOCK_SIZE, Math.max(this.fileSize, need) - at));
+    readFully(fd, block, at, what);
+    return block;
+  }
+
   private verifyPlainSync(loc: Location): void {
     this.readPayloadHeadSync(loc);
     const fd = this.checkOpen();
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, loc.size));
     let crc = 0;
-    for (let pos = 0; pos < loc.size; ) {
-      const n = Math.min(buf.length, loc.size - pos);
-      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
-      crc = crc32c(buf.subarray(0, n), crc);
-      pos += n;
+    if (loc.size <= this.cache.budget) {
+      // Every byte passes through memory here: keep the blocks for the reads that follow (as a
+      // compressed file's decoded content is kept), once the checksum has matched.
+      const first = loc.payloadOffset;
+      const last = first + loc.size;
+      const blocks: Buffer[] = [];
+      const b0 = Math.floor(first / BLOCK_SIZE);
+      for (let at = b0 * BLOCK_SIZE; at < last; at += BLOCK_SIZE) {
+        const block = this.readBlockSync(fd, at / BLOCK_SIZE, last, loc.path);
+        crc = crc32c(block.subarray(Math.max(first - at, 0), Math.min(last - at, block.length)), crc);
+        blocks.push(block);
+      }
+      this.finishCheck(loc, loc.size, crc);
+      for (let k = 0; k < blocks.length; k++) this.cache.set(-1 - (b0 + k), blocks[k] as Buffer);
+    } else {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, loc.size));
+      for (let pos = 0; pos < loc.size; ) {
+        const n = Math.min(buf.length, loc.size - pos);
+        readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+        crc = crc32c(buf.subarray(0, n), crc);
+        pos += n;
+      }
+      this.finishCheck(loc, loc.size, crc);
     }
-    this.finishCheck(loc, loc.size, crc);
     this.verified[loc.i] = 1;
   }
 

@@ -29,7 +29,7 @@ export interface BfcMountOptions extends Credentials {
   level?: number;
   /** Read this commit instead of the latest (read-only mounts). */
   commit?: number;
-  /** Decoded-content cache budget in bytes (default 64 MiB). */
+  /** The Reader's cache budget in bytes: decoded contents and plain files' blocks (default 64 MiB). */
   cacheBytes?: number;
   /** Owner reported for every entry (BFC v1 stores none); default: the container file's owner. */
   uid?: number;
