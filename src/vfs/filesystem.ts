@@ -85,6 +85,12 @@ export interface Capabilities {
    * whose `lstat` would follow symlinks in parent components at the OS level.
    */
   structuralLookup: boolean;
+  /**
+   * Nothing changes while mounted, neither through the VFS nor from outside (a container or an
+   * archive read once): the kernel may keep what it has listed. Not so for a read-only host
+   * folder, which others can change.
+   */
+  immutable?: boolean;
 }
 
 export interface StatFs {

@@ -427,6 +427,11 @@ export class Vfs implements FdIo {
     if ((bits & want) !== want) throw nodeError("EACCES", "access", p);
   }
 
+  private cacheNames(key: string, names: string[]): void {
+    if (this.nameCache.size >= NAME_CACHE_DIRS) this.nameCache.clear();
+    this.nameCache.set(key, names);
+  }
+
   readdirSync(
     path: PathLike,
     options?: ReaddirOptions | BufferEncoding | "buffer",
@@ -434,18 +439,28 @@ export class Vfs implements FdIo {
     const p = toPath(path);
     const opts = typeof options === "object" && options !== null ? options : {};
     const enc = encodingOf(options);
-    const loc = this.walker.resolve(p, true, "scandir", p);
+    const namesOnly = !opts.recursive && !opts.withFileTypes && enc !== "buffer";
+    if (namesOnly) {
+      // A path that one lookup resolved in an immutable mount lists the same names until the
+      // mount table changes (which empties the cache): no walk at all.
+      const known = this.nameCache.get(p);
+      if (known !== undefined) return known.slice();
+    }
+    const direct = this.walker.lookupStructural(p, true, "scandir", p);
+    const loc = direct ?? this.walker.resolve(p, true, "scandir", p);
     if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", p);
     if (!opts.recursive) {
-      // Read-only mounts never change while mounted: their name lists are built once, copied out.
-      if (!opts.withFileTypes && enc !== "buffer" && loc.mount.readonly && !loc.synthetic) {
+      // Immutable mounts never change while mounted: their name lists are built once, copied out.
+      // Keys: "<mount id>\0<path in the mount>", and the caller's path for one-lookup paths
+      // (never containing NUL, so the two cannot collide).
+      if (namesOnly && loc.mount.fs.capabilities.immutable === true && !loc.synthetic) {
         const key = `${loc.mount.id}\0${loc.rel}`;
         let names = this.nameCache.get(key);
         if (!names) {
           names = this.listDir(loc, "scandir", p).map((e) => e.name);
-          if (this.nameCache.size >= NAME_CACHE_DIRS) this.nameCache.clear();
-          this.nameCache.set(key, names);
+          this.cacheNames(key, names);
         }
+        if (direct) this.cacheNames(p, names);
         return names.slice();
       }
       const entries = this.listDir(loc, "scandir", p);

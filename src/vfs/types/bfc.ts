@@ -39,7 +39,7 @@ export interface BfcMountOptions extends Credentials {
 /** Entries up to this size are decoded whole by the Reader anyway (its WHOLE_DECODE_LIMIT). */
 const WHOLE_DECODE_LIMIT = 8 * 1024 * 1024;
 
-const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: true };
+const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: true, immutable: true };
 
 /**
  * Milliseconds as fs.Stats computes them (seconds * 1e3 + nanoseconds / 1e6): dividing the whole
