@@ -702,6 +702,28 @@ export class Vfs implements FdIo {
     position?: number | bigint | null,
   ): number;
   readSync(fd: number, buffer: unknown, offset?: unknown, length?: unknown, position?: unknown): number {
+    if (
+      buffer instanceof Uint8Array &&
+      typeof position === "number" &&
+      Number.isSafeInteger(position) &&
+      position >= 0 &&
+      typeof offset === "number" &&
+      typeof length === "number" &&
+      Number.isInteger(offset) &&
+      Number.isInteger(length) &&
+      offset >= 0 &&
+      length > 0 &&
+      offset + length <= buffer.byteLength
+    ) {
+      // A pread with plain numbers that readArgs would accept unchanged, without its argument
+      // tuple and closure: allocating in a 1 us read loop costs more in collections than the read.
+      const f = this.readable(fd, "read");
+      try {
+        return (f.handle as FileHandle).read(buffer, offset, length, position);
+      } catch (e) {
+        throw toNodeError(e, "read");
+      }
+    }
     const [buf, off, len, pos] = this.readArgs(buffer, offset, length, position);
     const f = this.readable(fd, "read");
     if (len === 0) return 0;
