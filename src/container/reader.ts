@@ -29,6 +29,7 @@ import { decodeObjectHeader, objectPrefixSize } from "../format/object-header.ts
 import { normalizeLookup } from "../format/path.ts";
 import { ContentCache } from "./content-cache.ts";
 import { type Credentials, KeyResolver } from "./keys.ts";
+import type { SpillStore } from "./spill.ts";
 
 /** What the library reports about one entry. */
 export interface Entry {
@@ -61,6 +62,12 @@ export interface ReaderOptions extends Credentials {
    * without it no byte of an entry is returned before the whole entry has been checked once.
    */
   trustContent?: boolean;
+  /**
+   * Decoded copies of large compressed entries, made during their verification pass, so random
+   * reads of them are positioned reads (see spill.ts). Several readers of one container may share a
+   * store; only its owner makes copies.
+   */
+  spill?: SpillStore;
 }
 
 /** Where an entry's payload lies and how it is encoded. */
@@ -140,6 +147,7 @@ export class Reader {
   /** cursorRead calls run one at a time: they advance shared cursors across awaits. */
   private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
+  private readonly spill: SpillStore | undefined;
 
   private constructor(
     path: string,
@@ -160,6 +168,7 @@ export class Reader {
     this.cache = new ContentCache(options.cacheBytes ?? 64 * 1024 * 1024);
     this.trust = options.trustContent === true;
     this.verified = new Uint8Array(index.count);
+    this.spill = options.spill;
   }
 
   static openSync(path: string, options: ReaderOptions = {}): Reader {
@@ -325,6 +334,14 @@ export class Reader {
    */
   async unlock(): Promise<void> {
     if (this.keys.available && this.encrypted) await this.keys.get(this.path);
+  }
+
+  /**
+   * The container key once `unlock` derived it (or a key was given), for opening more readers of
+   * the same container without deriving it again (FUSE worker threads); undefined otherwise.
+   */
+  async knownKey(): Promise<Buffer | undefined> {
+    return this.keys.available && this.encrypted ? Buffer.from(await this.keys.get(this.path)) : undefined;
   }
 
   // ---------------------------------------------------------------- lookups
@@ -984,6 +1001,10 @@ export class Reader {
       this.cache.set(i, data);
       return Buffer.from(data.subarray(start, end));
     }
+    if (loc.comp && this.spill) {
+      const spilled = await this.spilledRead(loc, start, end);
+      if (spilled) return spilled;
+    }
     if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
     if (!loc.comp) return this.ctrRead(loc, start, end);
     return this.cursorRead(i, start, end);
@@ -1011,6 +1032,11 @@ export class Reader {
       if (!this.verified[i] && !this.trust) this.verifyEncryptedSync(loc);
       return this.ctrReadSync(loc, start, end);
     }
+    if (size > WHOLE_DECODE_LIMIT && this.spill) {
+      const buf = Buffer.allocUnsafe(end - start);
+      const n = this.spill.readInto(i, buf, 0, buf.length, start);
+      if (n >= 0) return buf.subarray(0, n);
+    }
     const data = this.decodeWholeSync(loc);
     this.cache.set(i, data);
     return Buffer.from(data.subarray(start, end));
@@ -1034,6 +1060,10 @@ export class Reader {
       const view = Buffer.from(target.buffer, target.byteOffset + offset, end - start);
       readFully(this.checkOpen(), view, loc.payloadOffset + start, loc.path);
       return end - start;
+    }
+    if (loc.comp && loc.size > WHOLE_DECODE_LIMIT && this.spill) {
+      const n = this.spill.readInto(i, target, offset, end - start, start);
+      if (n >= 0) return n;
     }
     const data = this.readAtSync(i, start, end - start);
     target.set(data, offset);
@@ -1108,6 +1138,19 @@ export class Reader {
     this.keyConfirmed = true;
     this.finishCheck(loc, end - NONCE_SIZE, crc);
     this.verified[loc.i] = 1;
+  }
+
+  /**
+   * A large compressed entry from its decoded copy, made now by the verification pass when there is
+   * none; null when no copy can be kept (the caller decodes from a cursor).
+   */
+  private async spilledRead(loc: Location, start: number, end: number): Promise<Buffer | null> {
+    const spill = this.spill as SpillStore;
+    const buf = Buffer.allocUnsafe(end - start);
+    let n = spill.readInto(loc.i, buf, 0, buf.length, start);
+    if (n < 0 && (await spill.fill(loc.i, loc.size, () => this.contentChunks(loc.i))))
+      n = spill.readInto(loc.i, buf, 0, buf.length, start);
+    return n < 0 ? null : buf.subarray(0, n);
   }
 
   private async ctrRead(loc: Location, start: number, end: number): Promise<Buffer> {

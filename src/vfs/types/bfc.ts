@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import type { Credentials } from "../../container/keys.ts";
-import { type Entry, Reader } from "../../container/reader.ts";
+import { type Entry, Reader, type ReaderOptions } from "../../container/reader.ts";
+import { type SpillShare, SpillStore } from "../../container/spill.ts";
 import { BfcError } from "../../errors.ts";
 import { fsError } from "../errors.ts";
 import type {
@@ -22,6 +23,11 @@ export interface BfcMountOptions extends Credentials {
   path: string;
   /** Decoded-content cache budget in bytes (default 64 MiB). */
   cacheBytes?: number;
+  /**
+   * Decoded copies of large compressed files for cheap random reads (container/spill.ts): a store
+   * (its owner makes copies; the caller closes it), or another thread's store to read its copies.
+   */
+  spill?: SpillStore | SpillShare;
   /** Owner reported for every entry (BFC v1 stores none); default: the container file's owner. */
   uid?: number;
   gid?: number;
@@ -58,8 +64,11 @@ export class BfcFileSystem implements FileSystem {
   private readonly listings = new Map<string, DirEntry[]>();
   private listedEntries = 0;
 
-  constructor(reader: Reader, options: Omit<BfcMountOptions, "path">) {
+  private readonly spill: SpillStore | undefined;
+
+  constructor(reader: Reader, options: Omit<BfcMountOptions, "path">, spill?: SpillStore) {
     this.reader = reader;
+    this.spill = spill;
     const st = fs.statSync(reader.path, { bigint: true });
     this.uid = options.uid ?? Number(st.uid);
     this.gid = options.gid ?? Number(st.gid);
@@ -218,9 +227,14 @@ export class BfcFileSystem implements FileSystem {
     const reader = this.reader;
     const e = reader.entryAt(i);
     const st = this.statOf(e);
+    const cheap = e.compression === "none" || e.size <= WHOLE_DECODE_LIMIT;
+    const spill = this.spill;
     return {
-      // Sync reads of a large compressed entry decode it whole; everything else is one pread or a copy.
-      syncReadCheap: e.compression === "none" || e.size <= WHOLE_DECODE_LIMIT,
+      // Sync reads of a large compressed entry decode it whole unless it has a decoded copy;
+      // everything else is one pread or a copy.
+      get syncReadCheap() {
+        return cheap || (spill?.has(i) ?? false);
+      },
       stat: () => st,
       read: (buffer, offset, length, position) => reader.readIntoAtSync(i, buffer, offset, length, position),
       readAsync: (buffer, offset, length, position) => reader.readIntoAt(i, buffer, offset, length, position),
@@ -272,6 +286,12 @@ function smallestEncrypted(reader: Reader): number {
   return best;
 }
 
+function spillStore(option: BfcMountOptions["spill"]): ReaderOptions["spill"] {
+  if (option === undefined || option instanceof SpillStore) return option;
+  if (SpillStore.isShare(option)) return SpillStore.attach(option);
+  throw new BfcError("EINVAL", "INVALID_ARGUMENT", "spill must be a SpillStore or a SpillStore's share()");
+}
+
 function hasCredentials(options: Credentials): boolean {
   return options.password !== undefined || options.key !== undefined;
 }
@@ -287,8 +307,9 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
   capabilities: CAPS,
   async create(options) {
     checkOptions(options);
-    const { path, ...rest } = options;
-    const reader = await Reader.open(path, rest);
+    const { path, spill: spillOption, ...rest } = options;
+    const spill = spillStore(spillOption);
+    const reader = await Reader.open(path, { ...rest, spill });
     try {
       // Derive a password's key now so later sync reads never block on Argon2id.
       await reader.unlock();
@@ -296,7 +317,7 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
         const probe = smallestEncrypted(reader);
         if (probe >= 0) await reader.verifyEntry(probe);
       }
-      return new BfcFileSystem(reader, rest);
+      return new BfcFileSystem(reader, rest, spill);
     } catch (e) {
       reader.close();
       throw e;
@@ -304,14 +325,15 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
   },
   createSync(options) {
     checkOptions(options);
-    const { path, ...rest } = options;
-    const reader = Reader.openSync(path, rest);
+    const { path, spill: spillOption, ...rest } = options;
+    const spill = spillStore(spillOption);
+    const reader = Reader.openSync(path, { ...rest, spill });
     try {
       if (reader.encrypted && hasCredentials(rest)) {
         const probe = smallestEncrypted(reader);
         if (probe >= 0) reader.readFileAtSync(probe, { owned: true });
       }
-      return new BfcFileSystem(reader, rest);
+      return new BfcFileSystem(reader, rest, spill);
     } catch (e) {
       reader.close();
       throw e;
