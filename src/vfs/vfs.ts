@@ -387,6 +387,35 @@ export class Vfs implements FdIo {
     }
   }
 
+  /**
+   * The node at `path` (a final symlink not followed) as its filesystem type describes it, or
+   * undefined when nothing is there: for adapters that encode stats themselves (the FUSE server),
+   * so no fs.Stats is built and times keep their nanoseconds.
+   */
+  lstatNode(path: string): NodeStat | undefined {
+    try {
+      return this.walker.resolve(path, false, "lstat", path).st;
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** A directory's children with their types (mount points merged), without Dirent objects. */
+  readdirNodes(path: string): { name: string; type: NodeStat["type"] }[] {
+    const loc = this.walker.resolve(path, true, "scandir", path);
+    if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", path);
+    return this.listDir(loc, "scandir", path);
+  }
+
+  /** `fstatSync`'s node, as `lstatNode` gives it. */
+  fstatNode(fd: number): NodeStat {
+    const f = this.fds.get(fd, "fstat");
+    return f.handle
+      ? this.op("fstat", undefined, () => (f.handle as FileHandle).stat())
+      : (f.dirStat as NodeStat);
+  }
+
   fstatSync(fd: number, options?: StatOptions & { bigint?: false }): fs.Stats;
   fstatSync(fd: number, options: StatOptions & { bigint: true }): fs.BigIntStats;
   fstatSync(fd: number, options?: StatOptions): fs.Stats | fs.BigIntStats;
@@ -1096,6 +1125,11 @@ export class Vfs implements FdIo {
    * else through its async path. For callers that own a thread anyway, such as the FUSE adapter,
    * where a hop through the thread pool costs more than the read.
    */
+  /** Whether a sync read of `fd` costs at most a pread or a copy (see `FileHandle.syncReadCheap`). */
+  syncReadCheap(fd: number): boolean {
+    return this.readable(fd, "read").handle?.syncReadCheap === true;
+  }
+
   readFdFast(
     fd: number,
     buffer: Uint8Array,
