@@ -8,7 +8,11 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
+import type { SpillStore } from "../container/spill.ts";
 import { BfcError } from "../errors.ts";
+import type { FuseSource } from "../fuse/mount.ts";
+import type { BfcMountOptions } from "../vfs/types/bfc.ts";
+import type { Vfs } from "../vfs/vfs.ts";
 import { CliError, type Ctx, run, UsageError } from "./common.ts";
 import {
   addSecretOptions,
@@ -26,6 +30,7 @@ interface MountOptions extends SecretOptions {
   gid?: string;
   debug?: boolean;
   log?: string;
+  fuseBackend?: "kernel" | "native";
   readyFd?: string;
 }
 
@@ -78,29 +83,68 @@ async function serve(
   const creds = (await explicitCredentials(o)) ?? {};
   if (!("key" in creds) && !creds.password && process.env[PASSWORD_ENV])
     creds.password = process.env[PASSWORD_ENV];
-  const { createVfs } = await import("../vfs/index.ts");
   const { mountFuse } = await import("../fuse/mount.ts");
-  const vfs = createVfs();
   const abs = path.resolve(source);
-  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds });
-  else if (type === "zip") await vfs.mount("zip", "/", { path: abs });
-  else if (type === "dir") await vfs.mount("host", "/", { root: abs, readonly: true });
-  else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
+  let fuseSource: FuseSource;
+  let spill: SpillStore | undefined;
+  let live: Vfs | undefined;
+  if (type === "bfc") {
+    const { SpillStore } = await import("../container/spill.ts");
+    const bfcOptions: BfcMountOptions = { path: abs, ...creds };
+    if (creds.password !== undefined) {
+      // Serving threads each open the container: derive the key once and give them that.
+      const { Reader } = await import("../container/reader.ts");
+      const r = await Reader.open(abs, creds);
+      try {
+        const key = await r.knownKey();
+        if (key) {
+          delete bfcOptions.password;
+          bfcOptions.key = key;
+        }
+      } finally {
+        r.close();
+      }
+    }
+    spill = SpillStore.create();
+    fuseSource = {
+      mounts: [
+        {
+          type: "bfc",
+          target: "/",
+          options: { ...bfcOptions, spill },
+          threadOptions: { ...bfcOptions, spill: spill.share() },
+        },
+      ],
+    };
+  } else if (type === "zip") {
+    fuseSource = { mounts: [{ type: "zip", target: "/", options: { path: abs } }] };
+  } else if (type === "dir") {
+    // A host folder can change under the mount: one thread serves it, from a VFS made here.
+    const { createVfs } = await import("../vfs/index.ts");
+    live = createVfs();
+    await live.mount("host", "/", { root: abs, readonly: true });
+    fuseSource = live;
+  } else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
+  const release = async () => {
+    await live?.unmountAll();
+    spill?.close();
+  };
   let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
-    m = await mountFuse(vfs, mountpoint, {
+    m = await mountFuse(fuseSource, mountpoint, {
       immutable: true,
       allowOther: o.allowOther,
       debug: o.debug,
       uid,
       gid,
       fsname: abs,
+      backend: o.fuseBackend,
     });
   } catch (e) {
-    await vfs.unmountAll();
+    await release();
     throw e;
   }
-  ctx.debug(`mounted ${abs} (${type}) at ${m.mountpoint}`);
+  ctx.debug(`mounted ${abs} (${type}) at ${m.mountpoint} (${m.backend} backend)`);
   ready();
   const stop = (): void => {
     m.unmount().catch((e: unknown) => ctx.report(e));
@@ -109,7 +153,7 @@ async function serve(
   process.once("SIGTERM", stop);
   process.once("SIGHUP", stop);
   await m.closed;
-  await vfs.unmountAll();
+  await release();
   return 0;
 }
 
@@ -135,6 +179,7 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.uid) args.push("--uid", o.uid);
   if (o.gid) args.push("--gid", o.gid);
   if (o.debug) args.push("--debug");
+  if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
   args.push("--", path.resolve(source), path.resolve(mountpoint));
   const log = o.log ? fs.openSync(o.log, "a") : "ignore";
   const child = spawn(process.execPath, args, {
@@ -230,6 +275,12 @@ export function register(program: Command): void {
     .option("--gid <n>", "report this group for every entry")
     .option("--debug", "log every failing filesystem call on stderr")
     .option("--log <file>", "in the background, append the mount process's messages to <file>")
+    .addOption(
+      new Option(
+        "--fuse-backend <backend>",
+        "kernel: FUSE protocol on /dev/fuse from worker threads (root); native: fuse-native/libfuse 2 (default: kernel when it can mount, else native)",
+      ).choices(["kernel", "native"]),
+    )
     .addOption(new Option("--ready-fd <fd>").hideHelp());
   addSecretOptions(cmd)
     .addHelpText(

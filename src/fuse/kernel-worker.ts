@@ -1,0 +1,95 @@
+/**
+ * A thread serving a kernel-protocol FUSE mount (see kernel-mount.ts). Role "serve": opens its own
+ * VFS from the mount's recipe (an immutable source) and answers requests itself, handing the rare
+ * request that needs waiting to the main thread. Role "pump": reads requests and passes every one to
+ * the main thread, which owns the VFS (live or mutable sources).
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { BfcError } from "../errors.ts";
+import { createVfs } from "../vfs/index.ts";
+import { type HandlerOptions, RequestHandler } from "./handler.ts";
+import type { MountSpec } from "./kernel-mount.ts";
+import { replyWriter, serveRequests } from "./session.ts";
+import { type SharedNodeMemory, SharedNodeTable } from "./shared-node-table.ts";
+
+export interface WorkerData {
+  role: "serve" | "pump";
+  fuseFd: number;
+  mounts?: MountSpec[];
+  handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplusAuto"> & { debug?: boolean };
+}
+
+export type ToWorker = { type: "go"; nodes?: SharedNodeMemory };
+
+export type FromWorker =
+  | { type: "ready" }
+  | { type: "failed"; message: string; code?: string; reason?: string }
+  | { type: "init" }
+  | { type: "forward"; request: Uint8Array<ArrayBuffer> }
+  | { type: "request"; request: Uint8Array<ArrayBuffer> }
+  | { type: "done" };
+
+if (!parentPort) throw new Error("kernel-worker.ts runs as a worker thread");
+const port = parentPort;
+const data = workerData as WorkerData;
+const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer ?? []);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/** A copy of the request that can travel to the main thread without copying again. */
+function detach(b: Buffer, n: number): Uint8Array<ArrayBuffer> {
+  const u = new Uint8Array(new ArrayBuffer(n));
+  u.set(b.subarray(0, n));
+  return u;
+}
+
+function go(): Promise<ToWorker> {
+  return new Promise((resolve) => port.once("message", (m: ToWorker) => resolve(m)));
+}
+
+async function main(): Promise<void> {
+  if (data.role === "pump") {
+    post({ type: "ready" });
+    await go();
+    serveRequests(data.fuseFd, (b, n) => {
+      const request = detach(b, n);
+      post({ type: "request", request }, [request.buffer]);
+    });
+    post({ type: "done" });
+    return;
+  }
+  const vfs = createVfs();
+  for (const m of data.mounts ?? []) await vfs.mount(m.type, m.target, m.threadOptions ?? m.options);
+  post({ type: "ready" });
+  const { nodes } = await go();
+  if (!nodes) throw new Error("a serving thread needs the shared node table");
+  const opts = data.handler ?? { immutable: true };
+  const handler = new RequestHandler(
+    vfs,
+    SharedNodeTable.attach(nodes),
+    replyWriter(data.fuseFd, opts.debug ? log : undefined),
+    {
+      ...opts,
+      log: opts.debug ? log : undefined,
+      forward: (request) => {
+        const u = detach(request, request.length);
+        post({ type: "forward", request: u }, [u.buffer]);
+      },
+      onInit: () => post({ type: "init" }),
+    },
+  );
+  serveRequests(data.fuseFd, (b, n) => {
+    handler.handle(b, n);
+  });
+  await vfs.unmountAll();
+  post({ type: "done" });
+}
+
+main().catch((e: unknown) => {
+  const err = e as BfcError;
+  post({
+    type: "failed",
+    message: err?.message ?? String(e),
+    code: typeof err?.code === "string" ? err.code : undefined,
+    reason: e instanceof BfcError ? e.reason : undefined,
+  });
+});
