@@ -407,6 +407,9 @@ try {
         bigReps: repsArg || 2,
         tmp: TMP,
         cli: [process.execPath, path.join(BENCH, "..", opts.dist ? "dist/cli/main.js" : "src/cli/main.ts")],
+        baselineCli: process.env.BFC_FUSE_BASELINE
+          ? [process.execPath, process.env.BFC_FUSE_BASELINE]
+          : undefined,
         budgetMs: opts.quick ? 20_000 : 60_000,
         timeoutMs: opts.quick ? 300_000 : 900_000,
       },

@@ -31,6 +31,8 @@ interface MountOptions extends SecretOptions {
   debug?: boolean;
   log?: string;
   fuseBackend?: "kernel" | "native";
+  threads?: string;
+  readdirplus?: "always" | "auto" | "never";
   readyFd?: string;
 }
 
@@ -62,6 +64,13 @@ export function detectType(source: string): (typeof TYPES)[number] {
   );
 }
 
+function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 64)
+    throw new UsageError(`--threads must be a number from 1 to 64, not '${v}'`);
+  return Number(v);
+}
+
 function parseId(v: string | undefined, what: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) > 0xffffffff)
@@ -88,6 +97,7 @@ async function serve(
   let fuseSource: FuseSource;
   let spill: SpillStore | undefined;
   let live: Vfs | undefined;
+  let containerFd: number | undefined;
   if (type === "bfc") {
     const { SpillStore } = await import("../container/spill.ts");
     const bfcOptions: BfcMountOptions = { path: abs, ...creds };
@@ -106,6 +116,10 @@ async function serve(
       }
     }
     spill = SpillStore.create();
+    // One descriptor for every thread: the kernel's readahead on the container then sees the
+    // threads' reads as the one sequential stream they usually are.
+    containerFd = fs.openSync(abs, "r");
+    bfcOptions.fd = containerFd;
     fuseSource = {
       mounts: [
         {
@@ -128,6 +142,7 @@ async function serve(
   const release = async () => {
     await live?.unmountAll();
     spill?.close();
+    if (containerFd !== undefined) fs.closeSync(containerFd);
   };
   let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
@@ -139,6 +154,8 @@ async function serve(
       gid,
       fsname: abs,
       backend: o.fuseBackend,
+      threads: parseThreads(o.threads),
+      readdirplus: o.readdirplus,
     });
   } catch (e) {
     await release();
@@ -180,6 +197,8 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.gid) args.push("--gid", o.gid);
   if (o.debug) args.push("--debug");
   if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
+  if (o.threads) args.push("--threads", o.threads);
+  if (o.readdirplus) args.push("--readdirplus", o.readdirplus);
   args.push("--", path.resolve(source), path.resolve(mountpoint));
   const log = o.log ? fs.openSync(o.log, "a") : "ignore";
   const child = spawn(process.execPath, args, {
@@ -281,6 +300,8 @@ export function register(program: Command): void {
         "kernel: FUSE protocol on /dev/fuse from worker threads (root); native: fuse-native/libfuse 2 (default: kernel when it can mount, else native)",
       ).choices(["kernel", "native"]),
     )
+    .option("--threads <n>", "kernel backend: threads serving a container or zip (default: one per core)")
+    .addOption(new Option("--readdirplus <when>").choices(["always", "auto", "never"]).hideHelp())
     .addOption(new Option("--ready-fd <fd>").hideHelp());
   addSecretOptions(cmd)
     .addHelpText(

@@ -68,6 +68,11 @@ export interface ReaderOptions extends Credentials {
    * store; only its owner makes copies.
    */
   spill?: SpillStore;
+  /**
+   * An open descriptor of the container to read through instead of opening `path` (left open on
+   * close). Readers in several threads sharing one descriptor share the kernel's readahead on it.
+   */
+  fd?: number;
 }
 
 /** Where an entry's payload lies and how it is encoded. */
@@ -148,6 +153,7 @@ export class Reader {
   private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
   private readonly spill: SpillStore | undefined;
+  private readonly borrowedFd: boolean;
 
   private constructor(
     path: string,
@@ -169,9 +175,11 @@ export class Reader {
     this.trust = options.trustContent === true;
     this.verified = new Uint8Array(index.count);
     this.spill = options.spill;
+    this.borrowedFd = options.fd !== undefined;
   }
 
   static openSync(path: string, options: ReaderOptions = {}): Reader {
+    if (options.fd !== undefined) return Reader.load(path, options.fd, options);
     let fd: number;
     try {
       fd = fs.openSync(path, "r");
@@ -187,6 +195,7 @@ export class Reader {
   }
 
   static async open(path: string, options: ReaderOptions = {}): Promise<Reader> {
+    if (options.fd !== undefined) return Reader.load(path, options.fd, options);
     const fd = await new Promise<number>((resolve, reject) =>
       fs.open(path, "r", (err, fd) =>
         err ? reject(fromSystemError(err, `cannot open container '${path}'`, path)) : resolve(fd),
@@ -282,7 +291,7 @@ export class Reader {
 
   close(): void {
     if (this.fd >= 0) {
-      fs.closeSync(this.fd);
+      if (!this.borrowedFd) fs.closeSync(this.fd);
       this.fd = -1;
       this.cache.clear();
       for (const c of this.cursors) void c.iter.return?.(undefined).catch(() => {});
@@ -1064,6 +1073,13 @@ export class Reader {
     if (loc.comp && loc.size > WHOLE_DECODE_LIMIT && this.spill) {
       const n = this.spill.readInto(i, target, offset, end - start, start);
       if (n >= 0) return n;
+    }
+    if (loc.size <= WHOLE_DECODE_LIMIT) {
+      // Decoded once and copied once; a read of the whole entry leaves nothing worth caching.
+      const data = this.decodeWholeSync(loc);
+      if (start > 0 || end < loc.size) this.cache.set(i, data);
+      target.set(data.subarray(start, end), offset);
+      return end - start;
     }
     const data = this.readAtSync(i, start, end - start);
     target.set(data, offset);

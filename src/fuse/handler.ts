@@ -21,9 +21,11 @@ import {
   KERNEL_VERSION,
   MIN_KERNEL_MINOR,
   newInHeader,
+  newOut,
   OPEN_OUT_SIZE,
   Op,
   OUT_HEADER_SIZE,
+  type Out,
   parseInHeader,
   parseInit,
   parseRead,
@@ -49,15 +51,17 @@ const { O_CREAT, O_EXCL, O_NOCTTY, O_WRONLY, S_IFMT, S_IFREG } = fs.constants;
 export const MAX_IO = 1024 * 1024;
 /** Reply buffer: the out header and the largest READ. */
 const OUT_SIZE = OUT_HEADER_SIZE + MAX_IO;
-/** Directory entries kept in listings of an immutable source. */
-const LISTING_ENTRIES = 1_000_000;
+/**
+ * Directory entries kept in listings of an immutable source. A listing is needed while the kernel
+ * reads a directory in chunks, and afterwards the kernel keeps the directory cached: a few suffice
+ * (and short-lived listings keep the garbage collector's work small).
+ */
+const LISTING_ENTRIES = 20_000;
 /**
  * st_blksize reported for files: tools size their reads by it (cat, cp), and a read of a whole
  * MiB becomes one FUSE request instead of eight.
  */
 const BLKSIZE = MAX_IO;
-const DOT = Buffer.from(".");
-const DOTDOT = Buffer.from("..");
 
 export interface HandlerOptions {
   /**
@@ -77,10 +81,10 @@ export interface HandlerOptions {
    */
   forward?: (request: Buffer) => void;
   /**
-   * Ask for READDIRPLUS only where the kernel thinks it pays (first chunk of a directory, or after
-   * lookups in it) instead of for every chunk.
+   * When the kernel asks for READDIRPLUS (attributes with every entry, so no LOOKUP follows):
+   * "always", "auto" (the kernel decides per directory: READDIRPLUS_AUTO) or "never".
    */
-  readdirplusAuto?: boolean;
+  readdirplus?: "always" | "auto" | "never";
   /** Called once the kernel's INIT has been answered (the mount then serves requests). */
   onInit?: (info: { minor: number; flags: number }) => void;
   /** Open descriptors kept for reads of an immutable source. */
@@ -89,10 +93,15 @@ export interface HandlerOptions {
 
 /** A directory listing, as sent in READDIR replies: index 0 is ".", 1 is "..", then the children. */
 interface Listing {
-  names: Buffer[];
-  paths: string[];
+  names: string[];
+  /** Each name's length in UTF-8 bytes. */
+  lengths: number[];
   /** d_type of each child, for plain READDIR. */
   types: number[];
+  /** Each child's inode number where the source gave it with the listing. */
+  inos: (number | undefined)[];
+  /** Immutable sources, READDIRPLUS: each child's stat, taken with the listing. */
+  stats?: NodeStat[];
   selfIno: number;
   parentIno: number;
 }
@@ -135,7 +144,7 @@ export class RequestHandler {
   private readonly nodes: NodeIds;
   private readonly write: (reply: Buffer, length: number) => void;
   private readonly opts: HandlerOptions;
-  private readonly out: Buffer = Buffer.allocUnsafe(OUT_SIZE);
+  private readonly out: Out = newOut(OUT_SIZE);
   private readonly hdr: InHeader = newInHeader();
   private readonly attr: Attr = {
     ino: 0,
@@ -197,9 +206,9 @@ export class RequestHandler {
   // ------------------------------------------------------------------------------------------
   // Replies
 
-  private send(unique: number, error: number, len = 0, buf: Buffer = this.out): void {
-    writeOutHeader(buf, OUT_HEADER_SIZE + len, error, unique);
-    this.write(buf, OUT_HEADER_SIZE + len);
+  private send(unique: number, error: number, len = 0, r: Out = this.out): void {
+    writeOutHeader(r, OUT_HEADER_SIZE + len, error, unique);
+    this.write(r.b, OUT_HEADER_SIZE + len);
   }
 
   private fail(h: InHeader, what: string, e: unknown): void {
@@ -270,7 +279,7 @@ export class RequestHandler {
         return this.getattr(b, h);
       case Op.READLINK: {
         const target = Buffer.from(this.vfs.readlinkSync(this.pathOf(h)) as string);
-        target.copy(this.out, OUT_HEADER_SIZE);
+        target.copy(this.out.b, OUT_HEADER_SIZE);
         this.send(h.unique, 0, target.length);
         return;
       }
@@ -386,13 +395,14 @@ export class RequestHandler {
     }
     let want =
       Init.ASYNC_READ |
-      Init.DO_READDIRPLUS |
       Init.PARALLEL_DIROPS |
       Init.MAX_PAGES |
       Init.CACHE_SYMLINKS |
       Init.NO_OPEN_SUPPORT |
       Init.NO_OPENDIR_SUPPORT;
-    if (this.opts.readdirplusAuto) want |= Init.READDIRPLUS_AUTO;
+    const rdp = this.opts.readdirplus ?? "always";
+    if (rdp !== "never") want |= Init.DO_READDIRPLUS;
+    if (rdp === "auto") want |= Init.READDIRPLUS_AUTO;
     // A mutable source may change under the kernel's page cache: drop cached pages when the size
     // or mtime it sees changes. An immutable one never does.
     if (!this.opts.immutable) want |= Init.AUTO_INVAL_DATA | Init.ATOMIC_O_TRUNC | Init.BIG_WRITES;
@@ -485,7 +495,7 @@ export class RequestHandler {
     // The header object is reused by the next request; an answer that comes later needs its own.
     const req = { ...h };
     const what = this.describe(h);
-    const done = (buf: Buffer, n: number): void => {
+    const done = (buf: Out, n: number): void => {
       if (handle) handle.busy--;
       if (n < len && offset + n < this.vfs.fstatNode(fd).size) {
         this.fail(req, what, errno(EIO, `short read at ${offset}: ${n} of ${len} bytes`));
@@ -496,7 +506,7 @@ export class RequestHandler {
     if (this.vfs.syncReadCheap(fd) || this.opts.forward) {
       let n: number;
       try {
-        n = this.vfs.readSync(fd, this.out, OUT_HEADER_SIZE, len, offset);
+        n = this.vfs.readSync(fd, this.out.b, OUT_HEADER_SIZE, len, offset);
       } catch (e) {
         if (handle) handle.busy--;
         throw e;
@@ -506,8 +516,8 @@ export class RequestHandler {
     }
     // This thread may wait: a read that decodes goes through the type's async path, into a reply
     // buffer of its own (others are answered meanwhile).
-    const buf = Buffer.allocUnsafe(OUT_HEADER_SIZE + len);
-    return this.vfs.readFdAsync(fd, buf, OUT_HEADER_SIZE, len, offset).then(
+    const buf = newOut(OUT_HEADER_SIZE + len);
+    return this.vfs.readFdAsync(fd, buf.b, OUT_HEADER_SIZE, len, offset).then(
       (n) => done(buf, n),
       (e) => {
         if (handle) handle.busy--;
@@ -516,23 +526,45 @@ export class RequestHandler {
     );
   }
 
-  private listing(path: string): Listing {
-    const cached = this.listings.get(path);
+  /** The listing of `path`: with every child's stat for READDIRPLUS of an immutable source. */
+  private listing(path: string, plus: boolean): Listing {
+    const key = plus ? `+${path}` : path;
+    const cached = this.listings.get(key);
     if (cached) return cached;
-    const children = this.vfs.readdirNodes(path);
     const self = this.stat(path);
     const parent = path === "/" ? self : this.stat(parentOf(path));
-    const l: Listing = {
-      names: children.map((c) => Buffer.from(c.name)),
-      paths: children.map((c) => join(path, c.name)),
-      types: children.map((c) => FILE_TYPES[c.type] ?? 0),
-      selfIno: self.ino,
-      parentIno: parent.ino,
-    };
-    if (this.opts.immutable && this.listed + children.length <= LISTING_ENTRIES) {
-      this.listings.set(path, l);
-      this.listed += children.length;
+    let l: Listing;
+    if (plus && this.opts.immutable) {
+      const children = this.vfs.readdirStats(path);
+      l = {
+        names: children.map((c) => c.name),
+        lengths: children.map((c) => Buffer.byteLength(c.name)),
+        types: children.map((c) => FILE_TYPES[c.stat.type] ?? 0),
+        inos: children.map((c) => c.stat.ino),
+        stats: children.map((c) => c.stat),
+        selfIno: self.ino,
+        parentIno: parent.ino,
+      };
+    } else {
+      const children = this.vfs.readdirNodes(path);
+      l = {
+        names: children.map((c) => c.name),
+        lengths: children.map((c) => Buffer.byteLength(c.name)),
+        types: children.map((c) => FILE_TYPES[c.type] ?? 0),
+        inos: children.map((c) => c.ino),
+        selfIno: self.ino,
+        parentIno: parent.ino,
+      };
     }
+    if (!this.opts.immutable) return l;
+    // Oldest listings go first; the one being read stays, however large.
+    for (const [k, old] of this.listings) {
+      if (this.listed + l.names.length <= LISTING_ENTRIES) break;
+      this.listings.delete(k);
+      this.listed -= old.names.length;
+    }
+    this.listings.set(key, l);
+    this.listed += l.names.length;
     return l;
   }
 
@@ -545,11 +577,11 @@ export class RequestHandler {
     const { fh, offset, size } = parseRead(b);
     const path = this.pathOf(h);
     let l: Listing;
-    if (this.opts.immutable) l = this.listing(path);
+    if (this.opts.immutable) l = this.listing(path, plus);
     else {
       // A mutable directory is listed once per open, so offsets stay meaningful while it changes.
       const snap = this.dirs.get(fh);
-      l = snap && offset > 0 ? snap : this.listing(path);
+      l = snap && offset > 0 ? snap : this.listing(path, false);
       if (this.dirs.has(fh)) this.dirs.set(fh, l);
     }
     const out = this.out;
@@ -558,26 +590,30 @@ export class RequestHandler {
     let o = OUT_HEADER_SIZE;
     for (let k = offset; k < total; k++) {
       if (k < 2) {
-        const name = k === 0 ? DOT : DOTDOT;
-        const rec = direntSize(name.length, plus);
+        const rec = direntSize(k + 1, plus);
         if (o + rec > limit) break;
         const ino = k === 0 ? l.selfIno : l.parentIno;
         if (plus) o += writeEntryOut(out, o, 0, 0, 0, undefined);
-        o += writeDirent(out, o, ino, k + 1, name, 4);
+        o += writeDirent(out, o, ino, k + 1, k === 0 ? "." : "..", k + 1, 4);
         continue;
       }
-      const name = l.names[k - 2] as Buffer;
-      const rec = direntSize(name.length, plus);
-      if (o + rec > limit) break;
-      const child = l.paths[k - 2] as string;
-      const st = this.vfs.lstatNode(child);
+      const name = l.names[k - 2] as string;
+      const len = l.lengths[k - 2] as number;
+      if (o + direntSize(len, plus) > limit) break;
+      if (!plus) {
+        // A plain entry needs only the inode number and type, which listings usually carry.
+        const ino = l.inos[k - 2] ?? this.vfs.lstatNode(join(path, name))?.ino;
+        if (ino === undefined) continue;
+        o += writeDirent(out, o, ino, k + 1, name, len, l.types[k - 2] as number);
+        continue;
+      }
+      const child = join(path, name);
+      const st = l.stats ? l.stats[k - 2] : this.vfs.lstatNode(child);
       // Gone meanwhile (mutable sources): skipped, as a fresh listing would.
       if (!st) continue;
-      if (plus) {
-        const id = this.nodes.remember(child, st.ino);
-        o += writeEntryOut(out, o, id, this.timeout, this.timeout, this.attrOf(st));
-      }
-      o += writeDirent(out, o, st.ino, k + 1, name, direntType(st.mode) || (l.types[k - 2] as number));
+      const id = this.nodes.remember(child, st.ino);
+      o += writeEntryOut(out, o, id, this.timeout, this.timeout, this.attrOf(st));
+      o += writeDirent(out, o, st.ino, k + 1, name, len, direntType(st.mode));
     }
     this.send(h.unique, 0, o - OUT_HEADER_SIZE);
     return;

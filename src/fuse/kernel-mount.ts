@@ -188,7 +188,7 @@ export async function mountKernel(
       immutable: options.immutable === true,
       uid: options.uid,
       gid: options.gid,
-      readdirplusAuto: options.readdirplusAuto,
+      readdirplus: options.readdirplus,
       debug: options.debug,
     },
   };
@@ -241,7 +241,7 @@ export async function mountKernel(
       uid: options.uid,
       gid: options.gid,
       log,
-      readdirplusAuto: options.readdirplusAuto,
+      readdirplus: options.readdirplus,
       onInit: () => {
         initDone = true;
         whenInit.resolve();

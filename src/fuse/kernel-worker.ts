@@ -16,7 +16,7 @@ export interface WorkerData {
   role: "serve" | "pump";
   fuseFd: number;
   mounts?: MountSpec[];
-  handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplusAuto"> & { debug?: boolean };
+  handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplus"> & { debug?: boolean };
 }
 
 export type ToWorker = { type: "go"; nodes?: SharedNodeMemory };

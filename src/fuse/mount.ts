@@ -31,8 +31,8 @@ export interface FuseMountOptions {
   backend?: FuseBackend;
   /** Kernel backend, immutable recipes: serving threads (default: one per core). */
   threads?: number;
-  /** Kernel backend: let the kernel pick READDIRPLUS only where it expects lookups (READDIRPLUS_AUTO). */
-  readdirplusAuto?: boolean;
+  /** Kernel backend: when directory listings carry attributes (see HandlerOptions.readdirplus). */
+  readdirplus?: "always" | "auto" | "never";
   /** Native backend: seconds between checks that the mount is still there. */
   pollSeconds?: number;
 }

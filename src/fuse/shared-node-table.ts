@@ -13,13 +13,18 @@ export interface SharedNodeMemory {
 /** ctl: next id to hand out, next free arena byte. */
 const NEXT_ID = 0;
 const ARENA_TOP = 1;
-/** meta, per id: arena offset, path length in bytes, hash, kernel references. */
+/** meta, per id: arena offset, path length (UTF-16 units), hash, kernel references. */
 const META = 4;
-const ARENA_INITIAL = 1 << 20;
+/**
+ * The arena holds paths as UTF-16 code units (compared and decoded without any encoding step), this
+ * many per node on average. Its memory is reserved up front and only touched as it fills (a growable
+ * SharedArrayBuffer would do, but V8 reads length-tracking views several times slower).
+ */
+const ARENA_UNITS_PER_NODE = 256;
 
-function fnv1aBytes(b: Buffer): number {
+function fnv1a(s: string): number {
   let h = 0x811c9dc5;
-  for (let k = 0; k < b.length; k++) h = Math.imul(h ^ (b[k] as number), 0x01000193);
+  for (let k = 0; k < s.length; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
   return h | 0;
 }
 
@@ -38,7 +43,7 @@ export class SharedNodeTable implements NodeIds {
   private readonly ctl: Int32Array;
   private readonly slots: Int32Array;
   private readonly meta: Int32Array;
-  private readonly arenaSab: SharedArrayBuffer;
+  private readonly arena: Uint16Array;
   private readonly mask: number;
   private readonly maxNodes: number;
   private readonly memory: SharedNodeMemory;
@@ -50,7 +55,7 @@ export class SharedNodeTable implements NodeIds {
     this.ctl = new Int32Array(memory.ctl);
     this.slots = new Int32Array(memory.slots);
     this.meta = new Int32Array(memory.meta);
-    this.arenaSab = memory.arena;
+    this.arena = new Uint16Array(memory.arena);
     this.mask = this.slots.length - 1;
     this.maxNodes = this.meta.length / META;
   }
@@ -63,12 +68,11 @@ export class SharedNodeTable implements NodeIds {
     const nodes = Math.max(1024, Math.ceil(maxNodes));
     let capacity = 1024;
     while (capacity < nodes * 2) capacity *= 2;
-    const maxArena = Math.min(2 ** 31 - 1, Math.max(ARENA_INITIAL, nodes * 4096));
     const t = new SharedNodeTable({
       ctl: new SharedArrayBuffer(8),
       slots: new SharedArrayBuffer(capacity * 4),
       meta: new SharedArrayBuffer((nodes + ROOT_ID + 1) * META * 4),
-      arena: new SharedArrayBuffer(Math.min(ARENA_INITIAL, maxArena), { maxByteLength: maxArena }),
+      arena: new SharedArrayBuffer(Math.min(2 ** 31 - 2, nodes * ARENA_UNITS_PER_NODE * 2)),
     });
     Atomics.store(t.ctl, NEXT_ID, ROOT_ID);
     if (t.remember("/") !== ROOT_ID) throw new Error("the root must be the first node");
@@ -101,19 +105,21 @@ export class SharedNodeTable implements NodeIds {
     const len = Atomics.load(this.meta, id * META + 1);
     if (len <= 0) return undefined;
     const off = Atomics.load(this.meta, id * META);
-    const path = Buffer.from(this.arenaSab, off, len).toString("utf8");
+    let path = "";
+    for (let k = 0; k < len; k += 4096) {
+      path += String.fromCharCode(...this.arena.subarray(off + k, off + Math.min(len, k + 4096)));
+    }
     this.paths.set(id, path);
     return path;
   }
 
   remember(path: string): number {
-    const bytes = Buffer.from(path);
-    const h = fnv1aBytes(bytes);
+    const h = fnv1a(path);
     let mine = 0;
     for (let i = h & this.mask, probes = 0; probes <= this.mask; i = (i + 1) & this.mask, probes++) {
       let id = Atomics.load(this.slots, i);
       if (id === 0) {
-        if (mine === 0) mine = this.allocate(bytes, h);
+        if (mine === 0) mine = this.allocate(path, h);
         id = Atomics.compareExchange(this.slots, i, 0, mine);
         if (id === 0) {
           Atomics.add(this.meta, mine * META + 3, 1);
@@ -121,7 +127,7 @@ export class SharedNodeTable implements NodeIds {
         }
         // Another thread took this slot first; it may hold the same path.
       }
-      if (this.holds(id, bytes, h)) {
+      if (this.holds(id, path, h)) {
         Atomics.add(this.meta, id * META + 3, 1);
         return id;
       }
@@ -141,33 +147,29 @@ export class SharedNodeTable implements NodeIds {
     throw new BfcError("EROFS", "UNSUPPORTED", "a shared node table serves immutable sources only");
   }
 
-  private holds(id: number, bytes: Buffer, h: number): boolean {
+  /** Whether published id `id` names `path` (its metadata is visible: the slot was read atomically). */
+  private holds(id: number, path: string, h: number): boolean {
     const m = id * META;
-    if (Atomics.load(this.meta, m + 2) !== h || Atomics.load(this.meta, m + 1) !== bytes.length) return false;
-    const off = Atomics.load(this.meta, m);
-    return bytes.compare(Buffer.from(this.arenaSab, off, bytes.length)) === 0;
+    const meta = this.meta;
+    if (meta[m + 2] !== h || meta[m + 1] !== path.length) return false;
+    const off = meta[m] as number;
+    const a = this.arena;
+    for (let k = 0; k < path.length; k++) if (a[off + k] !== path.charCodeAt(k)) return false;
+    return true;
   }
 
   /** A fresh id with its path written (not yet published in the hash table). */
-  private allocate(bytes: Buffer, h: number): number {
+  private allocate(path: string, h: number): number {
     const id = Atomics.add(this.ctl, NEXT_ID, 1);
     if (id >= this.maxNodes) throw this.full();
-    const off = Atomics.add(this.ctl, ARENA_TOP, bytes.length);
-    const end = off + bytes.length;
-    if (end > this.arenaSab.maxByteLength) throw this.full();
-    while (this.arenaSab.byteLength < end) {
-      const want = Math.min(this.arenaSab.maxByteLength, Math.max(end, this.arenaSab.byteLength * 2));
-      try {
-        this.arenaSab.grow(want);
-      } catch {
-        // another thread grew it meanwhile (to at least as much); check again
-      }
-    }
-    bytes.copy(Buffer.from(this.arenaSab, off, bytes.length));
+    const off = Atomics.add(this.ctl, ARENA_TOP, path.length);
+    if (off + path.length > this.arena.length) throw this.full();
+    const a = this.arena;
+    for (let k = 0; k < path.length; k++) a[off + k] = path.charCodeAt(k);
     const m = id * META;
     Atomics.store(this.meta, m, off);
     Atomics.store(this.meta, m + 2, h);
-    Atomics.store(this.meta, m + 1, bytes.length);
+    Atomics.store(this.meta, m + 1, path.length);
     return id;
   }
 
@@ -175,7 +177,7 @@ export class SharedNodeTable implements NodeIds {
     return new BfcError(
       "EIO",
       "IO_ERROR",
-      `the FUSE node table is full (${this.maxNodes} nodes): the source has more entries than it was sized for`,
+      `the FUSE node table is full (${this.maxNodes} nodes, ${this.arena.length} path characters): the source has more entries than it was sized for`,
     );
   }
 }

@@ -4,6 +4,7 @@
  * with its leak bookkeeping (mounts under it, serving processes whose argv names it), and the
  * generated source tree.
  */
+import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -97,6 +98,17 @@ export function bfc(args: string[], opts: ExecOptions = {}): Promise<Result> {
 /** `sh -c script "$@"`, for pipelines. */
 export function sh(script: string, args: string[] = [], opts: ExecOptions = {}): Promise<Result> {
   return run("sh", ["-c", script, "sh", ...args], opts);
+}
+
+/** sha256sum of `files` (relative to `dir`) run as one child: path → hash. */
+export async function sha256sums(dir: string, files: string[]): Promise<Map<string, string>> {
+  const r = await run("sha256sum", ["--", ...files], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  const out = new Map<string, string>();
+  for (const line of r.stdout.toString("utf8").split("\n")) {
+    if (line) out.set(line.slice(66), line.slice(0, 64));
+  }
+  return out;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -231,6 +243,14 @@ export class SuiteRoot {
     for (const pid of servingPids(this.dir)) kill(pid, "SIGKILL");
     if (mountsUnder(this.dir).length === 0) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** `bfc umount`, then the mount is gone and its serving process exits within a couple of seconds. */
+export async function umountCli(root: SuiteRoot, mnt: string): Promise<void> {
+  const r = await bfc(["umount", mnt]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!mountsUnder(mnt).includes(mnt), "still mounted after bfc umount");
+  assert.ok(await waitFor(() => servingPids(root.dir, mnt).length === 0, 5000), "serving process lingers");
 }
 
 /** Starts a foreground mount (`bfc mount -f`) as a direct child; resolves when it exits. */
