@@ -556,7 +556,24 @@ export class RequestHandler {
         parentIno: parent.ino,
       };
     }
-    if (!this.opts.immutable) return l;
+    return l;
+  }
+
+  /**
+   * Keeps the listing of an immutable directory the kernel is still reading (it asks again from the
+   * offset it reached), or lets it go once read to the end: the kernel then has it cached, and
+   * short-lived listings keep the garbage collector's work small.
+   */
+  private keepListing(key: string, l: Listing, complete: boolean): void {
+    const had = this.listings.get(key);
+    if (complete) {
+      if (had) {
+        this.listings.delete(key);
+        this.listed -= had.names.length;
+      }
+      return;
+    }
+    if (had) return;
     // Oldest listings go first; the one being read stays, however large.
     for (const [k, old] of this.listings) {
       if (this.listed + l.names.length <= LISTING_ENTRIES) break;
@@ -565,7 +582,6 @@ export class RequestHandler {
     }
     this.listings.set(key, l);
     this.listed += l.names.length;
-    return l;
   }
 
   /**
@@ -588,7 +604,8 @@ export class RequestHandler {
     const limit = OUT_HEADER_SIZE + Math.min(size, MAX_IO);
     const total = l.names.length + 2;
     let o = OUT_HEADER_SIZE;
-    for (let k = offset; k < total; k++) {
+    let k = offset;
+    for (; k < total; k++) {
       if (k < 2) {
         const rec = direntSize(k + 1, plus);
         if (o + rec > limit) break;
@@ -615,6 +632,7 @@ export class RequestHandler {
       o += writeEntryOut(out, o, id, this.timeout, this.timeout, this.attrOf(st));
       o += writeDirent(out, o, st.ino, k + 1, name, len, direntType(st.mode));
     }
+    if (this.opts.immutable) this.keepListing(plus ? `+${path}` : path, l, k >= total);
     this.send(h.unique, 0, o - OUT_HEADER_SIZE);
     return;
   }

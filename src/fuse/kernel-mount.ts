@@ -194,7 +194,12 @@ export async function mountKernel(
   };
   const workers: Worker[] = [];
   for (let k = 0; k < threads; k++) {
-    const w = new Worker(workerFile(), { workerData: data });
+    // A roomy young generation: a listing's objects live for one request and should die young
+    // instead of being copied between semi-spaces and promoted.
+    const w = new Worker(workerFile(), {
+      workerData: data,
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+    });
     w.on("message", (m: FromWorker) => {
       switch (m.type) {
         case "ready":
