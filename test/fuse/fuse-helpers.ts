@@ -16,8 +16,15 @@ import { prng, ROOT, randomBytes } from "../helpers.ts";
 export const MAIN = path.join(ROOT, "src", "cli", "main.ts");
 export const FUSERMOUNT = fs.existsSync("/usr/bin/fusermount3") ? "fusermount3" : "fusermount";
 
-/** Why the FUSE tests cannot run here, or undefined when they can. */
+/** Why the FUSE tests cannot run here, or undefined when they can (either backend will do). */
 export function fuseSkipReason(): string | undefined {
+  if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent (no FUSE in this kernel or container)";
+  if (process.getuid?.() === 0) return undefined;
+  return nativeSkipReason();
+}
+
+/** Why the fuse-native backend cannot be used here, or undefined when it can. */
+export function nativeSkipReason(): string | undefined {
   if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent (no FUSE in this kernel or container)";
   try {
     createRequire(import.meta.url)("fuse-native");

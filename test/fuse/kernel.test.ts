@@ -17,9 +17,9 @@ import { createVfs } from "../../src/vfs/index.ts";
 import { sha256 } from "../helpers.ts";
 import {
   bfc,
-  fuseSkipReason,
   generateTree,
   mountsUnder,
+  nativeSkipReason,
   run,
   SuiteRoot,
   servingPids,
@@ -33,7 +33,7 @@ import {
 
 const SKIP = kernelBackendUnavailable() ?? (fs.existsSync("/dev/fuse") ? undefined : "/dev/fuse is absent");
 if (SKIP) console.log(`# kernel-protocol FUSE tests skipped: ${SKIP}`);
-const NATIVE_SKIP = fuseSkipReason();
+const NATIVE_SKIP = nativeSkipReason();
 
 /** Names of the huge directory: long enough that it needs several 1 MiB READDIRPLUS replies. */
 const HUGE = 20_000;

@@ -9,7 +9,8 @@
  * t.after, so also when it fails), the suite's after() hook and an exit handler lazily unmount and
  * kill whatever is left, and the last test asserts that nothing was left for them to do.
  *
- * Skipped, with the reason printed, only where /dev/fuse is absent or fuse-native cannot load.
+ * Skipped, with the reason printed, only where /dev/fuse is absent, or where neither backend can
+ * run (not root, and fuse-native cannot load).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -50,8 +51,8 @@ async function buildBfc(srcDir: string, file: string, options: WriterOptions = {
 /**
  * `find -printf` of everything under `dir` (type, mode, size, link target, mtime, path), sorted.
  * Directory sizes differ by nature (4096 on the host, 0 in a container) and are left out. mtimes:
- * fuse-native passes them to the kernel in whole milliseconds (truncated), so `%T@` is compared
- * truncated to milliseconds; zip stores whole seconds, so for a zip to seconds.
+ * the fuse-native backend passes them to the kernel in whole milliseconds (truncated), so `%T@` is
+ * compared truncated to milliseconds; zip stores whole seconds, so for a zip to seconds.
  */
 async function listing(dir: string, mtime: "ms" | "s"): Promise<string[]> {
   const r = await run("find", [dir, "-mindepth", "1", "-printf", "%y\\t%m\\t%s\\t%l\\t%T@\\t%P\\0"]);
