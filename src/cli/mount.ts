@@ -126,7 +126,8 @@ async function serve(
           type: "bfc",
           target: "/",
           options: { ...bfcOptions, spill },
-          threadOptions: { ...bfcOptions, spill: spill.share() },
+          // Serving threads may block: they make a large file's decoded copy themselves.
+          threadOptions: { ...bfcOptions, spill: spill.share(), spillSync: true },
         },
       ],
     };

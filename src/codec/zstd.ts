@@ -52,24 +52,31 @@ interface ZlibInternals {
  * node:zlib's internal interface, so it is checked for before use and any surprise (an error, more
  * output than expected) replaces the decoder; without it, zlib.zstdDecompressSync is used.
  */
+/**
+ * A zstd stream whose native handle can be driven synchronously, with its errors reported to
+ * `onError`; undefined when node:zlib does not have the expected internals.
+ */
+function syncStream(onError: (e: Error) => void): ZlibInternals | undefined {
+  const z = zlib.createZstdDecompress() as unknown as Partial<ZlibInternals>;
+  const ok =
+    typeof z._handle?.writeSync === "function" &&
+    z._writeState instanceof Uint32Array &&
+    typeof z._finishFlushFlag === "number";
+  if (!ok) return undefined;
+  const full = z as ZlibInternals;
+  full._handle.onerror = (message, errno) => onError(Object.assign(new Error(message), { errno }));
+  return full;
+}
+
 class FrameDecoder {
   private z: ZlibInternals | undefined;
   private failure: Error | undefined;
 
   private stream(): ZlibInternals | undefined {
-    if (this.z) return this.z;
-    const z = zlib.createZstdDecompress() as unknown as Partial<ZlibInternals>;
-    const ok =
-      typeof z._handle?.writeSync === "function" &&
-      z._writeState instanceof Uint32Array &&
-      typeof z._finishFlushFlag === "number";
-    if (!ok) return undefined;
-    const full = z as ZlibInternals;
-    full._handle.onerror = (message, errno) => {
-      this.failure = Object.assign(new Error(message), { errno });
-    };
-    this.z = full;
-    return full;
+    this.z ??= syncStream((e) => {
+      this.failure = e;
+    });
+    return this.z;
   }
 
   /** `frame` decoded to at most `max` bytes: RangeError when it holds more, Error when corrupt. */
@@ -108,4 +115,69 @@ export function createZstdDecoder(): zlib.ZstdDecompress {
 /** Magic number at the start of every zstd frame (little-endian 0xFD2FB528). */
 export function looksLikeZstd(data: Uint8Array): boolean {
   return data.length >= 4 && data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd;
+}
+
+/**
+ * A synchronous streaming zstd decoder (the same driven handle as the frame decoder above): input
+ * goes in pieces, output comes out in pieces of at most `chunk` bytes, all from one reused buffer,
+ * so memory stays bounded however far a frame expands. For threads that may block (a verification
+ * pass of a large entry in a FUSE serving thread); node:zlib's own streams are asynchronous only.
+ */
+export class ZstdStreamDecoder {
+  private readonly z: ZlibInternals;
+  private readonly out: Buffer;
+  private failure: Error | undefined;
+
+  private constructor(chunk: number) {
+    const z = syncStream((e) => {
+      this.failure = e;
+    });
+    if (!z) throw new Error("node:zlib has no synchronous zstd stream here");
+    this.z = z;
+    this.out = Buffer.allocUnsafe(chunk);
+  }
+
+  private static usable: boolean | undefined;
+
+  /** Whether decoders can be made here (checked once). */
+  static available(): boolean {
+    ZstdStreamDecoder.usable ??= ZstdStreamDecoder.create(16) !== undefined;
+    return ZstdStreamDecoder.usable;
+  }
+
+  /** A decoder, or undefined where node:zlib lacks the internals it drives. */
+  static create(chunk = 1024 * 1024): ZstdStreamDecoder | undefined {
+    try {
+      return new ZstdStreamDecoder(chunk);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Decodes `input`; `last` says the frame's input ends here (a frame cut short is then an error).
+   * Each yielded piece is a view of the reused output buffer, valid until the next step. Throws on
+   * corrupt data; the decoder is then unusable.
+   */
+  *decode(input: Uint8Array, last: boolean): Generator<Buffer> {
+    const { z, out } = this;
+    const flush = last ? z._finishFlushFlag : 0;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      this.failure = undefined;
+      z._handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
+      if (this.failure) throw this.failure;
+      const availOut = z._writeState[0] as number;
+      const availIn = z._writeState[1] as number;
+      const got = out.length - availOut;
+      const consumed = inLen - availIn;
+      inOff += consumed;
+      inLen = availIn;
+      if (got > 0) yield out.subarray(0, got);
+      // Output room left over means the decoder wanted more input: this piece is done (input left
+      // over then lies after the frame's end, which ends decoding as one-shot decoding does).
+      if (availOut > 0 && (inLen === 0 || (consumed === 0 && got === 0))) return;
+    }
+  }
 }

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
 import { crc32c } from "../codec/crc32c.ts";
-import { createZstdDecoder, zstdDecompressSync } from "../codec/zstd.ts";
+import { createZstdDecoder, ZstdStreamDecoder, zstdDecompressSync } from "../codec/zstd.ts";
 import { BfcError, corrupt, fromSystemError } from "../errors.ts";
 import {
   AEAD_OVERHEAD,
@@ -1043,7 +1043,7 @@ export class Reader {
     }
     if (size > WHOLE_DECODE_LIMIT && this.spill) {
       const buf = Buffer.allocUnsafe(end - start);
-      const n = this.spill.readInto(i, buf, 0, buf.length, start);
+      const n = this.spilledReadSync(loc, buf, 0, start, end);
       if (n >= 0) return buf.subarray(0, n);
     }
     const data = this.decodeWholeSync(loc);
@@ -1071,7 +1071,7 @@ export class Reader {
       return end - start;
     }
     if (loc.comp && loc.size > WHOLE_DECODE_LIMIT && this.spill) {
-      const n = this.spill.readInto(i, target, offset, end - start, start);
+      const n = this.spilledReadSync(loc, target, offset, start, end);
       if (n >= 0) return n;
     }
     if (loc.size <= WHOLE_DECODE_LIMIT) {
@@ -1167,6 +1167,93 @@ export class Reader {
     if (n < 0 && (await spill.fill(loc.i, loc.size, () => this.contentChunks(loc.i))))
       n = spill.readInto(loc.i, buf, 0, buf.length, start);
     return n < 0 ? null : buf.subarray(0, n);
+  }
+
+  /**
+   * spilledRead for sync callers (a thread that may block): the copy is made by a synchronous
+   * verification pass, or waited for while another thread makes it; -1 when there can be none.
+   */
+  private spilledReadSync(
+    loc: Location,
+    target: Uint8Array,
+    offset: number,
+    start: number,
+    end: number,
+  ): number {
+    const spill = this.spill as SpillStore;
+    const n = spill.readInto(loc.i, target, offset, end - start, start);
+    if (n >= 0 || !ZstdStreamDecoder.available()) return n;
+    if (!spill.fillSync(loc.i, loc.size, () => this.contentChunksSync(loc.i))) return -1;
+    return spill.readInto(loc.i, target, offset, end - start, start);
+  }
+
+  /**
+   * contentChunks for sync callers: the entry's decoded bytes in pieces (views of reused buffers,
+   * valid until the next piece), size, checksum and tag checked as it ends.
+   */
+  private *contentChunksSync(i: number): Generator<Buffer> {
+    const loc = this.locate(i);
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    let from = 0;
+    let to = loc.payloadSize;
+    let decipher: ReturnType<typeof createDecryptor> | undefined;
+    if (loc.enc) {
+      const key = this.keys.getSync(loc.path);
+      const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+      const tag = Buffer.allocUnsafe(TAG_SIZE);
+      readFully(fd, nonce, loc.payloadOffset, loc.path);
+      readFully(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
+      decipher = createDecryptor(key, nonce, loc.aad, tag);
+      from = NONCE_SIZE;
+      to = loc.payloadSize - TAG_SIZE;
+    }
+    const zstd = loc.comp === COMP_ZSTD ? ZstdStreamDecoder.create() : undefined;
+    if (loc.comp === COMP_ZSTD && !zstd)
+      throw corrupt("UNSUPPORTED", `'${loc.path}': no synchronous zstd decoder`);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let produced = 0;
+    let crc = 0;
+    const take = (piece: Buffer): Buffer => {
+      produced += piece.length;
+      if (produced > loc.size) {
+        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
+          path: loc.path,
+        });
+      }
+      crc = crc32c(piece, crc);
+      return piece;
+    };
+    for (let pos = from; pos < to; ) {
+      const n = Math.min(CHUNK, to - pos);
+      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+      pos += n;
+      let data = buf.subarray(0, n);
+      if (decipher) data = decipher.update(data);
+      if (!zstd) {
+        yield take(data);
+        continue;
+      }
+      try {
+        for (const out of zstd.decode(data, pos >= to)) yield take(out);
+      } catch (e) {
+        if (e instanceof BfcError) throw e;
+        throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
+          path: loc.path,
+          cause: e,
+        });
+      }
+    }
+    if (decipher) {
+      try {
+        decipher.final();
+      } catch {
+        throw this.authFailed(loc.path);
+      }
+      this.keyConfirmed = true;
+    }
+    this.finishCheck(loc, produced, crc);
+    this.verified[i] = 1;
   }
 
   private async ctrRead(loc: Location, start: number, end: number): Promise<Buffer> {

@@ -19,6 +19,7 @@ import {
   Init,
   KERNEL_MINOR,
   KERNEL_VERSION,
+  MAX_IO,
   MIN_KERNEL_MINOR,
   newInHeader,
   newOut,
@@ -47,8 +48,6 @@ import {
 
 const { O_CREAT, O_EXCL, O_NOCTTY, O_WRONLY, S_IFMT, S_IFREG } = fs.constants;
 
-/** Largest READ/WRITE: 256 pages (FUSE_MAX_PAGES). */
-export const MAX_IO = 1024 * 1024;
 /** Reply buffer: the out header and the largest READ. */
 const OUT_SIZE = OUT_HEADER_SIZE + MAX_IO;
 /**

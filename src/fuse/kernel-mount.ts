@@ -3,13 +3,14 @@ import fs from "node:fs";
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
-import { createVfs } from "../vfs/index.ts";
-import { type MountOptions, Vfs } from "../vfs/vfs.ts";
-import { MAX_IO, RequestHandler } from "./handler.ts";
+import { loadBuiltinType } from "../vfs/type-loader.ts";
+import type { MountOptions, Vfs } from "../vfs/vfs.ts";
+import { EIO } from "./errno.ts";
+import type { RequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
 import type { FuseMount, FuseMountOptions } from "./mount.ts";
 import { fuseMountpoints } from "./mountpoints.ts";
-import { NodeTable } from "./node-table.ts";
+import { getU64, MAX_IO, newOut, OUT_HEADER_SIZE, writeOutHeader } from "./protocol.ts";
 import { replyWriter } from "./session.ts";
 import { SharedNodeTable } from "./shared-node-table.ts";
 
@@ -94,10 +95,10 @@ function raiseReadahead(mp: string): void {
   }
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
-  let resolve: () => void = () => {};
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve: (v: T) => void = () => {};
   let reject: (e: Error) => void = () => {};
-  const promise = new Promise<void>((res, rej) => {
+  const promise = new Promise<T>((res, rej) => {
     resolve = res;
     reject = rej;
   });
@@ -110,13 +111,35 @@ function workerFile(): URL {
   return new URL(`./kernel-worker${ext}`, import.meta.url);
 }
 
+/** A recipe rather than a live VFS (a Vfs has a `mounts()` method, a recipe a `mounts` array). */
+export function isRecipe(source: FuseSource): source is { mounts: MountSpec[] } {
+  return Array.isArray((source as { mounts?: unknown }).mounts);
+}
+
+/** A VFS made from a recipe, loading only the filesystem types it names. */
+export async function openRecipe(recipe: { mounts: MountSpec[] }, threadOptions = false): Promise<Vfs> {
+  const { Vfs } = await import("../vfs/vfs.ts");
+  const types = await Promise.all([...new Set(recipe.mounts.map((m) => m.type))].map(loadBuiltinType));
+  const vfs = new Vfs({ types });
+  try {
+    for (const m of recipe.mounts)
+      await vfs.mount(m.type, m.target, (threadOptions && m.threadOptions) || m.options);
+  } catch (e) {
+    await vfs.unmountAll();
+    throw e;
+  }
+  return vfs;
+}
+
 /**
  * Serves `source` at `mp` (checked by the caller) by speaking the FUSE kernel protocol directly:
  * /dev/fuse is opened here, mounted with `mount -i`, and read by worker threads with blocking
- * reads. For an immutable recipe, one thread per core each answers from its own VFS (node ids come
- * from a table in shared memory); reads that must wait (a large compressed file without a decoded
- * copy yet) go to this thread, which has its own VFS too. Otherwise one thread reads requests and
- * this thread answers them all. Resolves once the kernel's INIT is answered; throws an
+ * reads. An immutable recipe is served by one thread per core, each answering from its own VFS (node
+ * ids come from a table in shared memory); the first one starts at once and answers the kernel's
+ * INIT, the others join once the mount is up, so mounting costs one thread's start-up. Reads that
+ * must wait (a large compressed file without a decoded copy yet) go to this thread, which opens its
+ * own VFS from the recipe when the first one comes. A live or mutable VFS is answered by this
+ * thread, one worker only reading requests. Resolves once the kernel's INIT is answered; throws an
  * UNSUPPORTED BfcError when /dev/fuse or the mount itself is refused (the caller may fall back).
  */
 export async function mountKernel(
@@ -125,7 +148,7 @@ export async function mountKernel(
   options: FuseMountOptions,
 ): Promise<FuseMount> {
   const log = options.debug ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
-  const recipe = source instanceof Vfs ? undefined : source;
+  const recipe = isRecipe(source) ? source : undefined;
   const threaded = recipe !== undefined && options.immutable === true;
   const threads = threaded ? Math.max(1, Math.min(options.threads ?? os.availableParallelism(), 16)) : 1;
 
@@ -136,48 +159,79 @@ export async function mountKernel(
     throw unsupported(`cannot open /dev/fuse: ${(e as Error).message}`, e);
   }
 
-  let ready = 0;
+  const workers: Worker[] = [];
   let exited = 0;
   let pending = 0;
   let initDone = false;
   let finished = false;
-  let mainHandler: RequestHandler | undefined;
+  let nodes: SharedNodeTable | undefined;
+  let mainVfs: Vfs | undefined = recipe ? undefined : (source as Vfs);
   let resolveClosed: () => void = () => {};
   const closed = new Promise<void>((r) => {
     resolveClosed = r;
   });
-  const whenReady = deferred();
-  const whenInit = deferred();
+  const firstReady = deferred<number>();
+  const whenInit = deferred<void>();
   const setupFailed = (e: Error) => {
     if (initDone) {
       log?.(`bfc mount: a serving thread failed: ${e.message}`);
       return;
     }
-    whenReady.reject(e);
+    firstReady.reject(e);
     whenInit.reject(e);
   };
 
   const finish = () => {
-    if (finished || exited < threads || pending > 0) return;
+    if (finished || exited < workers.length || pending > 0) return;
     finished = true;
     // Only now: a reply written after the descriptor is closed could land in a reused one.
     fs.closeSync(fuseFd);
     void (async () => {
-      if (recipe && vfs) await vfs.unmountAll().catch(() => {});
+      if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
       resolveClosed();
     })();
   };
 
+  // This thread's handler: every request of a live VFS, or the forwarded ones of a recipe.
+  let main: Promise<RequestHandler> | undefined;
+  const mainHandler = (): Promise<RequestHandler> => {
+    main ??= (async () => {
+      const { RequestHandler } = await import("./handler.ts");
+      if (!mainVfs) mainVfs = await openRecipe(recipe as { mounts: MountSpec[] });
+      const table = nodes
+        ? SharedNodeTable.attach(nodes.share())
+        : new (await import("./node-table.ts")).NodeTable();
+      return new RequestHandler(mainVfs, table, replyWriter(fuseFd, log), {
+        immutable: options.immutable === true,
+        uid: options.uid,
+        gid: options.gid,
+        log,
+        readdirplus: options.readdirplus,
+        onInit: () => {
+          initDone = true;
+          whenInit.resolve();
+        },
+      });
+    })();
+    return main;
+  };
   const answer = (request: Uint8Array) => {
     const b = Buffer.from(request.buffer, request.byteOffset, request.byteLength);
-    const r = (mainHandler as RequestHandler).handle(b, b.length);
-    if (r) {
-      pending++;
-      r.catch((e: unknown) => log?.(`bfc mount: ${(e as Error).message}`)).finally(() => {
+    pending++;
+    mainHandler()
+      .then(
+        (h) => h.handle(b, b.length),
+        (e: unknown) => {
+          // No VFS to answer from: fail the request rather than leave its caller waiting.
+          log?.(`bfc mount: ${(e as Error).message}`);
+          failRequest(fuseFd, b, EIO);
+        },
+      )
+      .catch((e: unknown) => log?.(`bfc mount: ${(e as Error).message}`))
+      .finally(() => {
         pending--;
         finish();
       });
-    }
   };
 
   const data: WorkerData = {
@@ -192,18 +246,21 @@ export async function mountKernel(
       debug: options.debug,
     },
   };
-  const workers: Worker[] = [];
-  for (let k = 0; k < threads; k++) {
+  const startWorker = () => {
     // A roomy young generation: a listing's objects live for one request and should die young
     // instead of being copied between semi-spaces and promoted.
+    // (Decoded copies a thread makes must outlive it: its descriptors are not closed when it ends.)
     const w = new Worker(workerFile(), {
       workerData: data,
       resourceLimits: { maxYoungGenerationSizeMb: 64 },
+      trackUnmanagedFds: false,
     });
     w.on("message", (m: FromWorker) => {
       switch (m.type) {
         case "ready":
-          if (++ready === threads) whenReady.resolve();
+          // The first thread's VFS sizes the node table; later threads get it at once.
+          if (nodes || !threaded) w.postMessage({ type: "go", nodes: nodes?.share() } satisfies ToWorker);
+          else firstReady.resolve(m.files);
           return;
         case "failed":
           setupFailed(
@@ -230,33 +287,19 @@ export async function mountKernel(
       finish();
     });
     workers.push(w);
-  }
+    return w;
+  };
 
-  let vfs: Vfs | undefined = source instanceof Vfs ? source : undefined;
   let mounted = false;
   try {
-    if (recipe) {
-      vfs = createVfs();
-      for (const m of recipe.mounts) await vfs.mount(m.type, m.target, m.options);
-    }
-    const v = vfs as Vfs;
-    const nodes = threaded ? SharedNodeTable.create(nodeBound(v)) : new NodeTable();
-    mainHandler = new RequestHandler(v, nodes, replyWriter(fuseFd, log), {
-      immutable: options.immutable === true,
-      uid: options.uid,
-      gid: options.gid,
-      log,
-      readdirplus: options.readdirplus,
-      onInit: () => {
-        initDone = true;
-        whenInit.resolve();
-      },
-    });
+    const first = startWorker();
+    if (!threaded) await mainHandler();
     await mountSyscall(fuseFd, mp, options);
     mounted = true;
-    await whenReady.promise;
-    const go: ToWorker = { type: "go", nodes: nodes instanceof SharedNodeTable ? nodes.share() : undefined };
-    for (const w of workers) w.postMessage(go);
+    if (threaded) {
+      nodes = SharedNodeTable.create(nodeBound(await firstReady.promise));
+      first.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
+    }
     await whenInit.promise;
   } catch (e) {
     // Unmounting aborts the connection: workers blocked on /dev/fuse return and can be ended.
@@ -264,9 +307,10 @@ export async function mountKernel(
     if (mounted) await run("umount", ["-i", "-l", mp]);
     await Promise.all(workers.map((w) => w.terminate()));
     fs.closeSync(fuseFd);
-    if (recipe && vfs) await vfs.unmountAll().catch(() => {});
+    if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
     throw e;
   }
+  for (let k = 1; k < threads; k++) startWorker();
   raiseReadahead(mp);
   log?.(`bfc mount: serving ${mp} with ${threaded ? `${threads} threads` : "one thread"} (kernel protocol)`);
 
@@ -289,13 +333,14 @@ export async function mountKernel(
   };
 }
 
-/** How many nodes a shared table must hold for `vfs`: its entries, with room for implied directories. */
-function nodeBound(vfs: Vfs): number {
-  let files = 0;
-  try {
-    files = (vfs.statfsSync("/") as fs.StatsFs).files;
-  } catch {
-    // unknown: the default below
-  }
+/** Answers a request with an error of its own (when nothing else can answer it). */
+function failRequest(fuseFd: number, request: Buffer, errno: number): void {
+  const out = newOut(OUT_HEADER_SIZE);
+  writeOutHeader(out, OUT_HEADER_SIZE, errno, getU64(request, 8));
+  replyWriter(fuseFd)(out.b, OUT_HEADER_SIZE);
+}
+
+/** How many nodes a shared table must hold for a source of `files` entries, with room for implied directories. */
+function nodeBound(files: number): number {
   return Math.max(65_536, files * 3 + 1024);
 }

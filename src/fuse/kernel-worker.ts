@@ -6,7 +6,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
-import { createVfs } from "../vfs/index.ts";
+import { loadBuiltinType } from "../vfs/type-loader.ts";
+import { Vfs } from "../vfs/vfs.ts";
 import { type HandlerOptions, RequestHandler } from "./handler.ts";
 import type { MountSpec } from "./kernel-mount.ts";
 import { replyWriter, serveRequests } from "./session.ts";
@@ -22,7 +23,7 @@ export interface WorkerData {
 export type ToWorker = { type: "go"; nodes?: SharedNodeMemory };
 
 export type FromWorker =
-  | { type: "ready" }
+  | { type: "ready"; files: number }
   | { type: "failed"; message: string; code?: string; reason?: string }
   | { type: "init" }
   | { type: "forward"; request: Uint8Array<ArrayBuffer> }
@@ -48,7 +49,7 @@ function go(): Promise<ToWorker> {
 
 async function main(): Promise<void> {
   if (data.role === "pump") {
-    post({ type: "ready" });
+    post({ type: "ready", files: 0 });
     await go();
     serveRequests(data.fuseFd, (b, n) => {
       const request = detach(b, n);
@@ -57,9 +58,18 @@ async function main(): Promise<void> {
     post({ type: "done" });
     return;
   }
-  const vfs = createVfs();
-  for (const m of data.mounts ?? []) await vfs.mount(m.type, m.target, m.threadOptions ?? m.options);
-  post({ type: "ready" });
+  const mounts = data.mounts ?? [];
+  const vfs = new Vfs({
+    types: await Promise.all([...new Set(mounts.map((m) => m.type))].map(loadBuiltinType)),
+  });
+  for (const m of mounts) await vfs.mount(m.type, m.target, m.threadOptions ?? m.options);
+  let files = 0;
+  try {
+    files = (vfs.statfsSync("/") as { files: number }).files;
+  } catch {
+    // unknown: the node table takes its default size
+  }
+  post({ type: "ready", files });
   const { nodes } = await go();
   if (!nodes) throw new Error("a serving thread needs the shared node table");
   const opts = data.handler ?? { immutable: true };

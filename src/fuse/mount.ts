@@ -1,9 +1,13 @@
 import { BfcError } from "../errors.ts";
-import { createVfs } from "../vfs/index.ts";
-import { Vfs } from "../vfs/vfs.ts";
-import { type FuseSource, kernelBackendUnavailable, type MountSpec, mountKernel } from "./kernel-mount.ts";
+import {
+  type FuseSource,
+  isRecipe,
+  kernelBackendUnavailable,
+  type MountSpec,
+  mountKernel,
+  openRecipe,
+} from "./kernel-mount.ts";
 import { checkMountpoint } from "./mountpoints.ts";
-import { mountNative } from "./native-mount.ts";
 
 export { checkMountpoint, fuseMountpoints, unmountFuse } from "./mountpoints.ts";
 export type { FuseSource, MountSpec };
@@ -46,17 +50,6 @@ export interface FuseMount {
   readonly closed: Promise<void>;
 }
 
-async function openRecipe(source: { mounts: MountSpec[] }): Promise<Vfs> {
-  const vfs = createVfs();
-  try {
-    for (const m of source.mounts) await vfs.mount(m.type, m.target, m.options);
-  } catch (e) {
-    await vfs.unmountAll();
-    throw e;
-  }
-  return vfs;
-}
-
 /**
  * Serves `source` at `mountpoint` through FUSE until unmounted: a live VFS, or the recipe of one
  * (which lets the kernel backend serve an immutable source from one thread per core).
@@ -80,7 +73,9 @@ export async function mountFuse(
       throw new BfcError("ENOTSUP", "UNSUPPORTED", `the kernel FUSE backend cannot be used here: ${why}`);
     }
   }
-  if (source instanceof Vfs) return mountNative(source, mp, options);
+  // fuse-native (and libfuse) are loaded only when this fallback is taken.
+  const { mountNative } = await import("./native-mount.ts");
+  if (!isRecipe(source)) return mountNative(source, mp, options);
   const vfs = await openRecipe(source);
   let m: FuseMount;
   try {

@@ -13,6 +13,8 @@ export const KERNEL_MINOR = 38;
 export const MIN_KERNEL_MINOR = 31;
 /** The root directory's node id, fixed by the protocol. */
 export const ROOT_ID = 1;
+/** Largest READ/WRITE asked for: 256 pages (FUSE_MAX_PAGES), also the mount's max_read. */
+export const MAX_IO = 1024 * 1024;
 
 export const Op = {
   LOOKUP: 1,

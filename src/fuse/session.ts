@@ -1,6 +1,5 @@
 import fs from "node:fs";
-import { MAX_IO } from "./handler.ts";
-import { IN_HEADER_SIZE, MIN_READ_BUFFER, WRITE_IN_SIZE } from "./protocol.ts";
+import { IN_HEADER_SIZE, MAX_IO, MIN_READ_BUFFER, WRITE_IN_SIZE } from "./protocol.ts";
 
 /**
  * The request loop of one serving thread: blocking reads of /dev/fuse (each returns exactly one

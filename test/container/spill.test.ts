@@ -123,6 +123,58 @@ describe("SpillStore and Reader({ spill })", () => {
     }
   });
 
+  it("sync readers (threads that may block) make the copy themselves: two threads at once, one copy, right bytes", async () => {
+    const spill = SpillStore.create({ dir });
+    try {
+      const code = `
+        const { workerData, parentPort } = require("node:worker_threads");
+        Promise.all([import(workerData.reader), import(workerData.spill)]).then(([{ Reader }, { SpillStore }]) => {
+          const r = Reader.openSync(workerData.file, { spill: SpillStore.attach(workerData.share) });
+          const i = r.find("big.txt");
+          const out = [];
+          for (const [pos, len] of workerData.ranges) {
+            const b = Buffer.alloc(len);
+            const n = r.readIntoAtSync(i, b, 0, len, pos);
+            out.push(b.subarray(0, n).toString("base64"));
+          }
+          r.close();
+          parentPort.postMessage(out);
+        });`;
+      const rs = ranges(big.length, 30, 11);
+      const run = () =>
+        new Promise<string[]>((resolve, reject) => {
+          const w = new Worker(code, {
+            eval: true,
+            // the copy a thread makes outlives the thread (SpillStore's requirement)
+            trackUnmanagedFds: false,
+            workerData: {
+              reader: new URL("../../src/container/reader.ts", import.meta.url).href,
+              spill: new URL("../../src/container/spill.ts", import.meta.url).href,
+              file,
+              share: spill.share(),
+              ranges: rs,
+            },
+          });
+          w.once("message", resolve);
+          w.once("error", reject);
+        });
+      const [a, b] = await Promise.all([run(), run()]);
+      for (const got of [a, b]) {
+        for (const [k, [pos, len]] of rs.entries()) {
+          assert.ok(
+            Buffer.from(got[k] as string, "base64").equals(big.subarray(pos, pos + len)),
+            `range ${k}`,
+          );
+        }
+      }
+      const r = await Reader.open(file, { spill });
+      assert.ok(spill.has(r.find("big.txt")));
+      r.close();
+    } finally {
+      spill.close();
+    }
+  });
+
   it("the budget: the least recently read copy goes; an entry larger than the budget is read without one", async () => {
     const spill = SpillStore.create({ dir, maxBytes: 13 * MiB });
     const r = await Reader.open(file, { spill });
@@ -169,6 +221,12 @@ describe("SpillStore and Reader({ spill })", () => {
     const spill = SpillStore.create({ dir });
     const r = await Reader.open(bad, { spill });
     try {
+      // the synchronous pass refuses it too
+      assert.throws(
+        () => r.readIntoAtSync(r.find("big.txt"), Buffer.alloc(10), 0, 10, 5),
+        (err: Error & { code?: string }) => err.code === "EIO",
+      );
+      assert.equal(spill.has(r.find("big.txt")), false);
       await assert.rejects(r.read("big.txt", 0, 100), (err: Error & { code?: string }) => err.code === "EIO");
       assert.equal(spill.has(r.find("big.txt")), false);
       await assert.rejects(

@@ -29,6 +29,12 @@ export interface BfcMountOptions extends Credentials {
    * (its owner makes copies; the caller closes it), or another thread's store to read its copies.
    */
   spill?: SpillStore | SpillShare;
+  /**
+   * With `spill`: a sync read of a large compressed file may make its copy on the spot (a whole
+   * decode, done once), so such files count as cheap to read synchronously. For threads that may
+   * block (FUSE serving threads); elsewhere their first read takes the async path.
+   */
+  spillSync?: boolean;
   /** An open descriptor of the container to read through (the caller closes it; see ReaderOptions.fd). */
   fd?: number;
   /** Owner reported for every entry (BFC v1 stores none); default: the container file's owner. */
@@ -72,10 +78,12 @@ export class BfcFileSystem implements FileSystem {
   private listedEntries = 0;
 
   private readonly spill: SpillStore | undefined;
+  private readonly spillSync: boolean;
 
   constructor(reader: Reader, options: Omit<BfcMountOptions, "path">, spill?: SpillStore) {
     this.reader = reader;
     this.spill = spill;
+    this.spillSync = spill !== undefined && options.spillSync === true;
     const st = fs.statSync(reader.path, { bigint: true });
     this.uid = options.uid ?? Number(st.uid);
     this.gid = options.gid ?? Number(st.gid);
@@ -301,7 +309,10 @@ export class BfcFileSystem implements FileSystem {
     const reader = this.reader;
     const e = reader.entryAt(i);
     const st = this.statOf(e);
-    const cheap = e.compression === "none" || e.size <= WHOLE_DECODE_LIMIT;
+    const cheap =
+      e.compression === "none" ||
+      e.size <= WHOLE_DECODE_LIMIT ||
+      (this.spillSync && this.spill?.fits(e.size));
     const spill = this.spill;
     return {
       // Sync reads of a large compressed entry decode it whole unless it has a decoded copy;
