@@ -105,6 +105,28 @@ interface Cursor {
   iter: AsyncIterator<Buffer>;
 }
 
+/** Running size and checksum of an entry's decoded bytes; more bytes than the entry holds fail at once. */
+class ContentCheck {
+  produced = 0;
+  crc = 0;
+  private readonly loc: Location;
+
+  constructor(loc: Location) {
+    this.loc = loc;
+  }
+
+  take(piece: Buffer): Buffer {
+    this.produced += piece.length;
+    if (this.produced > this.loc.size) {
+      throw corrupt("SIZE_MISMATCH", `'${this.loc.path}': decodes to more than ${this.loc.size} bytes`, {
+        path: this.loc.path,
+      });
+    }
+    this.crc = crc32c(piece, this.crc);
+    return piece;
+  }
+}
+
 function readFully(fd: number, buf: Buffer, position: number, what: string): void {
   let done = 0;
   while (done < buf.length) {
@@ -798,19 +820,9 @@ export class Reader {
       src = this.payloadChunks(loc, 0, loc.payloadSize);
     }
     if (loc.comp === COMP_ZSTD) src = this.zstdChunks(loc, src);
-    let produced = 0;
-    let crc = 0;
-    for await (const chunk of src) {
-      produced += chunk.length;
-      if (produced > loc.size) {
-        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
-          path: loc.path,
-        });
-      }
-      crc = crc32c(chunk, crc);
-      yield chunk;
-    }
-    this.finishCheck(loc, produced, crc);
+    const check = new ContentCheck(loc);
+    for await (const chunk of src) yield check.take(chunk);
+    this.finishCheck(loc, check.produced, check.crc);
     this.verified[i] = 1;
   }
 
@@ -1128,15 +1140,21 @@ export class Reader {
   }
 
   /** Authenticates a large encrypted, uncompressed entry in one streaming pass (sync). */
-  private verifyEncryptedSync(loc: Location): void {
-    this.readPayloadHeadSync(loc);
+  /** A streaming decipher of an encrypted entry's payload (nonce and tag read from around it). */
+  private decipherSync(loc: Location): ReturnType<typeof createDecryptor> {
     const fd = this.checkOpen();
     const key = this.keys.getSync(loc.path);
     const nonce = Buffer.allocUnsafe(NONCE_SIZE);
     const tag = Buffer.allocUnsafe(TAG_SIZE);
     readFully(fd, nonce, loc.payloadOffset, loc.path);
     readFully(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
-    const d = createDecryptor(key, nonce, loc.aad, tag);
+    return createDecryptor(key, nonce, loc.aad, tag);
+  }
+
+  private verifyEncryptedSync(loc: Location): void {
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    const d = this.decipherSync(loc);
     const buf = Buffer.allocUnsafe(CHUNK);
     let crc = 0;
     const end = loc.payloadSize - TAG_SIZE;
@@ -1199,12 +1217,7 @@ export class Reader {
     let to = loc.payloadSize;
     let decipher: ReturnType<typeof createDecryptor> | undefined;
     if (loc.enc) {
-      const key = this.keys.getSync(loc.path);
-      const nonce = Buffer.allocUnsafe(NONCE_SIZE);
-      const tag = Buffer.allocUnsafe(TAG_SIZE);
-      readFully(fd, nonce, loc.payloadOffset, loc.path);
-      readFully(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
-      decipher = createDecryptor(key, nonce, loc.aad, tag);
+      decipher = this.decipherSync(loc);
       from = NONCE_SIZE;
       to = loc.payloadSize - TAG_SIZE;
     }
@@ -1212,18 +1225,7 @@ export class Reader {
     if (loc.comp === COMP_ZSTD && !zstd)
       throw corrupt("UNSUPPORTED", `'${loc.path}': no synchronous zstd decoder`);
     const buf = Buffer.allocUnsafe(CHUNK);
-    let produced = 0;
-    let crc = 0;
-    const take = (piece: Buffer): Buffer => {
-      produced += piece.length;
-      if (produced > loc.size) {
-        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
-          path: loc.path,
-        });
-      }
-      crc = crc32c(piece, crc);
-      return piece;
-    };
+    const check = new ContentCheck(loc);
     for (let pos = from; pos < to; ) {
       const n = Math.min(CHUNK, to - pos);
       readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
@@ -1231,11 +1233,11 @@ export class Reader {
       let data = buf.subarray(0, n);
       if (decipher) data = decipher.update(data);
       if (!zstd) {
-        yield take(data);
+        yield check.take(data);
         continue;
       }
       try {
-        for (const out of zstd.decode(data, pos >= to)) yield take(out);
+        for (const out of zstd.decode(data, pos >= to)) yield check.take(out);
       } catch (e) {
         if (e instanceof BfcError) throw e;
         throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
@@ -1252,7 +1254,7 @@ export class Reader {
       }
       this.keyConfirmed = true;
     }
-    this.finishCheck(loc, produced, crc);
+    this.finishCheck(loc, check.produced, check.crc);
     this.verified[i] = 1;
   }
 

@@ -304,37 +304,16 @@ export class SpillStore {
     const c = this.claim(i, size, true) as Claim;
     if (c === "ready") return true;
     if (c === "no-room") return false;
-    let fd = -1;
-    let done = false;
+    const copy = this.begin(c.slot, i, size);
+    if (!copy) return false;
+    let passed = false;
     try {
-      try {
-        fd = this.openFile();
-      } catch {
-        return false;
-      }
-      let pos = 0;
-      let writeFailed = false;
-      for (const chunk of content()) {
-        if (!writeFailed) {
-          try {
-            writeAll(fd, chunk, pos);
-          } catch {
-            // No space for the copy: the verification pass still runs to its end (its verdict counts).
-            writeFailed = true;
-          }
-        }
-        pos += chunk.length;
-      }
-      if (writeFailed || pos !== size) return false;
-      this.publish(c.slot, i, fd, size);
-      done = true;
-      return true;
+      for (const chunk of content()) copy.add(chunk);
+      passed = true;
     } finally {
-      if (!done) {
-        if (fd >= 0) fs.closeSync(fd);
-        this.release(c.slot, size);
-      }
+      copy.end(passed);
     }
+    return copy.published;
   }
 
   /**
@@ -362,36 +341,61 @@ export class SpillStore {
     }
     if (c === "ready") return true;
     if (c === "no-room") return false;
-    let fd = -1;
-    let done = false;
+    const copy = this.begin(c.slot, i, size);
+    if (!copy) return false;
+    let passed = false;
     try {
-      try {
-        fd = this.openFile();
-      } catch {
-        return false;
-      }
-      let pos = 0;
-      let writeFailed = false;
-      for await (const chunk of content()) {
+      for await (const chunk of content()) copy.add(chunk);
+      passed = true;
+    } finally {
+      copy.end(passed);
+    }
+    return copy.published;
+  }
+
+  /**
+   * A copy being written into claimed slot `s`: `add` each decoded piece, then `end(passed)`, which
+   * publishes it only when the verification pass ended without an error and every byte was written.
+   * Undefined when no file can be made (the slot is freed).
+   */
+  private begin(
+    s: number,
+    i: number,
+    size: number,
+  ): { add(chunk: Uint8Array): void; end(passed: boolean): void; published: boolean } | undefined {
+    let fd: number;
+    try {
+      fd = this.openFile();
+    } catch {
+      this.release(s, size);
+      return undefined;
+    }
+    let pos = 0;
+    let writeFailed = false;
+    const store = this;
+    return {
+      published: false,
+      add(chunk) {
         if (!writeFailed) {
           try {
             writeAll(fd, chunk, pos);
           } catch {
+            // No space for the copy: the verification pass still runs to its end (its verdict counts).
             writeFailed = true;
           }
         }
         pos += chunk.length;
-      }
-      if (writeFailed || pos !== size) return false;
-      this.publish(c.slot, i, fd, size);
-      done = true;
-      return true;
-    } finally {
-      if (!done) {
-        if (fd >= 0) fs.closeSync(fd);
-        this.release(c.slot, size);
-      }
-    }
+      },
+      end(passed) {
+        if (passed && !writeFailed && pos === size && !this.published) {
+          store.publish(s, i, fd, size);
+          this.published = true;
+          return;
+        }
+        fs.closeSync(fd);
+        store.release(s, size);
+      },
+    };
   }
 
   /** Closes every copy (the creator, once no other thread reads them). */

@@ -52,6 +52,47 @@ describe("SpillStore and Reader({ spill })", () => {
     return out;
   }
 
+  /**
+   * Reads `ranges` of big.txt with sync reads in a worker thread whose reader shares `spill`;
+   * asserts each against the source. The thread keeps its descriptors at exit (a copy it makes
+   * outlives it, as SpillStore requires).
+   */
+  function readInWorker(spill: SpillStore, rs: [number, number][]): Promise<void> {
+    const code = `
+      const { workerData, parentPort } = require("node:worker_threads");
+      Promise.all([import(workerData.reader), import(workerData.spill)]).then(([{ Reader }, { SpillStore }]) => {
+        const r = Reader.openSync(workerData.file, { spill: SpillStore.attach(workerData.share) });
+        const i = r.find("big.txt");
+        const out = [];
+        for (const [pos, len] of workerData.ranges) {
+          const b = Buffer.alloc(len);
+          const n = r.readIntoAtSync(i, b, 0, len, pos);
+          out.push(b.subarray(0, n).toString("base64"));
+        }
+        r.close();
+        parentPort.postMessage(out);
+      });`;
+    return new Promise<string[]>((resolve, reject) => {
+      const w = new Worker(code, {
+        eval: true,
+        trackUnmanagedFds: false,
+        workerData: {
+          reader: new URL("../../src/container/reader.ts", import.meta.url).href,
+          spill: new URL("../../src/container/spill.ts", import.meta.url).href,
+          file,
+          share: spill.share(),
+          ranges: rs,
+        },
+      });
+      w.once("message", resolve);
+      w.once("error", reject);
+    }).then((got) => {
+      for (const [k, [pos, len]] of rs.entries()) {
+        assert.ok(Buffer.from(got[k] as string, "base64").equals(big.subarray(pos, pos + len)), `range ${k}`);
+      }
+    });
+  }
+
   it("random reads of a large zstd entry come from one copy made by the verification pass", async () => {
     const spill = SpillStore.create({ dir });
     const r = await Reader.open(file, { spill });
@@ -84,39 +125,8 @@ describe("SpillStore and Reader({ spill })", () => {
     const r = await Reader.open(file, { spill });
     try {
       await r.read("big.txt", 0, 1);
-      const i = r.find("big.txt");
-      const code = `
-        const { workerData, parentPort } = require("node:worker_threads");
-        Promise.all([import(workerData.reader), import(workerData.spill)]).then(([{ Reader }, { SpillStore }]) => {
-          const r = Reader.openSync(workerData.file, { spill: SpillStore.attach(workerData.share) });
-          const out = [];
-          for (const [pos, len] of workerData.ranges) {
-            const b = Buffer.alloc(len);
-            const n = r.readIntoAtSync(workerData.i, b, 0, len, pos);
-            out.push(b.subarray(0, n).toString("base64"));
-          }
-          r.close();
-          parentPort.postMessage(out);
-        });`;
-      const rs = ranges(big.length, 40, 8);
-      const got = await new Promise<string[]>((resolve, reject) => {
-        const w = new Worker(code, {
-          eval: true,
-          workerData: {
-            reader: new URL("../../src/container/reader.ts", import.meta.url).href,
-            spill: new URL("../../src/container/spill.ts", import.meta.url).href,
-            file,
-            share: spill.share(),
-            i,
-            ranges: rs,
-          },
-        });
-        w.once("message", resolve);
-        w.once("error", reject);
-      });
-      for (const [k, [pos, len]] of rs.entries()) {
-        assert.ok(Buffer.from(got[k] as string, "base64").equals(big.subarray(pos, pos + len)), `range ${k}`);
-      }
+      assert.ok(spill.has(r.find("big.txt")));
+      await readInWorker(spill, ranges(big.length, 40, 8));
     } finally {
       r.close();
       spill.close();
@@ -126,47 +136,8 @@ describe("SpillStore and Reader({ spill })", () => {
   it("sync readers (threads that may block) make the copy themselves: two threads at once, one copy, right bytes", async () => {
     const spill = SpillStore.create({ dir });
     try {
-      const code = `
-        const { workerData, parentPort } = require("node:worker_threads");
-        Promise.all([import(workerData.reader), import(workerData.spill)]).then(([{ Reader }, { SpillStore }]) => {
-          const r = Reader.openSync(workerData.file, { spill: SpillStore.attach(workerData.share) });
-          const i = r.find("big.txt");
-          const out = [];
-          for (const [pos, len] of workerData.ranges) {
-            const b = Buffer.alloc(len);
-            const n = r.readIntoAtSync(i, b, 0, len, pos);
-            out.push(b.subarray(0, n).toString("base64"));
-          }
-          r.close();
-          parentPort.postMessage(out);
-        });`;
       const rs = ranges(big.length, 30, 11);
-      const run = () =>
-        new Promise<string[]>((resolve, reject) => {
-          const w = new Worker(code, {
-            eval: true,
-            // the copy a thread makes outlives the thread (SpillStore's requirement)
-            trackUnmanagedFds: false,
-            workerData: {
-              reader: new URL("../../src/container/reader.ts", import.meta.url).href,
-              spill: new URL("../../src/container/spill.ts", import.meta.url).href,
-              file,
-              share: spill.share(),
-              ranges: rs,
-            },
-          });
-          w.once("message", resolve);
-          w.once("error", reject);
-        });
-      const [a, b] = await Promise.all([run(), run()]);
-      for (const got of [a, b]) {
-        for (const [k, [pos, len]] of rs.entries()) {
-          assert.ok(
-            Buffer.from(got[k] as string, "base64").equals(big.subarray(pos, pos + len)),
-            `range ${k}`,
-          );
-        }
-      }
+      await Promise.all([readInWorker(spill, rs), readInWorker(spill, rs)]);
       const r = await Reader.open(file, { spill });
       assert.ok(spill.has(r.find("big.txt")));
       r.close();
