@@ -5,6 +5,7 @@ import { Worker } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
 import { loadBuiltinType } from "../vfs/type-loader.ts";
 import type { MountOptions, Vfs } from "../vfs/vfs.ts";
+import { Backlog } from "./backlog.ts";
 import { EIO } from "./errno.ts";
 import type { RequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
@@ -234,9 +235,11 @@ export async function mountKernel(
       });
   };
 
+  const backlog = Backlog.memory();
   const data: WorkerData = {
     role: threaded ? "serve" : "pump",
     fuseFd,
+    backlog,
     mounts: recipe?.mounts,
     handler: {
       immutable: options.immutable === true,
@@ -246,12 +249,12 @@ export async function mountKernel(
       debug: options.debug,
     },
   };
-  const startWorker = () => {
+  const startWorker = (helper: boolean) => {
     // A roomy young generation: a listing's objects live for one request and should die young
     // instead of being copied between semi-spaces and promoted.
     // (Decoded copies a thread makes must outlive it: its descriptors are not closed when it ends.)
     const w = new Worker(workerFile(), {
-      workerData: data,
+      workerData: { ...data, helper },
       resourceLimits: { maxYoungGenerationSizeMb: 64 },
       trackUnmanagedFds: false,
     });
@@ -282,6 +285,8 @@ export async function mountKernel(
     w.on("error", setupFailed);
     w.on("exit", () => {
       exited++;
+      // helpers waiting for a backlog end with the first thread
+      if (!helper) new Backlog(backlog).done();
       if (!initDone)
         setupFailed(new BfcError("EIO", "IO_ERROR", "a serving thread ended before the mount was ready"));
       finish();
@@ -292,7 +297,7 @@ export async function mountKernel(
 
   let mounted = false;
   try {
-    const first = startWorker();
+    const first = startWorker(false);
     if (!threaded) await mainHandler();
     await mountSyscall(fuseFd, mp, options);
     mounted = true;
@@ -310,7 +315,7 @@ export async function mountKernel(
     if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
     throw e;
   }
-  for (let k = 1; k < threads; k++) startWorker();
+  for (let k = 1; k < threads; k++) startWorker(true);
   raiseReadahead(mp);
   log?.(`bfc mount: serving ${mp} with ${threaded ? `${threads} threads` : "one thread"} (kernel protocol)`);
 

@@ -8,6 +8,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
 import { loadBuiltinType } from "../vfs/type-loader.ts";
 import { Vfs } from "../vfs/vfs.ts";
+import { Backlog, HELPER_IDLE_MS } from "./backlog.ts";
 import { type HandlerOptions, RequestHandler } from "./handler.ts";
 import type { MountSpec } from "./kernel-mount.ts";
 import { replyWriter, serveRequests } from "./session.ts";
@@ -16,6 +17,9 @@ import { type SharedNodeMemory, SharedNodeTable } from "./shared-node-table.ts";
 export interface WorkerData {
   role: "serve" | "pump";
   fuseFd: number;
+  /** Serving threads: the first one always reads; the others help when there is a backlog. */
+  helper?: boolean;
+  backlog?: SharedArrayBuffer;
   mounts?: MountSpec[];
   handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplus"> & { debug?: boolean };
 }
@@ -87,9 +91,33 @@ async function main(): Promise<void> {
       onInit: () => post({ type: "init" }),
     },
   );
-  serveRequests(data.fuseFd, (b, n) => {
-    handler.handle(b, n);
-  });
+  const backlog = new Backlog(data.backlog as SharedArrayBuffer);
+  if (!data.helper) {
+    serveRequests(
+      data.fuseFd,
+      (b, n) => {
+        backlog.busy(true);
+        try {
+          handler.handle(b, n);
+        } finally {
+          backlog.busy(false);
+        }
+      },
+      { afterRead: (ms) => backlog.afterRead(ms) },
+    );
+    backlog.done();
+  } else {
+    while (backlog.waitForWork()) {
+      let idle = false;
+      const end = serveRequests(data.fuseFd, (b, n) => handler.handle(b, n), {
+        afterRead: (ms) => {
+          idle = ms > HELPER_IDLE_MS;
+        },
+        stop: () => idle,
+      });
+      if (end === "unmounted") break;
+    }
+  }
   await vfs.unmountAll();
   post({ type: "done" });
 }
