@@ -71,6 +71,8 @@ function syncStream(onError: (e: Error) => void): ZlibInternals | undefined {
 class FrameDecoder {
   private z: ZlibInternals | undefined;
   private failure: Error | undefined;
+  /** Output buffer kept between calls that say so. */
+  private kept: Buffer | undefined;
 
   private stream(): ZlibInternals | undefined {
     this.z ??= syncStream((e) => {
@@ -79,12 +81,19 @@ class FrameDecoder {
     return this.z;
   }
 
-  /** `frame` decoded to at most `max` bytes: RangeError when it holds more, Error when corrupt. */
-  decode(frame: Uint8Array, max: number): Buffer {
+  /**
+   * `frame` decoded to at most `max` bytes: RangeError when it holds more, Error when corrupt. With
+   * `reuse` the bytes are a view of a buffer kept for the next such call.
+   */
+  decode(frame: Uint8Array, max: number, reuse = false): Buffer {
     const z = this.stream();
     if (!z) return zlib.zstdDecompressSync(frame, { maxOutputLength: Math.max(1, max) });
     // One byte of room beyond `max` tells "exactly max" from "more".
-    const out = Buffer.allocUnsafe(max + 1);
+    let out: Buffer;
+    if (reuse) {
+      if (!this.kept || this.kept.length < max + 1) this.kept = Buffer.allocUnsafe(max + 1);
+      out = this.kept.subarray(0, max + 1);
+    } else out = Buffer.allocUnsafe(max + 1);
     this.failure = undefined;
     // The finish flag makes a frame that ends early an error instead of a decoder left mid-frame.
     z._handle.writeSync(z._finishFlushFlag, frame, 0, frame.length, out, 0, out.length);
@@ -102,10 +111,12 @@ const frames = new FrameDecoder();
 
 /**
  * Decodes frames whose output must be exactly `expected` bytes; anything longer fails before more is
- * allocated (a bomb cannot allocate more than the entry claims).
+ * allocated (a bomb cannot allocate more than the entry claims). `reuse`: the result is a view of a
+ * buffer this thread reuses for the next such call (no allocation per file for a caller that
+ * copies the bytes out at once).
  */
-export function zstdDecompressSync(data: Uint8Array, expected: number): Buffer {
-  return frames.decode(data, expected);
+export function zstdDecompressSync(data: Uint8Array, expected: number, reuse = false): Buffer {
+  return frames.decode(data, expected, reuse);
 }
 
 export function createZstdDecoder(): zlib.ZstdDecompress {

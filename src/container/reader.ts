@@ -176,6 +176,8 @@ export class Reader {
   private encryptedCount = -1;
   private readonly spill: SpillStore | undefined;
   private readonly borrowedFd: boolean;
+  /** Reused by whole-entry sync reads into the caller's buffer. */
+  private scratch: Buffer | undefined;
 
   private constructor(
     path: string,
@@ -665,7 +667,7 @@ export class Reader {
    * Reads, authenticates, decodes and checks a whole entry in memory (sync). Used for entries small
    * enough to cache and for sync reads of compressed data.
    */
-  private decodeWholeSync(loc: Location, scratch?: Buffer): Buffer {
+  private decodeWholeSync(loc: Location, scratch?: Buffer, reuseOut = false): Buffer {
     const fd = this.checkOpen();
     const hdr = this.objectHeaderBytes(loc);
     const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
@@ -675,10 +677,10 @@ export class Reader {
 
     readFully(fd, raw, loc.payloadOffset - lead, loc.path);
     if (lead) this.checkObjectHeader(loc, raw.subarray(0, hdr));
-    return this.decodePayloadSync(loc, raw.subarray(lead));
+    return this.decodePayloadSync(loc, raw.subarray(lead), reuseOut);
   }
 
-  private decodePayloadSync(loc: Location, payload: Buffer): Buffer {
+  private decodePayloadSync(loc: Location, payload: Buffer, reuseOut = false): Buffer {
     let data = payload;
     if (loc.enc) {
       const key = this.keys.getSync(loc.path);
@@ -687,7 +689,7 @@ export class Reader {
       this.keyConfirmed = true;
       data = opened;
     }
-    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data);
+    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data, reuseOut);
     this.finishCheck(loc, data.length, crc32c(data));
     this.verified[loc.i] = 1;
     return data;
@@ -756,9 +758,9 @@ export class Reader {
     return out;
   }
 
-  private zstdWholeSync(loc: Location, frame: Buffer): Buffer {
+  private zstdWholeSync(loc: Location, frame: Buffer, reuseOut = false): Buffer {
     try {
-      return zstdDecompressSync(frame, loc.size);
+      return zstdDecompressSync(frame, loc.size, reuseOut);
     } catch (e) {
       if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
         throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
@@ -1087,9 +1089,16 @@ export class Reader {
       if (n >= 0) return n;
     }
     if (loc.size <= WHOLE_DECODE_LIMIT) {
-      // Decoded once and copied once; a read of the whole entry leaves nothing worth caching.
+      if (start === 0 && end === loc.size) {
+        // A read of the whole entry leaves nothing worth caching: decoded in reused buffers, copied
+        // once (no allocation per file, which costs more than the copy for MiB-sized files).
+        const need = objectPrefixSize(loc.aad.length) + loc.payloadSize;
+        if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
+        target.set(this.decodeWholeSync(loc, this.scratch, true), offset);
+        return end - start;
+      }
       const data = this.decodeWholeSync(loc);
-      if (start > 0 || end < loc.size) this.cache.set(i, data);
+      this.cache.set(i, data);
       target.set(data.subarray(start, end), offset);
       return end - start;
     }
