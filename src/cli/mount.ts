@@ -175,20 +175,44 @@ async function serve(
   return 0;
 }
 
+/**
+ * Whether a container is password-encrypted. Only a header with a salt can be (checked first: the
+ * index of a large container costs a noticeable part of the time to mount to read), and then its
+ * entries must be encrypted.
+ */
+async function needsPassword(source: string): Promise<boolean> {
+  const { HEADER_SIZE } = await import("../format/constants.ts");
+  const { decodeHeader, hasPasswordSalt } = await import("../format/header.ts");
+  const head = Buffer.alloc(HEADER_SIZE);
+  const fd = fs.openSync(source, "r");
+  try {
+    fs.readSync(fd, head, 0, HEADER_SIZE, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    if (!hasPasswordSalt(decodeHeader(head))) return false;
+  } catch {
+    // not decodable here: the mount process reports what is wrong
+    return false;
+  }
+  const { Reader } = await import("../container/reader.ts");
+  const r = await Reader.open(source);
+  try {
+    return r.encryptionMode === "password";
+  } finally {
+    r.close();
+  }
+}
+
 /** Starts `bfc mount --foreground` in the background and waits for it to say the mount is ready. */
 async function background(ctx: Ctx, source: string, mountpoint: string, o: MountOptions): Promise<number> {
   // Ask for a password here, on the terminal, and hand it over in the environment (not argv).
   const env = { ...process.env };
   const creds = await explicitCredentials(o);
-  if (!creds && (o.type ?? detectType(source)) === "bfc") {
-    const { Reader } = await import("../container/reader.ts");
-    const r = await Reader.open(source);
-    const needs = r.encryptionMode === "password";
-    r.close();
-    if (needs) {
-      const pw = await implicitPassword(ctx, `'${source}'`);
-      if (pw !== undefined) env[PASSWORD_ENV] = pw;
-    }
+  if (!creds && (o.type ?? detectType(source)) === "bfc" && (await needsPassword(source))) {
+    const pw = await implicitPassword(ctx, `'${source}'`);
+    if (pw !== undefined) env[PASSWORD_ENV] = pw;
   } else if (creds?.password !== undefined) env[PASSWORD_ENV] = Buffer.from(creds.password).toString();
   const args = [...process.execArgv, process.argv[1] as string, "mount", "--foreground", "--ready-fd", "3"];
   if (o.type) args.push("--type", o.type);
