@@ -64,7 +64,11 @@ export type Reason =
   | "RESOURCE_LIMIT_EXCEEDED"
   | "NOT_EMPTY"
   | "SIGNATURE_INVALID"
-  | "ABORTED";
+  | "ABORTED"
+  /** A filesystem inside a disk image (ext2/3/4) has inconsistent or out-of-range structures. */
+  | "BAD_FILESYSTEM"
+  /** An ext3/4 journal was not replayed (the filesystem was not cleanly unmounted). */
+  | "NEEDS_RECOVERY";
 
 const DESCRIPTIONS: Record<ErrnoCode, string> = {
   ENOENT: "no such file or directory",
