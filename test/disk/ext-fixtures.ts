@@ -357,3 +357,15 @@ export async function buildExtImages(only: readonly ExtImageName[] = EXT_IMAGE_N
   }
   return { dir, sources, images };
 }
+
+/**
+ * An ext4 image of an arbitrary folder (mkfs -d), without lost+found so that its listings equal the
+ * folder's: the VFS conformance suite mounts it with the disk type.
+ */
+export function buildExt4OfFolder(folder: string, file: string): void {
+  fs.rmSync(file, { force: true });
+  run("mkfs.ext4", ["-q", "-F", "-U", UUID, "-E", "root_owner=0:0", "-b", "4096", "-d", folder, file, "32M"]);
+  const { stderr } = run("debugfs", ["-w", "-R", "rmdir lost+found", file]);
+  const complaints = stderr.split("\n").filter((l) => l !== "" && !l.startsWith("debugfs "));
+  if (complaints.length > 0) throw new Error(`debugfs on ${file}: ${complaints.join("; ")}`);
+}

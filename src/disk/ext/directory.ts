@@ -85,10 +85,10 @@ export function parseDirEntries(
         if (nameBytes.indexOf(0x2f) >= 0 || nameBytes.indexOf(0) >= 0) {
           throw badFs(p.label, `${where()}: name contains '/' or NUL`);
         }
-        const copy = Buffer.from(nameBytes);
+        // A view, not a copy: blocks from the cache are never written to.
         out.push({
-          name: copy.toString("utf8"),
-          nameBytes: copy,
+          name: nameBytes.toString("utf8"),
+          nameBytes,
           ino,
           fileType: fileType <= 7 ? fileType : 0,
         });

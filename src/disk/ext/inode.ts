@@ -87,17 +87,25 @@ function timeNs(raw: Buffer, off: number, extraOff: number, present: boolean): b
   return (base + (BigInt(extra & 3) << 32n)) * 1_000_000_000n + BigInt(extra >>> 2);
 }
 
+const ZERO2 = Buffer.alloc(2);
+
 /** Verifies an inode's metadata_csum checksum (lo16 at 0x7C, hi16 at 0x82 when the inode has room). */
 export function verifyInodeChecksum(raw: Buffer, ino: number, sb: Superblock, label: string): void {
-  const scratch = Buffer.from(raw);
-  const hasHi = sb.inodeSize > GOOD_OLD_INODE_SIZE && scratch.readUInt16LE(0x80) >= 4;
-  const stored = scratch.readUInt16LE(0x7c) + (hasHi ? scratch.readUInt16LE(0x82) * 0x10000 : 0);
-  scratch.writeUInt16LE(0, 0x7c);
-  if (hasHi) scratch.writeUInt16LE(0, 0x82);
+  const hasHi = sb.inodeSize > GOOD_OLD_INODE_SIZE && raw.readUInt16LE(0x80) >= 4;
+  const stored = raw.readUInt16LE(0x7c) + (hasHi ? raw.readUInt16LE(0x82) * 0x10000 : 0);
+  // The checksum fields count as zeros; the inode is checksummed in place around them.
   let c = extCrcU32(sb.checksumSeed, ino);
   c = extCrcU32(c, raw.readUInt32LE(0x64));
-  c = extCrc(c, scratch);
-  if (!hasHi) c &= 0xffff;
+  c = extCrc(c, raw.subarray(0, 0x7c));
+  c = extCrc(c, ZERO2);
+  if (hasHi) {
+    c = extCrc(c, raw.subarray(0x7e, 0x82));
+    c = extCrc(c, ZERO2);
+    c = extCrc(c, raw.subarray(0x84));
+  } else {
+    c = extCrc(c, raw.subarray(0x7e));
+    c &= 0xffff;
+  }
   if (c >>> 0 !== stored) throw checksumMismatch(label, `inode ${ino}`);
 }
 
