@@ -4,6 +4,7 @@
  * debugfs set must come back exactly, and contents must equal the source tree's.
  */
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -11,6 +12,7 @@ import { RawFile } from "../../src/disk/block-source.ts";
 import { ExtFileSystem } from "../../src/disk/ext/filesystem.ts";
 import type { ExtFileType } from "../../src/disk/ext/inode.ts";
 import { type ExtWalkEntry, walkExt } from "../../src/disk/ext/walker.ts";
+import { BfcError } from "../../src/errors.ts";
 import { prng, sha256 } from "../helpers.ts";
 import { debugfsGolden, goldenTimeNs } from "./debugfs-golden.ts";
 import {
@@ -298,3 +300,43 @@ for (const name of EXT_IMAGE_NAMES) {
     });
   });
 }
+
+describe("ext reader: features set by e2fsprogs on a small image", { skip: MISSING }, () => {
+  it("reads xattr values kept in their own inode (ea_inode), and refuses an unreplayed journal", () => {
+    const dir = path.join(fixtures?.dir as string, "features");
+    fs.mkdirSync(dir, { recursive: true });
+    const img = path.join(dir, "ea.img");
+    const value = path.join(dir, "value");
+    const host = path.join(dir, "h.txt");
+    fs.writeFileSync(value, Buffer.from(Array.from({ length: 4000 }, (_, k) => 0x41 + (k % 26))));
+    fs.writeFileSync(host, "hi\n");
+    const run = (cmd: string, args: string[]): string => {
+      const r = spawnSync(cmd, args, { encoding: "latin1" });
+      assert.equal(r.status, 0, `${cmd} ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    run("mkfs.ext4", ["-q", "-F", "-O", "ea_inode", "-b", "4096", img, "8M"]);
+    run("debugfs", ["-w", "-R", `write ${host} h.txt`, img]);
+    run("debugfs", ["-w", "-R", `ea_set -f ${value} /h.txt user.huge`, img]);
+    const golden = path.join(dir, "golden");
+    run("debugfs", ["-R", `ea_get -f ${golden} /h.txt user.huge`, img]);
+    let fsys = ExtFileSystem.open(new RawFile(img));
+    const x = fsys.xattrs(fsys.resolve("h.txt") as never);
+    assert.deepEqual(
+      x.map((e) => e.name),
+      ["user.huge"],
+    );
+    assert.deepEqual(x[0]?.value, fs.readFileSync(golden));
+    assert.ok((x[0]?.value.length ?? 0) > 1024, "too large for the inode: it lives in an EA inode");
+
+    run("debugfs", ["-w", "-R", "feature needs_recovery", img]);
+    assert.throws(
+      () => ExtFileSystem.open(new RawFile(img)),
+      (e: unknown) => e instanceof BfcError && e.reason === "NEEDS_RECOVERY",
+    );
+    const warnings: string[] = [];
+    fsys = ExtFileSystem.open(new RawFile(img), { ignoreJournal: true, onWarning: (w) => warnings.push(w) });
+    assert.equal(readAll(fsys, fsys.resolve("h.txt") as never).toString(), "hi\n");
+    assert.equal(warnings.length, 1);
+  });
+});
