@@ -56,8 +56,8 @@ export interface ExtOpenOptions {
 /** The inode number of the root directory. */
 export const ROOT_INO = 2;
 const INODE_CACHE = 8192;
-/** Directory name maps kept for lookups, in entries across all directories. */
-const NAME_CACHE_ENTRIES = 1 << 20;
+/** Directory name maps kept for lookups, in entries across all directories (~250 bytes each). */
+const NAME_CACHE_ENTRIES = 1 << 18;
 const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
 
 type ContentKind = "inline" | "fast-symlink" | "extents" | "blockmap" | "none";
