@@ -70,7 +70,11 @@ export type Reason =
   /** A chain (backing files, extended partitions) loops back on itself or is too long. */
   | "LOOP"
   /** The caller must choose (e.g. which partition) and did not. */
-  | "AMBIGUOUS";
+  | "AMBIGUOUS"
+  /** A filesystem inside a disk image (ext2/3/4) has inconsistent or out-of-range structures. */
+  | "BAD_FILESYSTEM"
+  /** An ext3/4 journal was not replayed (the filesystem was not cleanly unmounted). */
+  | "NEEDS_RECOVERY";
 
 const DESCRIPTIONS: Record<ErrnoCode, string> = {
   ENOENT: "no such file or directory",
