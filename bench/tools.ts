@@ -17,7 +17,11 @@ export type ToolId =
   | "yarn-zipfs"
   | "zenfs"
   | "squashfuse_ll"
-  | "kernel-squashfs";
+  | "kernel-squashfs"
+  | "bfc-none"
+  | "bfc-zstd"
+  | "dir"
+  | "squashfuse";
 
 export interface Measure {
   ok: boolean;

@@ -99,6 +99,7 @@ export {
 export {
   type Bundle,
   checkId,
+  defaultOciConfig,
   type OciConfig,
   type OciState,
   type OciStatus,

@@ -76,7 +76,8 @@ Examples:
   bfc extract -k -C out archive.bfc
   bfc verify --deep archive.bfc
   bfc cat archive.bfc docs/readme.txt
-  bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive`,
+  bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive
+  bfc container run --bundle ./bundle job   # an OCI bundle stored in job.bfc, run by runc`,
     );
   create.register(program);
   list.register(program);

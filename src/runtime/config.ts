@@ -93,7 +93,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RuntimeConf
 }
 
 function bad(file: string, key: string, what: string): BfcError {
-  return new BfcError("EINVAL", "BAD_CONFIG", `${file}: ${key}: ${what}`, { path: file, field: key });
+  const at = key === "" ? "(document)" : key;
+  return new BfcError("EINVAL", "BAD_CONFIG", `${file}: ${at}: ${what}`, { path: file, field: at });
 }
 
 type Json = Record<string, unknown>;

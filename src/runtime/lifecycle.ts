@@ -261,8 +261,17 @@ export class OverlayBackend implements Backend {
       throw new BfcError("EBUSY", "BAD_STATE", `container '${id}' is already ${before?.status}`);
     }
     if (before) await this.runc.delete(id, true);
-    const config = await this.storage.readConfig(id);
-    await this.mountRootfs(id, p, rec);
+    // Checking the container and starting the process that serves it overlap: both cost a few
+    // hundred milliseconds of mostly separate work (a corrupt index fails both).
+    const [checked, mounted] = await Promise.allSettled([
+      this.storage.readConfig(id),
+      this.mountRootfs(id, p, rec),
+    ]);
+    if (checked.status === "rejected" || mounted.status === "rejected") {
+      if (mounted.status === "fulfilled") await this.unmountRootfs(id, p).catch(() => {});
+      throw checked.status === "rejected" ? checked.reason : (mounted as PromiseRejectedResult).reason;
+    }
+    const config = checked.value;
     let exited: Promise<number> | undefined;
     try {
       fs.mkdirSync(p.bundle, { recursive: true });

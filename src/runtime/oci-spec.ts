@@ -32,11 +32,12 @@ export interface OciConfig {
     env?: string[];
     terminal?: boolean;
     user?: { uid: number; gid: number };
+    [key: string]: unknown;
   };
   hostname?: string;
   mounts?: { destination: string; source?: string; type?: string; options?: string[] }[];
   annotations?: Record<string, string>;
-  linux?: { namespaces?: { type: string; path?: string }[]; resources?: unknown };
+  linux?: { namespaces?: { type: string; path?: string }[]; resources?: unknown; [key: string]: unknown };
   [key: string]: unknown;
 }
 
@@ -199,6 +200,59 @@ export function validateOciConfig(doc: unknown, where = "config.json"): OciConfi
     if (linux.resources !== undefined) c.object(linux.resources, "linux.resources");
   }
   return top as OciConfig;
+}
+
+const CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
+
+/**
+ * A config.json in the shape `runc spec` writes (namespaces, the usual /proc, /dev and /sys
+ * mounts, few capabilities, no new privileges), running `args` as root with `env` added to PATH,
+ * and with a writable root (the runtime gives every container its own writable layer).
+ */
+export function defaultOciConfig(args: string[], env: string[] = []): OciConfig {
+  return {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args,
+      env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm", ...env],
+      cwd: "/",
+      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, ambient: CAPS },
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: "rootfs", readonly: false },
+    hostname: "container",
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc" },
+      {
+        destination: "/dev",
+        type: "tmpfs",
+        source: "tmpfs",
+        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+      },
+      {
+        destination: "/dev/pts",
+        type: "devpts",
+        source: "devpts",
+        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+      },
+      {
+        destination: "/dev/shm",
+        type: "tmpfs",
+        source: "shm",
+        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+      },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: "rwm" }] },
+      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      maskedPaths: ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
 }
 
 /** Parses and validates config.json text. */

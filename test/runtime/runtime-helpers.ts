@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { processesWhere } from "../../src/fuse/mount-process.ts";
 import { mountsAtOrUnder } from "../../src/runtime/mounts.ts";
+import { defaultOciConfig } from "../../src/runtime/oci-spec.ts";
 
 export const BUSYBOX = ["/bin/busybox", "/usr/bin/busybox"].find((p) => fs.existsSync(p));
 
@@ -54,54 +55,7 @@ export function buildRootfs(dir: string): void {
 
 /** A config.json like `runc spec`'s, running `args`, with a writable root. */
 export function ociConfig(args: string[], env: string[] = []): Record<string, unknown> {
-  return {
-    ociVersion: "1.0.2",
-    process: {
-      terminal: false,
-      user: { uid: 0, gid: 0 },
-      args,
-      env: ["PATH=/bin", "TERM=xterm", ...env],
-      cwd: "/",
-      capabilities: {
-        bounding: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-        effective: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-        permitted: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-        ambient: ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      },
-      rlimits: [{ type: "RLIMIT_NOFILE", hard: 1024, soft: 1024 }],
-      noNewPrivileges: true,
-    },
-    root: { path: "rootfs", readonly: false },
-    hostname: "tiny",
-    mounts: [
-      { destination: "/proc", type: "proc", source: "proc" },
-      {
-        destination: "/dev",
-        type: "tmpfs",
-        source: "tmpfs",
-        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
-      },
-      {
-        destination: "/dev/pts",
-        type: "devpts",
-        source: "devpts",
-        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
-      },
-      {
-        destination: "/dev/shm",
-        type: "tmpfs",
-        source: "shm",
-        options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-      },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-    ],
-    linux: {
-      resources: { devices: [{ allow: false, access: "rwm" }] },
-      namespaces: [{ type: "pid" }, { type: "network" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
-      maskedPaths: ["/proc/kcore", "/proc/keys", "/sys/firmware"],
-      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-    },
-  };
+  return defaultOciConfig(args, env) as unknown as Record<string, unknown>;
 }
 
 /** A bundle folder: config.json (from `config`, or raw text) and a copy of `rootfs` (unless null). */
