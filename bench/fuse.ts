@@ -14,7 +14,7 @@ import path from "node:path";
 import { mountsAtOrUnder } from "../src/fuse/host-mounts.ts";
 import type { Dataset } from "./datasets.ts";
 import type { Cell } from "./report.ts";
-import type { Measure, ToolId } from "./tools.ts";
+import { type Measure, MKSQUASHFS_ZSTD3, type ToolId } from "./tools.ts";
 
 export const FUSE_COLUMNS = [
   "bfcfs",
@@ -399,20 +399,7 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
     const sqfs = path.join(root, `${id}.sqfs`);
     ctx.progress(`  fuse: build ${path.basename(sqfs)} of ${d.label} (mksquashfs zstd -3, untimed)`);
     const r = await exec(
-      [
-        "mksquashfs",
-        path.join(d.parent, d.name),
-        sqfs,
-        "-keep-as-directory",
-        "-noappend",
-        "-no-progress",
-        "-quiet",
-        "-no-xattrs",
-        "-comp",
-        "zstd",
-        "-Xcompression-level",
-        "3",
-      ],
+      ["mksquashfs", path.join(d.parent, d.name), sqfs, "-keep-as-directory", ...MKSQUASHFS_ZSTD3],
       { timeoutMs: ctx.timeoutMs },
     );
     if (r.code === 0) img.sqfs = sqfs;

@@ -15,7 +15,7 @@ import path from "node:path";
 import { defaultOciConfig } from "../src/runtime/oci-spec.ts";
 import { makePool, prng } from "./datasets.ts";
 import type { Cell } from "./report.ts";
-import type { ToolId } from "./tools.ts";
+import { MKSQUASHFS_ZSTD3, type ToolId } from "./tools.ts";
 
 export const RUNTIME_COLUMNS = [
   "bfc-none",
@@ -287,19 +287,7 @@ async function measureSquashfuse(
     for (const d of ["lower", "upper", "work", "rootfs", "bundle"]) fs.mkdirSync(p(d), { recursive: true });
     const id = `sq-${i}`;
     const t0 = performance.now();
-    const mk = sh([
-      "mksquashfs",
-      rootfs,
-      p("img.sqfs"),
-      "-noappend",
-      "-no-progress",
-      "-quiet",
-      "-no-xattrs",
-      "-comp",
-      "zstd",
-      "-Xcompression-level",
-      "3",
-    ]);
+    const mk = sh(["mksquashfs", rootfs, p("img.sqfs"), ...MKSQUASHFS_ZSTD3]);
     const packed = performance.now();
     if (!mk.ok) {
       ctx.note(`runtime squashfuse: mksquashfs failed: ${mk.out.slice(-300)}`);
