@@ -68,10 +68,14 @@ export { normalizePath, referenceCanLookUp } from "./format/path.ts";
 export type {
   AttachedIo,
   Backend,
+  CheckpointInfo,
+  CheckpointOptions,
+  CheckpointResult,
   ContainerInfo,
   ContainerState,
   CreateOptions as ContainerCreateOptions,
   DeleteOptions as ContainerDeleteOptions,
+  RestoreOptions,
   StartOptions as ContainerStartOptions,
   StartResult as ContainerStartResult,
   StopOptions as ContainerStopOptions,
@@ -106,7 +110,12 @@ export {
   readBundle,
   validateOciConfig,
 } from "./runtime/oci-spec.ts";
-export type { RootfsStorage } from "./runtime/rootfs-storage.ts";
+export type { LayerTarget } from "./runtime/overlay-layer.ts";
+export type {
+  CommitInfo as ContainerCommitInfo,
+  CommitStore,
+  RootfsStorage,
+} from "./runtime/rootfs-storage.ts";
 export {
   builtinTypes,
   type Capabilities,

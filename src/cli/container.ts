@@ -1,5 +1,5 @@
 /**
- * `bfc container create|start|run|state|logs|stop|delete|list|backends`: OCI bundles stored as
+ * `bfc container create|start|run|state|logs|stop|delete|checkpoint|restore|checkpoints|list|backends`: OCI bundles stored as
  * containers (or plain folders), mounted read-only with a writable overlay and run by an OCI
  * runtime (runc). The configuration comes from --config, else $BFC_CONFIG, else the per-user file
  * (docs/cli.md has the schema).
@@ -98,17 +98,8 @@ async function logs(ctx: Ctx, m: BackendManager, id: string, follow: boolean): P
   return 0;
 }
 
-function listTable(ctx: Ctx, rows: ContainerInfo[]): void {
-  const cells = rows.map((r) => [
-    r.id,
-    r.backend,
-    r.status,
-    r.pid === undefined ? "-" : String(r.pid),
-    humanSize(r.diskBytes),
-    r.created.replace(/\.\d+Z$/, "Z"),
-    r.artifact,
-  ]);
-  const head = ["ID", "BACKEND", "STATUS", "PID", "SIZE", "CREATED", "CONTAINER"];
+/** Left-aligned columns, the last one unpadded. */
+function table(ctx: Ctx, head: string[], cells: string[][]): void {
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
   const line = (c: string[]) =>
     c
@@ -117,6 +108,24 @@ function listTable(ctx: Ctx, rows: ContainerInfo[]): void {
       .trimEnd();
   ctx.print(line(head));
   for (const c of cells) ctx.print(line(c));
+}
+
+const isoSecond = (t: string): string => t.replace(/\.\d+Z$/, "Z");
+
+function listTable(ctx: Ctx, rows: ContainerInfo[]): void {
+  table(
+    ctx,
+    ["ID", "BACKEND", "STATUS", "PID", "SIZE", "CREATED", "CONTAINER"],
+    rows.map((r) => [
+      r.id,
+      r.backend,
+      r.status,
+      r.pid === undefined ? "-" : String(r.pid),
+      humanSize(r.diskBytes),
+      isoSecond(r.created),
+      r.artifact,
+    ]),
+  );
 }
 
 export function register(program: Command): void {
@@ -138,7 +147,9 @@ Examples:
   bfc container start web && bfc container logs -f web
   bfc container state web                            # OCI state JSON
   bfc container stop --timeout 5 web && bfc container delete web
-  bfc container run --bundle ./bundle job            # create if needed, run attached, exit with its status`,
+  bfc container run --bundle ./bundle job            # create if needed, run attached, exit with its status
+  bfc container checkpoint --name v1 web             # the writable layer becomes commit N of web.bfc
+  bfc container restore --from v1 web                # start again from that checkpoint`,
     );
 
   group
@@ -247,6 +258,62 @@ Examples:
         const m = await manager(c, id);
         await m.delete(id, o);
         ctx.say(`deleted ${id}`);
+        return 0;
+      }),
+    );
+
+  group
+    .command("checkpoint")
+    .description("commit the writable layer into the container file (a named checkpoint)")
+    .argument("<id>")
+    .option("-n, --name <name>", "checkpoint name (default checkpoint-<commit>)")
+    .action((id: string, o: { name?: string }, c: Command) =>
+      run(c, async (ctx) => {
+        const m = await manager(c, id);
+        const r = await m.checkpoint(id, o);
+        ctx.say(
+          `checkpoint ${r.name} of ${id}: commit ${r.commit} (${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks, ${r.removed} removed${r.frozen ? "; frozen while read" : ""})`,
+        );
+        for (const p of r.skipped) ctx.warn(`skipped '${p}': a container holds no devices, FIFOs or sockets`);
+        return 0;
+      }),
+    );
+
+  group
+    .command("restore")
+    .description("start the container from a checkpoint (or a commit number)")
+    .argument("<id>")
+    .requiredOption("--from <checkpoint>", "a checkpoint's name, or a commit number (1 = as created)")
+    .action((id: string, o: { from: string }, c: Command) =>
+      run(c, async (ctx) => {
+        const m = await manager(c, id);
+        const s = await m.restore(id, o.from);
+        ctx.say(`restored ${id} from ${o.from}${s.pid ? `; started (pid ${s.pid})` : ""}`);
+        return 0;
+      }),
+    );
+
+  group
+    .command("checkpoints")
+    .description("list a container's commits and checkpoints, newest first")
+    .argument("<id>")
+    .option("--json", "print JSON")
+    .action((id: string, o: { json?: boolean }, c: Command) =>
+      run(c, async (ctx) => {
+        const m = await manager(c, id);
+        const rows = await m.checkpoints(id);
+        if (o.json) printJson(ctx, rows);
+        else {
+          table(
+            ctx,
+            ["COMMIT", "CHECKPOINT", "TIME"],
+            rows.map((r) => [
+              String(r.commit),
+              r.name ?? (r.message ? `(${r.message})` : r.commit === 1 ? "(created)" : "-"),
+              r.time ? isoSecond(r.time) : "-",
+            ]),
+          );
+        }
         return 0;
       }),
     );

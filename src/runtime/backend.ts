@@ -79,6 +79,38 @@ export interface DeleteOptions {
   keep?: boolean;
 }
 
+export interface CheckpointOptions {
+  /** Letters, digits, `_`, `.`, `-`, not all digits (default `checkpoint-<commit>`). */
+  name?: string;
+}
+
+export interface CheckpointResult {
+  name: string;
+  /** The commit of the container that holds it. */
+  commit: number;
+  /** Whether the process was frozen while the layer was read (a running container). */
+  frozen: boolean;
+  files: number;
+  directories: number;
+  symlinks: number;
+  removed: number;
+  /** Upper-layer entries a container cannot hold (devices, FIFOs, sockets), left out. */
+  skipped: string[];
+}
+
+export interface RestoreOptions {
+  /** A checkpoint's name, or a commit number (1 = the container as created). */
+  from: string;
+}
+
+export interface CheckpointInfo {
+  commit: number;
+  /** The checkpoint's name; null for commits that are not checkpoints. */
+  name: string | null;
+  message?: string;
+  time?: string;
+}
+
 export interface Backend {
   readonly name: string;
   /** Why this backend cannot run containers on this machine, or null when it can. */
@@ -95,9 +127,10 @@ export interface Backend {
   /** The file holding the process's output. */
   logFile(id: string): string;
   /**
-   * Filesystem checkpoints (optional: a backend without them leaves both out, and the commands
-   * are not offered).
+   * Filesystem checkpoints (optional): the writable layer committed into the stored root under a
+   * name; `restore` makes a checkpoint (or any commit) the root again and starts the container.
    */
-  checkpoint?(id: string, options: { name?: string }): Promise<{ name: string }>;
-  restore?(id: string, options: { from: string }): Promise<ContainerState>;
+  checkpoint?(id: string, options?: CheckpointOptions): Promise<CheckpointResult>;
+  restore?(id: string, options: RestoreOptions): Promise<ContainerState>;
+  checkpoints?(id: string): Promise<CheckpointInfo[]>;
 }

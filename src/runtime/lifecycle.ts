@@ -11,10 +11,14 @@ import { BfcError } from "../errors.ts";
 import type {
   AttachedIo,
   Backend,
+  CheckpointInfo,
+  CheckpointOptions,
+  CheckpointResult,
   ContainerInfo,
   ContainerState,
   CreateOptions,
   DeleteOptions,
+  RestoreOptions,
   StartOptions,
   StartResult,
   StopOptions,
@@ -22,7 +26,8 @@ import type {
 import type { RuntimeConfig } from "./config.ts";
 import { type MountHealth, mountHealth, mountOverlay, unmountAll } from "./mounts.ts";
 import { type Bundle, OCI_VERSION, type OciConfig, readBundle } from "./oci-spec.ts";
-import type { RootfsStorage } from "./rootfs-storage.ts";
+import { applyUpperLayer, type LayerSummary } from "./overlay-layer.ts";
+import type { CommitStore, RootfsStorage } from "./rootfs-storage.ts";
 import type { Runc, RuncState } from "./runc.ts";
 import type { ContainerPaths, ContainerRecord, StateStore } from "./state-store.ts";
 
@@ -49,6 +54,21 @@ function processAlive(pid: number | undefined): boolean {
 }
 
 const live = (s: RuncState | null): boolean => s !== null && s.status !== "stopped";
+
+/** How a checkpoint is recorded in its commit's message. */
+const CHECKPOINT_PREFIX = "checkpoint: ";
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+/** Empties a folder (the overlay's upper or work directory) but keeps it. */
+function emptyDir(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) fs.rmSync(`${dir}/${n}`, { recursive: true, force: true });
+}
 
 /** The bundle runc gets: root.path is the overlay, no terminal (there is no console socket). */
 export function runtimeConfig(config: OciConfig, rootfs: string, resources: "keep" | "drop"): OciConfig {
@@ -402,5 +422,136 @@ export class OverlayBackend implements Backend {
     await this.unmountRootfs(id, p);
     this.store.remove(id);
     if (!options.keep && rec !== null) await this.storage.removeArtifact(id);
+  }
+
+  private commitStore(): CommitStore {
+    const c = this.storage.commits;
+    if (!c) {
+      throw new BfcError(
+        "ENOTSUP",
+        "UNSUPPORTED",
+        `the ${this.name} backend has no checkpoints (they are commits of a bfc container)`,
+      );
+    }
+    return c;
+  }
+
+  async checkpoints(id: string): Promise<CheckpointInfo[]> {
+    this.record(id);
+    return (await this.commitStore().list(id)).map((c) => {
+      const name = c.message?.startsWith(CHECKPOINT_PREFIX)
+        ? c.message.slice(CHECKPOINT_PREFIX.length)
+        : null;
+      const out: CheckpointInfo = { commit: c.commit, name };
+      if (c.message !== undefined) out.message = c.message;
+      if (c.time !== undefined) out.time = c.time;
+      return out;
+    });
+  }
+
+  /**
+   * Commits the writable layer into the container under a name. A running container is frozen
+   * (runc pause) while its layer is read and committed, and keeps running on its layer; a stopped
+   * one has its root mounted for the moment, and its layer is emptied afterwards (the container
+   * now holds it).
+   */
+  async checkpoint(id: string, options: CheckpointOptions = {}): Promise<CheckpointResult> {
+    const rec = this.record(id);
+    const store = this.commitStore();
+    if (rec.phase === "creating")
+      throw new BfcError("EBUSY", "BAD_STATE", `container '${id}' is still being created`);
+    const existing = await this.checkpoints(id);
+    const name = options.name ?? `checkpoint-${(existing[0]?.commit ?? 0) + 1}`;
+    if (!NAME_RE.test(name) || /^\d+$/.test(name)) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `invalid checkpoint name '${name}': use 1 to 64 letters, digits, '_', '.' or '-', not only digits`,
+      );
+    }
+    if (existing.some((c) => c.name === name)) {
+      throw new BfcError("EEXIST", "ALREADY_EXISTS", `container '${id}' already has a checkpoint '${name}'`);
+    }
+    const p = this.store.paths(id);
+    const running = rec.phase === "started" && live(await this.runc.state(id));
+    if (!running) await this.mountRootfs(id, p, rec);
+    let frozen = false;
+    let sum: LayerSummary | null = null;
+    let commit: number;
+    try {
+      if (running) {
+        try {
+          await this.runc.pause(id);
+          frozen = true;
+        } catch {
+          // No freezer here: the layer is read while the process runs (a crash-consistent copy).
+        }
+      }
+      try {
+        ({ commit } = await store.apply(id, `${CHECKPOINT_PREFIX}${name}`, async (root) => {
+          sum = await applyUpperLayer(p.upper, p.rootfs, root);
+        }));
+      } finally {
+        if (frozen) await this.runc.resume(id);
+      }
+    } finally {
+      if (!running) await this.unmountRootfs(id, p);
+    }
+    if (!running) {
+      emptyDir(p.upper);
+      emptyDir(p.work);
+    }
+    const s = sum as LayerSummary | null;
+    return {
+      name,
+      commit,
+      frozen,
+      files: s?.files ?? 0,
+      directories: s?.directories ?? 0,
+      symlinks: s?.symlinks ?? 0,
+      removed: s?.removed ?? 0,
+      skipped: s?.skipped ?? [],
+    };
+  }
+
+  /**
+   * Makes a checkpoint (by name) or a commit (by number) the container's root again — a new commit
+   * with that tree — empties the writable layer, and starts the container detached.
+   */
+  async restore(id: string, options: RestoreOptions): Promise<ContainerState> {
+    const rec = this.record(id);
+    const store = this.commitStore();
+    if (rec.phase === "creating")
+      throw new BfcError("EBUSY", "BAD_STATE", `container '${id}' is still being created`);
+    const all = await this.checkpoints(id);
+    const from = options.from;
+    const found = /^\d+$/.test(from)
+      ? all.find((c) => c.commit === Number(from))
+      : all.find((c) => c.name === from);
+    if (!found) {
+      const names = all.filter((c) => c.name !== null).map((c) => c.name);
+      throw new BfcError(
+        "ENOENT",
+        "NOT_FOUND",
+        `container '${id}' has no ${/^\d+$/.test(from) ? "commit" : "checkpoint"} '${from}' (checkpoints: ${names.length ? names.join(", ") : "none"}; commits 1 to ${all[0]?.commit ?? 1})`,
+      );
+    }
+    const p = this.store.paths(id);
+    if (rec.phase === "started") {
+      const rs = await this.runc.state(id);
+      if (live(rs)) {
+        throw new BfcError(
+          "EBUSY",
+          "BAD_STATE",
+          `container '${id}' is ${rs?.status}; stop it before restoring`,
+        );
+      }
+      if (rs) await this.runc.delete(id, true);
+    }
+    await this.unmountRootfs(id, p);
+    await store.reset(id, found.commit, `restore: ${found.name ?? `commit ${found.commit}`}`);
+    emptyDir(p.upper);
+    emptyDir(p.work);
+    return (await this.startContainer(id)).state;
   }
 }

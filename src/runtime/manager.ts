@@ -8,6 +8,9 @@ import { BfcError } from "../errors.ts";
 import type {
   AttachedIo,
   Backend,
+  CheckpointInfo,
+  CheckpointOptions,
+  CheckpointResult,
   ContainerInfo,
   ContainerState,
   DeleteOptions,
@@ -220,5 +223,30 @@ export class BackendManager {
 
   logFile(id: string): string {
     return this.backendOf(id).logFile(id);
+  }
+
+  private checkpointing(
+    id: string,
+  ): Backend & Required<Pick<Backend, "checkpoint" | "restore" | "checkpoints">> {
+    const b = this.backendOf(id);
+    if (!b.checkpoint || !b.restore || !b.checkpoints) {
+      throw new BfcError("ENOTSUP", "UNSUPPORTED", `the ${b.name} backend has no checkpoints`);
+    }
+    return b as Backend & Required<Pick<Backend, "checkpoint" | "restore" | "checkpoints">>;
+  }
+
+  /** Commits the container's writable layer into its container file under a name. */
+  checkpoint(id: string, options: CheckpointOptions = {}): Promise<CheckpointResult> {
+    return this.locked(id, () => this.checkpointing(id).checkpoint(id, options));
+  }
+
+  /** Starts the container from a checkpoint (by name) or a commit (by number). */
+  restore(id: string, from: string): Promise<ContainerState> {
+    return this.locked(id, () => this.checkpointing(id).restore(id, { from }));
+  }
+
+  /** The container file's commits, newest first, with the checkpoints' names. */
+  async checkpoints(id: string): Promise<CheckpointInfo[]> {
+    return this.checkpointing(id).checkpoints(id);
   }
 }

@@ -61,7 +61,9 @@ export async function mountOverlay(
     "overlay",
     "overlay",
     "-o",
-    `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+    // No redirects, no metadata-only copy-ups: every change is a plain entry of the upper
+    // directory, which is what a checkpoint reads (overlay-layer.ts).
+    `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off,index=off`,
     target,
   ]);
   if (r.code !== 0) {

@@ -5,6 +5,7 @@
  */
 import type { MountHealth } from "./mounts.ts";
 import type { Bundle, OciConfig } from "./oci-spec.ts";
+import type { LayerTarget } from "./overlay-layer.ts";
 import type { ContainerPaths } from "./state-store.ts";
 
 export interface RootfsStorage {
@@ -27,4 +28,26 @@ export interface RootfsStorage {
   removeArtifact(id: string): Promise<void>;
   /** Bytes on disk. */
   diskBytes(id: string): number;
+  /** Filesystem checkpoints as commits of the stored root (optional: only append-only containers). */
+  readonly commits?: CommitStore;
+}
+
+export interface CommitInfo {
+  commit: number;
+  message?: string;
+  /** ISO 8601. */
+  time?: string;
+}
+
+export interface CommitStore {
+  /** Opens the latest commit's root filesystem for `edit`, then commits the changes with `message`. */
+  apply(
+    id: string,
+    message: string,
+    edit: (root: LayerTarget) => Promise<void>,
+  ): Promise<{ commit: number; changed: boolean }>;
+  /** Every commit, newest first. */
+  list(id: string): Promise<CommitInfo[]>;
+  /** Makes commit `commit`'s tree the latest again (a new commit with `message`); returns its number. */
+  reset(id: string, commit: number, message: string): Promise<number>;
 }

@@ -155,6 +155,15 @@ export class Runc {
     await this.must("start", id, ["start", id]);
   }
 
+  /** Freezes every process of the container (cgroup freezer). */
+  async pause(id: string): Promise<void> {
+    await this.must("pause", id, ["pause", id]);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.must("resume", id, ["resume", id]);
+  }
+
   /** Sends a signal to the container's init (and with `all`, to every process in it). */
   async kill(id: string, signal: string, all = false): Promise<void> {
     await this.must("kill", id, ["kill", ...(all ? ["--all"] : []), id, signal]);

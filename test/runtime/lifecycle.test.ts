@@ -143,6 +143,11 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
     b("exit7", ["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]);
     b("sleeper", ["sleep", "1000"]);
     b("side-a", ["sh", "-c", "echo $ME > /mine; sleep 1000"], ["ME=a"]);
+    b("writer", [
+      "sh",
+      "-c",
+      "echo $(cat /data/n 2>/dev/null)x > /data/n; rm -f /etc/hostname; ln -sf /data/n /data/link; cat /data/n; sleep 1000",
+    ]);
     b("side-b", ["sh", "-c", "echo $ME > /mine; sleep 1000"], ["ME=b"]);
   });
 
@@ -334,6 +339,85 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /invalid container id '\.\.\/x'/);
     await assert.rejects(m.state("never-made"), /container 'never-made' does not exist/);
+  });
+
+  it("checkpoint commits the writable layer into <id>.bfc; restore --from starts from it", async (t) => {
+    cleanup(t, "w1", "wdir");
+    await m.create("w1", { bundle: bundles.writer });
+    await m.start("w1");
+    const upperN = path.join(idDir("w1"), "upper", "data", "n");
+    for (let i = 0; i < 100 && !fs.existsSync(upperN); i++) await sleep(50);
+    // Running: frozen while its layer is read; it keeps running on that layer.
+    const live = await ctr(["checkpoint", "--name", "live", "w1"]);
+    assert.equal(live.code, 0, live.stderr);
+    assert.match(
+      live.stdout.toString(),
+      /checkpoint live of w1: commit 2 \(\d+ files, \d+ directories, 1 symlinks, 1 removed; frozen while read\)/,
+    );
+    assert.equal((await m.state("w1")).status, "running");
+    const r2 = await Reader.open(bfcPath("w1"), { commit: 2 });
+    try {
+      assert.equal((await r2.readFile("rootfs/data/n")).toString(), "x\n");
+      assert.equal(await r2.readlink("rootfs/data/link"), "/data/n");
+      assert.equal(r2.exists("rootfs/etc/hostname"), false, "the deletion is committed");
+      assert.equal(r2.exists("rootfs/etc/os-release"), true);
+      assert.equal(r2.stat("rootfs/bin/busybox").mode & 0o777, 0o755);
+    } finally {
+      r2.close();
+    }
+    const dup = await ctr(["checkpoint", "--name", "live", "w1"]);
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /already has a checkpoint 'live' \(ALREADY_EXISTS\)/);
+    const busy = await ctr(["restore", "--from", "live", "w1"]);
+    assert.equal(busy.code, 1);
+    assert.match(busy.stderr, /'w1' is running; stop it before restoring \(BAD_STATE\)/);
+    // Stopped: the layer goes into the container and is emptied.
+    await m.stop("w1", { signal: "SIGKILL" });
+    const stopped = await m.checkpoint("w1", { name: "stopped" });
+    assert.equal(stopped.commit, 3);
+    assert.equal(stopped.frozen, false);
+    assert.deepEqual(fs.readdirSync(path.join(idDir("w1"), "upper")), []);
+    assert.deepEqual(mountsAtOrUnder(idDir("w1")), []);
+    // Restore: the file written before the checkpoint is there, and the process continues from it.
+    const restored = await ctr(["restore", "--from", "live", "w1"]);
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.equal((await m.state("w1")).status, "running");
+    for (let i = 0; i < 100 && !fs.readFileSync(m.logFile("w1"), "utf8").includes("xx\n"); i++)
+      await sleep(50);
+    assert.match(fs.readFileSync(m.logFile("w1"), "utf8"), /^x\nxx\n$/);
+    await m.stop("w1", { signal: "SIGKILL" });
+    // Commit 1 is the container as created.
+    await m.restore("w1", "1");
+    for (let i = 0; i < 100 && fs.readFileSync(m.logFile("w1"), "utf8").split("\n").length < 4; i++)
+      await sleep(50);
+    assert.match(fs.readFileSync(m.logFile("w1"), "utf8"), /^x\nxx\nx\n$/);
+    const list = await m.checkpoints("w1");
+    assert.deepEqual(
+      list.map((c) => [c.commit, c.name, c.message ?? null]),
+      [
+        [5, null, "restore: commit 1"],
+        [4, null, "restore: live"],
+        [3, "stopped", "checkpoint: stopped"],
+        [2, "live", "checkpoint: live"],
+        [1, null, null],
+      ],
+    );
+    await assert.rejects(
+      m.restore("w1", "nope"),
+      /no checkpoint 'nope' \(checkpoints: stopped, live; commits 1 to 5\)/,
+    );
+    const table = await ctr(["checkpoints", "w1"]);
+    assert.match(table.stdout.toString(), /^COMMIT +CHECKPOINT +TIME\n5 +\(restore: commit 1\)/);
+    await m.delete("w1", { force: true });
+    assertGone("w1");
+    assert.deepEqual(
+      fs.readdirSync(path.join(root, "containers", "bfc")).filter((n) => n.includes("w1")),
+      [],
+      "no lock or temporary file left",
+    );
+    // The dir backend keeps no commits.
+    await m.create("wdir", { bundle: bundles.exit7, backend: "dir" });
+    await assert.rejects(m.checkpoint("wdir"), /the dir backend has no checkpoints/);
   });
 
   it("a missing runtime binary fails start clearly and leaves nothing mounted", async (t) => {

@@ -8,13 +8,15 @@
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import type { Container } from "../../container/container.ts";
 import type { Credentials } from "../../container/keys.ts";
 import { BfcError, fromSystemError } from "../../errors.ts";
 import { mountProcesses, startMountProcess, stopMountProcesses } from "../../fuse/mount-process.ts";
 import type { BfcBackendConfig, EncryptionSource } from "../config.ts";
 import { type MountHealth, mountHealth, unmountAll } from "../mounts.ts";
 import { type Bundle, type OciConfig, parseOciConfig } from "../oci-spec.ts";
-import type { RootfsStorage } from "../rootfs-storage.ts";
+import type { LayerTarget } from "../overlay-layer.ts";
+import type { CommitStore, RootfsStorage } from "../rootfs-storage.ts";
 import type { ContainerPaths } from "../state-store.ts";
 
 /** Where config.json and the root filesystem sit inside the container. */
@@ -51,6 +53,23 @@ async function credentialsOf(enc: EncryptionSource | null): Promise<Credentials>
     return { password: pw };
   }
   return { password: enc.insecurePassword };
+}
+
+/** The container's `rootfs/` as a layer target: paths relative to the root filesystem. */
+function rootfsTarget(c: Container): LayerTarget {
+  const at = (p: string) => (p === "" ? ROOTFS_ENTRY : `${ROOTFS_ENTRY}/${p}`);
+  return {
+    readdir: (d) => c.readdir(at(d)),
+    kind: (p) => c.tryStat(at(p))?.type ?? null,
+    addFile: (p, source, m) => c.addFile(at(p), source, { mode: m.mode, mtime: m.mtimeNs }),
+    mkdir: (p, m) => c.mkdir(at(p), { mode: m.mode, mtime: m.mtimeNs, parents: true }),
+    symlink: (p, target, m) => c.symlink(at(p), target, { mode: m.mode, mtime: m.mtimeNs }),
+    remove: (p) => c.remove(at(p), { recursive: true }),
+    setMeta: (p, m) => {
+      c.chmod(at(p), m.mode);
+      c.utimes(at(p), m.mtimeNs);
+    },
+  };
 }
 
 function sizeOf(p: string): number {
@@ -188,8 +207,9 @@ export class BfcStorage implements RootfsStorage {
   async removeArtifact(id: string): Promise<void> {
     const target = this.artifactPath(id);
     fs.rmSync(target, { force: true });
-    // Temporary files of a create that was killed (the Writer names them .<name>.bfc-tmp-<pid>-<hex>).
-    const prefix = `.${path.basename(target)}.bfc-tmp-`;
+    // A killed create's temporary file (.<name>.bfc-tmp-<pid>-<hex>), a killed checkpoint's lock
+    // (.<name>.bfc-lock).
+    const prefix = `.${path.basename(target)}.bfc-`;
     let names: string[] = [];
     try {
       names = fs.readdirSync(this.cfg.containerPath);
@@ -202,5 +222,53 @@ export class BfcStorage implements RootfsStorage {
 
   diskBytes(id: string): number {
     return sizeOf(this.artifactPath(id));
+  }
+
+  /** Checkpoints are commits appended to the container (the lock beside it keeps updaters apart). */
+  readonly commits: CommitStore = {
+    apply: async (id, message, edit) => {
+      const c = await this.openForUpdate(id);
+      try {
+        await edit(rootfsTarget(c));
+        const r = await c.commit({ message });
+        return { commit: r.commit, changed: r.changed };
+      } finally {
+        c.close();
+      }
+    },
+    list: async (id) => {
+      const { Reader } = await import("../../container/reader.ts");
+      const r = await Reader.open(this.artifactPath(id));
+      try {
+        return r.commits().map((ci) => {
+          const info = ci.extension.commitInfo;
+          const out: { commit: number; message?: string; time?: string } = { commit: ci.commit };
+          if (info?.message !== undefined) out.message = info.message;
+          if (info) out.time = new Date(Number(info.timeNs / 1000000n)).toISOString();
+          return out;
+        });
+      } finally {
+        r.close();
+      }
+    },
+    reset: async (id, commit, message) => {
+      const c = await this.openForUpdate(id, commit);
+      try {
+        return (await c.commit({ message })).commit;
+      } finally {
+        c.close();
+      }
+    },
+  };
+
+  private async openForUpdate(id: string, from?: number): Promise<Container> {
+    const { Container } = await import("../../container/container.ts");
+    return Container.openForUpdate(this.artifactPath(id), {
+      ...(await credentialsOf(this.cfg.encryption)),
+      compression: this.cfg.compression,
+      level: this.cfg.compressionLevel,
+      lockTimeout: 10_000,
+      ...(from === undefined ? {} : { from }),
+    });
   }
 }
