@@ -138,9 +138,15 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
     b("hello", [
       "sh",
       "-c",
-      "test -f /data/count && echo again; echo run >> /data/count; echo hello from the container; cat /etc/os-release; sleep 1; echo done",
+      // Waits for the test to say go (a file it writes through the overlay), so "running" is observable.
+      "test -f /data/count && echo again; echo run >> /data/count; echo hello from the container; cat /etc/os-release; while [ ! -f /data/go ]; do sleep 0.05; done; rm /data/go; echo done",
     ]);
     b("exit7", ["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7"]);
+    b("hello-now", [
+      "sh",
+      "-c",
+      "echo run >> /data/count; echo hello from the container; cat /etc/os-release",
+    ]);
     b("sleeper", ["sleep", "1000"]);
     b("side-a", ["sh", "-c", "echo $ME > /mine; sleep 1000"], ["ME=a"]);
     b("writer", [
@@ -186,6 +192,8 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
     assert.equal(s.bfcfs.rootfs, "mounted");
     const bundled = JSON.parse(fs.readFileSync(path.join(s.bundle, "config.json"), "utf8"));
     assert.equal(bundled.root.path, path.join(idDir("s1"), "rootfs"));
+    const go = () => fs.writeFileSync(path.join(idDir("s1"), "rootfs", "data", "go"), "");
+    go();
     await waitStatus("s1", "stopped");
     const logs = await ctr(["logs", "s1"]);
     assert.equal(
@@ -197,6 +205,7 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
     await m.stop("s1");
     assert.equal((await m.state("s1")).bfcfs.rootfs, "unmounted");
     await m.start("s1");
+    go();
     await waitStatus("s1", "stopped");
     assert.match(fs.readFileSync(m.logFile("s1"), "utf8"), /done\nagain\nhello from the container/);
     const again = await Reader.open(bfcPath("s1"));
@@ -552,7 +561,14 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
 
   it("the dir backend runs the same bundle from a plain copy", async (t) => {
     cleanup(t, "d1");
-    const created = await ctr(["create", "--backend", "dir", "d1", "--bundle", bundles.hello as string]);
+    const created = await ctr([
+      "create",
+      "--backend",
+      "dir",
+      "d1",
+      "--bundle",
+      bundles["hello-now"] as string,
+    ]);
     assert.equal(created.code, 0, created.stderr);
     const copy = path.join(root, "containers", "dir", "d1");
     assert.equal(fs.readlinkSync(path.join(copy, "rootfs", "bin", "sh")), "busybox");
