@@ -1,8 +1,9 @@
 /**
- * The `dir` backend, the baseline: a plain copy of the bundle, `<container_path>/<id>/config.json`
+ * The `dir` backend, the baseline: a plain copy of the bundle (`cp -a`), `<container_path>/<id>/config.json`
  * and `<container_path>/<id>/rootfs/`. The copy is the overlay's lower layer directly; nothing
  * needs serving.
  */
+import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { BfcError, fromSystemError } from "../../errors.ts";
@@ -55,16 +56,24 @@ export class DirStorage implements RootfsStorage {
       throw fromSystemError(e, `cannot create '${target}'`, target);
     }
     fs.writeFileSync(path.join(target, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
-    try {
-      await fs.promises.cp(bundle.rootfs, path.join(target, "rootfs"), {
-        recursive: true,
-        verbatimSymlinks: true,
-        preserveTimestamps: true,
-        errorOnExist: true,
-        force: false,
-      });
-    } catch (e) {
-      throw fromSystemError(e, `cannot copy '${bundle.rootfs}'`, bundle.rootfs);
+    // GNU cp: several times faster than fs.cp here, and it keeps owners, devices and xattrs too.
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile("cp", ["-a", "--", bundle.rootfs, path.join(target, "rootfs")], (err, _out, stderr) =>
+        resolve({
+          code: err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0,
+          stderr: String(stderr),
+        }),
+      );
+    });
+    if (r.code !== 0) {
+      throw new BfcError(
+        "EIO",
+        "IO_ERROR",
+        `cannot copy '${bundle.rootfs}': ${r.stderr.trim() || `cp exit ${r.code}`}`,
+        {
+          path: bundle.rootfs,
+        },
+      );
     }
   }
 
