@@ -7,6 +7,7 @@
  */
 import fs from "node:fs";
 import { constants as osConstants } from "node:os";
+import path from "node:path";
 import { BfcError } from "../errors.ts";
 import type {
   AttachedIo,
@@ -356,7 +357,10 @@ export class OverlayBackend implements Backend {
       });
     }
     exited.catch(() => {});
-    await waitUntil(async () => ended || (await this.runc.state(id)) !== null, 30_000, 20);
+    // runc writes <root>/<id>/state.json when it has created the container; polling for the file
+    // costs nothing, while a `runc state` per poll would compete with runc for the CPU.
+    const known = path.join(this.runc.root, id, "state.json");
+    await waitUntil(async () => ended || fs.existsSync(known), 30_000, 10);
     return { exited };
   }
 
