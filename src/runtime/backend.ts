@@ -117,8 +117,6 @@ export interface Backend {
   unavailable(): string | null;
   /** Ids of the containers this backend holds (by their records). */
   list(): Promise<ContainerInfo[]>;
-  /** Whether `create` without a bundle would find something to adopt for `id`. */
-  hasArtifact(id: string): boolean;
   createContainer(id: string, options: CreateOptions): Promise<ContainerState>;
   startContainer(id: string, options?: StartOptions): Promise<StartResult>;
   stopContainer(id: string, options?: StopOptions): Promise<ContainerState>;

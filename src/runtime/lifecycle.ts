@@ -106,10 +106,6 @@ export class OverlayBackend implements Backend {
     return this.storage.unavailable();
   }
 
-  hasArtifact(id: string): boolean {
-    return fs.existsSync(this.storage.artifactPath(id));
-  }
-
   logFile(id: string): string {
     return this.store.paths(id).log;
   }
@@ -150,13 +146,15 @@ export class OverlayBackend implements Backend {
     if (rec.phase === "creating") {
       out.status = "creating";
       if (!processAlive(rec.creatorPid)) out.bfcfs.interrupted = true;
-    } else if (rec.phase === "created") {
-      out.status = "created";
     } else {
+      // runc is asked even for a container our record calls created: a start interrupted after
+      // `runc create` left a process our record does not know about.
       const rs = await this.runc.state(id);
       if (live(rs)) {
         out.status = rs?.status === "creating" ? "creating" : (rs?.status as ContainerState["status"]);
         out.pid = rs?.pid;
+      } else if (rec.phase === "created") {
+        out.status = "created";
       }
     }
     return out;
@@ -277,7 +275,7 @@ export class OverlayBackend implements Backend {
     }
     this.runc.locate();
     const p = this.store.paths(id);
-    const before = rec.phase === "started" ? await this.runc.state(id) : null;
+    const before = await this.runc.state(id);
     if (live(before)) {
       throw new BfcError("EBUSY", "BAD_STATE", `container '${id}' is already ${before?.status}`);
     }
@@ -366,15 +364,21 @@ export class OverlayBackend implements Backend {
 
   async stopContainer(id: string, options: StopOptions = {}): Promise<ContainerState> {
     const rec = this.record(id);
-    if (rec.phase !== "started") return this.state(id);
+    if (rec.phase === "creating") return this.state(id);
     const p = this.store.paths(id);
     const rs = await this.runc.state(id);
     if (live(rs))
       await this.kill(id, options.signal ?? "SIGTERM", options.timeout ?? this.config.stopTimeout);
     if (rs) await this.runc.delete(id, true);
     await this.unmountRootfs(id, p);
-    rec.finished ??= new Date().toISOString();
-    if (options.exitStatus !== undefined) rec.exitStatus = options.exitStatus;
+    // runc knew it: it was started, even if an interrupted start never recorded that.
+    if (rs || rec.phase === "started") {
+      const now = new Date().toISOString();
+      rec.phase = "started";
+      rec.started ??= now;
+      rec.finished ??= now;
+      if (options.exitStatus !== undefined) rec.exitStatus = options.exitStatus;
+    }
     delete rec.mountPid;
     this.store.write(rec);
     return this.state(id);
@@ -477,7 +481,7 @@ export class OverlayBackend implements Backend {
       throw new BfcError("EEXIST", "ALREADY_EXISTS", `container '${id}' already has a checkpoint '${name}'`);
     }
     const p = this.store.paths(id);
-    const running = rec.phase === "started" && live(await this.runc.state(id));
+    const running = live(await this.runc.state(id));
     if (!running) await this.mountRootfs(id, p, rec);
     let frozen = false;
     let sum: LayerSummary | null = null;
@@ -541,17 +545,15 @@ export class OverlayBackend implements Backend {
       );
     }
     const p = this.store.paths(id);
-    if (rec.phase === "started") {
-      const rs = await this.runc.state(id);
-      if (live(rs)) {
-        throw new BfcError(
-          "EBUSY",
-          "BAD_STATE",
-          `container '${id}' is ${rs?.status}; stop it before restoring`,
-        );
-      }
-      if (rs) await this.runc.delete(id, true);
+    const rs = await this.runc.state(id);
+    if (live(rs)) {
+      throw new BfcError(
+        "EBUSY",
+        "BAD_STATE",
+        `container '${id}' is ${rs?.status}; stop it before restoring`,
+      );
     }
+    if (rs) await this.runc.delete(id, true);
     await this.unmountRootfs(id, p);
     await store.reset(id, found.commit, `restore: ${found.name ?? `commit ${found.commit}`}`);
     emptyDir(p.upper);
