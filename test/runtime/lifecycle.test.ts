@@ -494,6 +494,10 @@ describe("bfc container (runc, FUSE, overlay)", { skip: SKIP, concurrency: false
     const recFile = path.join(idDir("crash"), "state.json");
     const rec = JSON.parse(fs.readFileSync(recFile, "utf8"));
     assert.equal(rec.mountPid, servers[0]);
+    // A start interrupted after `runc create`: our record still says created, runc knows better.
+    fs.writeFileSync(recFile, JSON.stringify({ ...rec, phase: "created" }));
+    assert.equal((await m.state("crash")).status, "running");
+    fs.writeFileSync(recFile, JSON.stringify(rec));
     // The serving process dies: the container process lives on, over a dead root.
     process.kill(servers[0] as number, "SIGKILL");
     for (let i = 0; i < 100 && alive(servers[0]); i++) await sleep(20);
