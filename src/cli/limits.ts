@@ -65,15 +65,17 @@ function show(
 
 async function limits(ctx: Ctx, container: string, o: LimitsOptions): Promise<number> {
   const setting = o.clear || [o.maxFiles, o.maxDirs, o.maxBytes, o.maxFileSize].some((v) => v !== undefined);
+  // Values are checked before the container is opened: a typo is a usage error, never a prompt.
+  const given: ResourceLimits = {};
+  if (o.maxFiles !== undefined) given.maxFiles = parseSize(o.maxFiles, "--max-files");
+  if (o.maxDirs !== undefined) given.maxDirectories = parseSize(o.maxDirs, "--max-dirs");
+  if (o.maxBytes !== undefined) given.maxTotalBytes = parseSize(o.maxBytes, "--max-bytes");
+  if (o.maxFileSize !== undefined) given.maxFileSize = parseSize(o.maxFileSize, "--max-file-size");
   const c = await openForUpdate(ctx, container, o);
   try {
     if (setting) {
-      const next: ResourceLimits = o.clear ? {} : { ...c.resourceLimits };
-      if (o.maxFiles !== undefined) next.maxFiles = parseSize(o.maxFiles, "--max-files");
-      if (o.maxDirs !== undefined) next.maxDirectories = parseSize(o.maxDirs, "--max-dirs");
-      if (o.maxBytes !== undefined) next.maxTotalBytes = parseSize(o.maxBytes, "--max-bytes");
-      if (o.maxFileSize !== undefined) next.maxFileSize = parseSize(o.maxFileSize, "--max-file-size");
-      c.setLimits(next);
+      // Keys present in `given` with an undefined value ('unlimited') remove that limit.
+      c.setLimits({ ...(o.clear ? {} : c.resourceLimits), ...given });
       reportCommit(ctx, container, await c.commit({ message: o.message ?? "limits" }));
     }
     show(ctx, c.resourceLimits, c.currentUsage, o.json === true);
