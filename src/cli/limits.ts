@@ -76,7 +76,9 @@ async function limits(ctx: Ctx, container: string, o: LimitsOptions): Promise<nu
     if (setting) {
       // Keys present in `given` with an undefined value ('unlimited') remove that limit.
       c.setLimits({ ...(o.clear ? {} : c.resourceLimits), ...given });
-      reportCommit(ctx, container, await c.commit({ message: o.message ?? "limits" }));
+      const r = await c.commit({ message: o.message ?? "limits" });
+      // --json prints one document and nothing else on stdout.
+      if (!o.json) reportCommit(ctx, container, r);
     }
     show(ctx, c.resourceLimits, c.currentUsage, o.json === true);
     return 0;
