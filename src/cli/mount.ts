@@ -14,6 +14,7 @@ import {
   explicitCredentials,
   implicitPassword,
   PASSWORD_ENV,
+  readerOptions,
   type SecretOptions,
 } from "./password.ts";
 
@@ -81,7 +82,7 @@ async function serve(
   const { mountFuse } = await import("../fuse/mount.ts");
   const vfs = createVfs();
   const abs = path.resolve(source);
-  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds });
+  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds, ...readerOptions(o) });
   else if (type === "zip") await vfs.mount("zip", "/", { path: abs });
   else if (type === "dir") await vfs.mount("host", "/", { root: abs, readonly: true });
   else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
@@ -133,6 +134,7 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.allowOther) args.push("--allow-other");
   if (o.uid) args.push("--uid", o.uid);
   if (o.gid) args.push("--gid", o.gid);
+  if (o.commit !== undefined) args.push("--commit", o.commit);
   if (o.debug) args.push("--debug");
   const { startMountProcess } = await import("../fuse/mount-process.ts");
   try {
@@ -156,6 +158,9 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
 async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptions): Promise<number> {
   if (o.type !== undefined && !(TYPES as readonly string[]).includes(o.type)) {
     throw new UsageError(`unknown --type '${o.type}' (one of: ${TYPES.join(", ")})`);
+  }
+  if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
+    throw new UsageError("--commit applies to BFC containers only");
   }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);
