@@ -18,8 +18,10 @@ import {
   octalMode,
   percent,
 } from "./format.ts";
+import { readerOptions } from "./password.ts";
 
 export interface InfoOptions {
+  commit?: string;
   detailed?: boolean;
   json?: boolean;
 }
@@ -119,7 +121,7 @@ async function info(ctx: Ctx, container: string, entry: string | undefined, o: I
   const { Reader } = await import("../container/reader.ts");
   const { describeFeatures, formatUuid } = await import("../format/header.ts");
   ctx.debug(`Opening container: ${container}`);
-  const r = await Reader.open(container);
+  const r = await Reader.open(container, readerOptions(o));
   try {
     if (entry !== undefined) {
       entryInfo(ctx, r, entry, o.json === true);
@@ -158,6 +160,10 @@ async function info(ctx: Ctx, container: string, entry: string | undefined, o: I
         };
       }
       if (ext.limits) doc.limits = ext.limits;
+      doc.commit = r.commit;
+      if (ext.commitInfo?.message !== undefined) doc.commitMessage = ext.commitInfo.message;
+      if (ext.signature) doc.signedBy = ext.signature.publicKey.toString("hex");
+      if (r.tornTail > 0) doc.tornTail = r.tornTail;
       if (o.detailed) {
         doc.entries = [...r.entries()].map((e) =>
           entryJson(e, e.type === "symlink" ? targetOf(r, e) : undefined),
@@ -188,6 +194,16 @@ async function info(ctx: Ctx, container: string, entry: string | undefined, o: I
         `Limits: files ${show(l.maxFiles)}, directories ${show(l.maxDirectories)}, total bytes ${show(l.maxTotalBytes)}, file size ${show(l.maxFileSize)}`,
       );
     }
+    if (r.commit > 1 || r.end !== r.tipEnd) {
+      const msg = ext.commitInfo?.message;
+      ctx.print(
+        `Commit: ${r.commit}${r.end !== r.tipEnd ? " (not the latest)" : ""}${msg ? ` (${msg})` : ""}`,
+      );
+    }
+    if (ext.signature)
+      ctx.print(`Signed by: ${ext.signature.publicKey.toString("hex")} (check with verify --pubkey)`);
+    if (r.tornTail > 0)
+      ctx.print(`Torn tail: ${r.tornTail} bytes of an interrupted commit ('bfc recover' removes them)`);
     ctx.print("");
     if (o.detailed) {
       ctx.print("Entries:");
@@ -239,6 +255,7 @@ export function register(program: Command): void {
     .argument("[entry]", "show this entry only")
     .option("-d, --detailed", "also list every entry (and the compression of each compressed file)")
     .option("--json", "print one JSON document (see docs/cli.md)")
+    .option("--commit <n>", "show this commit instead of the latest (see 'bfc log')")
     .addHelpText(
       "after",
       `

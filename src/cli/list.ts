@@ -2,11 +2,12 @@
 import type { Command } from "commander";
 import type { Entry, Reader } from "../container/reader.ts";
 import { normalizeLookup } from "../format/path.ts";
-
 import { CliError, type Ctx, printJson, run } from "./common.ts";
 import { entryJson, hex8, localMinute, modeString, shortSize } from "./format.ts";
+import { readerOptions, warnTornTail } from "./password.ts";
 
 export interface ListOptions {
+  commit?: string;
   long?: boolean;
   size?: boolean;
   checksum?: boolean;
@@ -35,7 +36,8 @@ async function list(
 ): Promise<number> {
   const { Reader } = await import("../container/reader.ts");
   ctx.debug(`Opening container: ${container}`);
-  const r = await Reader.open(container);
+  const r = await Reader.open(container, readerOptions(o));
+  warnTornTail(ctx, r);
   try {
     ctx.debug(prefix ? `Listing entries under '${prefix}'` : "Listing entries");
     let n = 0;
@@ -119,6 +121,7 @@ export function register(program: Command): void {
     .option("-s, --size", "show sizes")
     .option("-c, --checksum", "show CRC-32C checksums of regular files")
     .option("--json", "print one JSON document (see docs/cli.md)")
+    .option("--commit <n>", "show this commit instead of the latest (see 'bfc log')")
     .addHelpText(
       "after",
       `

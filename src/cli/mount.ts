@@ -4,7 +4,6 @@
  * the mount is ready (a child process reports readiness on a pipe) and the filesystem keeps running
  * in the background until `bfc umount`, SIGINT or SIGTERM.
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
@@ -19,6 +18,7 @@ import {
   explicitCredentials,
   implicitPassword,
   PASSWORD_ENV,
+  readerOptions,
   type SecretOptions,
 } from "./password.ts";
 
@@ -100,7 +100,7 @@ async function serve(
   let containerFd: number | undefined;
   if (type === "bfc") {
     const { SpillStore } = await import("../container/spill.ts");
-    const bfcOptions: BfcMountOptions = { path: abs, ...creds };
+    const bfcOptions: BfcMountOptions = { path: abs, ...creds, ...readerOptions(o) };
     if (creds.password !== undefined) {
       // Serving threads each open the container: derive the key once and give them that.
       const { Reader } = await import("../container/reader.ts");
@@ -214,57 +214,29 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
     const pw = await implicitPassword(ctx, `'${source}'`);
     if (pw !== undefined) env[PASSWORD_ENV] = pw;
   } else if (creds?.password !== undefined) env[PASSWORD_ENV] = Buffer.from(creds.password).toString();
-  const args = [...process.execArgv, process.argv[1] as string, "mount", "--foreground", "--ready-fd", "3"];
+  const args: string[] = [];
   if (o.type) args.push("--type", o.type);
   if (o.keyfile) args.push("--keyfile", path.resolve(o.keyfile));
   if (o.allowOther) args.push("--allow-other");
   if (o.uid) args.push("--uid", o.uid);
   if (o.gid) args.push("--gid", o.gid);
+  if (o.commit !== undefined) args.push("--commit", o.commit);
   if (o.debug) args.push("--debug");
   if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
   if (o.threads) args.push("--threads", o.threads);
   if (o.readdirplus) args.push("--readdirplus", o.readdirplus);
-  args.push("--", path.resolve(source), path.resolve(mountpoint));
-  const log = o.log ? fs.openSync(o.log, "a") : "ignore";
-  const child = spawn(process.execPath, args, {
-    detached: true,
-    env,
-    stdio: ["ignore", log, log, "pipe"],
-  });
-  const pipe = child.stdio[3] as NodeJS.ReadableStream;
-  const answer = await new Promise<string>((resolve) => {
-    let text = "";
-    pipe.setEncoding("utf8");
-    pipe.on("data", (d: string) => {
-      text += d;
-      if (text.includes("\n")) resolve(text);
-    });
-    pipe.on("end", () => resolve(text));
-    child.on("exit", (code) =>
-      resolve(text || `{"error":"the mount process exited with status ${code}","reason":"IO_ERROR"}\n`),
-    );
-  });
-  if (typeof log === "number") fs.closeSync(log);
-  (pipe as unknown as { destroy(): void }).destroy();
-  child.unref();
-  let msg: { ok?: boolean; error?: string; reason?: string };
+  const { startMountProcess } = await import("../fuse/mount-process.ts");
   try {
-    msg = JSON.parse(answer.split("\n")[0] as string);
-  } catch {
-    msg = { error: `unexpected answer from the mount process: ${answer.slice(0, 200)}`, reason: "IO_ERROR" };
-  }
-  if (!msg.ok) {
-    // The failed mount process is on its way out; return only once it is gone (up to 5 s).
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 5000);
-        child.once("exit", () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    throw new CliError(msg.error ?? "mount failed", msg.reason ?? "IO_ERROR");
+    await startMountProcess({
+      source: path.resolve(source),
+      mountpoint: path.resolve(mountpoint),
+      args,
+      env,
+      log: o.log,
+    });
+  } catch (e) {
+    const err = e as BfcError;
+    throw new CliError(err.message, err.reason ?? "IO_ERROR");
   }
   ctx.say(
     `mounted ${source} at ${path.resolve(mountpoint)} (bfc umount ${path.resolve(mountpoint)} to unmount)`,
@@ -275,6 +247,9 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
 async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptions): Promise<number> {
   if (o.type !== undefined && !(TYPES as readonly string[]).includes(o.type)) {
     throw new UsageError(`unknown --type '${o.type}' (one of: ${TYPES.join(", ")})`);
+  }
+  if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
+    throw new UsageError("--commit applies to BFC containers only");
   }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);

@@ -17,6 +17,17 @@ export interface SecretOptions {
   password?: string;
   passwordFile?: string;
   keyfile?: string;
+  /** --commit N: read an older commit. */
+  commit?: string;
+}
+
+/** Reader options from the reading commands' shared flags (--commit N). */
+export function readerOptions(opts: SecretOptions): { commit?: number } {
+  if (opts.commit === undefined) return {};
+  if (!/^\d+$/.test(opts.commit) || Number(opts.commit) < 1) {
+    throw new UsageError(`--commit must be a commit number (1, 2, …; see 'bfc log'), got '${opts.commit}'`);
+  }
+  return { commit: Number(opts.commit) };
 }
 
 /** Adds the reading commands' credential options: -p/--password, -K/--keyfile, --password-file. */
@@ -30,7 +41,8 @@ export function addSecretOptions(cmd: Command): Command {
     .option(
       "--password-file <file>",
       `read the password from the first line of <file> ('-' for stdin); also $${PASSWORD_ENV}, or a prompt on a terminal`,
-    );
+    )
+    .option("--commit <n>", "read this commit instead of the latest (see 'bfc log')");
 }
 
 /** The first line of a file (or of stdin for "-"), without its line ending. */
@@ -204,17 +216,28 @@ export async function openWithCredentials(
   file: string,
   opts: SecretOptions,
   needsKey: (r: Reader) => boolean,
+  extra: { commit?: number } = readerOptions(opts),
 ): Promise<Reader> {
   const explicit = await explicitCredentials(opts);
   const { Reader } = await import("../container/reader.ts");
   ctx.debug(`Opening container: ${file}`);
-  if (explicit) return Reader.open(file, explicit);
-  const r = await Reader.open(file);
+  if (explicit) return Reader.open(file, { ...explicit, ...extra });
+  const r = await Reader.open(file, extra);
+  warnTornTail(ctx, r);
   if (r.encryptionMode !== "password" || !needsKey(r)) return r;
   const pw = await implicitPassword(ctx, `'${file}'`);
   if (pw === undefined) return r;
   r.close();
-  return Reader.open(file, { password: pw });
+  return Reader.open(file, { password: pw, ...extra });
+}
+
+/** A warning when the container ends in the leftovers of an interrupted commit (readers skip them). */
+export function warnTornTail(ctx: Ctx, r: Reader): void {
+  if (r.tornTail > 0) {
+    ctx.warn(
+      `${r.tornTail} bytes after the last complete commit belong to an interrupted commit; 'bfc recover' removes them`,
+    );
+  }
 }
 
 /** Whether an error means the key is wrong or missing (rather than the data being damaged). */

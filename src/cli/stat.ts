@@ -3,8 +3,10 @@ import type { Command } from "commander";
 import type { Reader } from "../container/reader.ts";
 import { type Ctx, printJson, run } from "./common.ts";
 import { entryJson, fullModeString, hex8, localNs } from "./format.ts";
+import { readerOptions, warnTornTail } from "./password.ts";
 
 export interface StatOptions {
+  commit?: string;
   json?: boolean;
 }
 
@@ -30,7 +32,8 @@ function targetOf(r: Reader, i: number): string | null {
 async function stat(ctx: Ctx, container: string, name: string, o: StatOptions): Promise<number> {
   const { Reader } = await import("../container/reader.ts");
   ctx.debug(`Opening container: ${container}`);
-  const r = await Reader.open(container);
+  const r = await Reader.open(container, readerOptions(o));
+  warnTornTail(ctx, r);
   try {
     const e = r.stat(name);
     const target = e.type === "symlink" && e.index >= 0 ? targetOf(r, e.index) : undefined;
@@ -73,6 +76,7 @@ export function register(program: Command): void {
     .argument("<container>", "the container")
     .argument("<path>", "the entry")
     .option("--json", "print one JSON document (see docs/cli.md)")
+    .option("--commit <n>", "show this commit instead of the latest (see 'bfc log')")
     .addHelpText(
       "after",
       `

@@ -4,11 +4,14 @@
  * raw bytes, so it fails every compressed or encrypted container); encrypted containers need the
  * password or key for that.
  */
+import type { KeyObject } from "node:crypto";
 import type { Command } from "commander";
+import type { checkSignature } from "../container/signature.ts";
+import type { VerifyProblem } from "../container/verify.ts";
 import { BfcError } from "../errors.ts";
 import { type Ctx, printJson, run } from "./common.ts";
 import { parseRootDigest } from "./digest.ts";
-import { addSecretOptions, openWithCredentials, type SecretOptions } from "./password.ts";
+import { addSecretOptions, openWithCredentials, readerOptions, type SecretOptions } from "./password.ts";
 import { Progress } from "./progress.ts";
 
 export interface VerifyCliOptions extends SecretOptions {
@@ -17,13 +20,27 @@ export interface VerifyCliOptions extends SecretOptions {
   json?: boolean;
   /** Expected root digest (hex); checked after the normal verification passes. */
   root?: string;
+  /** Ed25519 public key (PEM) that must have signed the commit. */
+  pubkey?: string;
 }
 
 async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): Promise<number> {
   const started = performance.now();
   const deep = o.deep === true;
   const expected = o.root === undefined ? null : parseRootDigest(o.root);
-  const r = await openWithCredentials(ctx, container, o, (rd) => (deep || expected !== null) && rd.encrypted);
+  // The key file is read first, so a missing or malformed one fails before any work.
+  let signing: { key: KeyObject; check: typeof checkSignature } | null = null;
+  if (o.pubkey !== undefined) {
+    const s = await import("../container/signature.ts");
+    signing = { key: s.readSigningKey(o.pubkey, "public"), check: s.checkSignature };
+  }
+  const r = await openWithCredentials(
+    ctx,
+    container,
+    o,
+    (rd) => (deep || expected !== null || o.pubkey !== undefined) && rd.encrypted,
+    readerOptions(o),
+  );
   try {
     const { verify } = await import("../container/verify.ts");
     if (!o.json) {
@@ -63,12 +80,25 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
           });
         }
       } catch (e) {
-        const err = e instanceof BfcError ? e : null;
-        report.problems.push({
-          path: err?.path === container ? null : (err?.path ?? null),
-          reason: err?.reason ?? "IO_ERROR",
-          message: `cannot compute the root digest: ${err?.message ?? String((e as Error)?.message ?? e)}`,
-        });
+        report.problems.push(digestProblem(e, container, "cannot compute the root digest"));
+      }
+      report.ok = report.problems.length === 0;
+    }
+    let signed: { ok: boolean; key: string | null } | null = null;
+    if (signing !== null && report.ok) {
+      try {
+        const s = await signing.check(r, signing.key);
+        signed = { ok: s.ok, key: s.signature?.publicKey.toString("hex") ?? null };
+        if (!s.ok)
+          report.problems.push({
+            path: null,
+            reason: "SIGNATURE_INVALID",
+            message: `signature check failed: ${s.problem}`,
+          });
+      } catch (e) {
+        // The digest the signature covers could not be computed (a damaged entry, a missing key).
+        signed = { ok: false, key: r.extension.signature?.publicKey.toString("hex") ?? null };
+        report.problems.push(digestProblem(e, container, "cannot check the signature"));
       }
       report.ok = report.problems.length === 0;
     }
@@ -86,6 +116,7 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
         bytes: report.bytes,
         seconds: Math.round(seconds * 1000) / 1000,
         ...(expected === null ? {} : { root: { expected, actual, ok: actual === expected } }),
+        ...(signed === null ? {} : { signature: signed }),
         problems: report.problems,
       });
       return report.ok ? 0 : 1;
@@ -94,6 +125,7 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
       ctx.say("Verification successful");
       ctx.say("Container is valid and all checksums match");
       if (expected !== null) ctx.say(`Root digest matches: ${expected}`);
+      if (signed?.ok) ctx.say(`Signature valid (Ed25519 key ${signed.key})`);
       ctx.say(`Verification completed in ${seconds.toFixed(2)} seconds`);
       return 0;
     }
@@ -120,6 +152,16 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
   }
 }
 
+/** A failure while computing the root digest, as a verification problem. */
+function digestProblem(e: unknown, container: string, what: string): VerifyProblem {
+  const err = e instanceof BfcError ? e : null;
+  return {
+    path: err?.path === container ? null : (err?.path ?? null),
+    reason: err?.reason ?? "IO_ERROR",
+    message: `${what}: ${err?.message ?? String((e as Error)?.message ?? e)}`,
+  };
+}
+
 export function register(program: Command): void {
   const cmd = program
     .command("verify")
@@ -127,6 +169,7 @@ export function register(program: Command): void {
     .argument("<container>", "the container to verify")
     .option("--deep", "decode and check every file's content (needs the key for encrypted files)")
     .option("--root <hex>", "also check the root digest against this one (see 'bfc digest')")
+    .option("--pubkey <public.pem>", "also check the commit's Ed25519 signature (see 'bfc sign')")
     .option("--progress", "show a progress bar at once (default: only for long runs on a terminal)")
     .option("--no-progress", "never show a progress bar");
   addSecretOptions(cmd)

@@ -21,12 +21,30 @@ import {
   S_IFREG,
   TAG_SIZE,
 } from "../format/constants.ts";
-import { decodeExtension, type Extension } from "../format/extension.ts";
-import { decodeFooter, type Footer } from "../format/footer.ts";
+import {
+  decodeEntryAttrs,
+  decodeExtension,
+  type EntryAttrs,
+  type Extension,
+  type SpecialEntry,
+} from "../format/extension.ts";
+import type { Footer } from "../format/footer.ts";
 import { type DecodedHeader, decodeHeader, hasPasswordSalt } from "../format/header.ts";
-import { type EntryType, IndexTable, typeOfMode } from "../format/index-table.ts";
+import { type EntryType, type IndexTable, typeOfMode } from "../format/index-table.ts";
 import { decodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
 import { normalizeLookup } from "../format/path.ts";
+import {
+  type CommitInfo,
+  type CommitSlot,
+  commitNumber,
+  findCommit,
+  findCommitBefore,
+  hasFooterTags,
+  hex8,
+  loadCommitAt,
+  readFully,
+  walkCommits,
+} from "./commits.ts";
 import { ContentCache } from "./content-cache.ts";
 import { type Credentials, KeyResolver } from "./keys.ts";
 import type { SpillStore } from "./spill.ts";
@@ -62,10 +80,17 @@ export interface ReaderOptions extends Credentials {
    * without it no byte of an entry is returned before the whole entry has been checked once.
    */
   trustContent?: boolean;
+  /** Open this commit (1 = the one that created the container) instead of the latest. */
+  commit?: number;
+  /**
+   * When the file does not end in a footer (a commit was interrupted), open the last complete
+   * commit before the torn tail (default). `false` fails with TRUNCATED instead.
+   */
+  recover?: boolean;
   /**
    * Decoded copies of large compressed entries, made during their verification pass, so random
-   * reads of them are positioned reads (see spill.ts). Several readers of one container may share a
-   * store; only its owner makes copies.
+   * reads of them are positioned reads (see spill.ts). Readers of one container, in one thread or
+   * several, may share a store.
    */
   spill?: SpillStore;
   /**
@@ -127,15 +152,6 @@ class ContentCheck {
   }
 }
 
-function readFully(fd: number, buf: Buffer, position: number, what: string): void {
-  let done = 0;
-  while (done < buf.length) {
-    const n = fs.readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw corrupt("TRUNCATED", `${what}: unexpected end of file`);
-    done += n;
-  }
-}
-
 function readAsync(fd: number, buf: Buffer, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
@@ -162,6 +178,12 @@ export class Reader {
   readonly header: DecodedHeader;
   readonly footer: Footer;
   readonly index: IndexTable;
+  /** Offset just past the footer of the commit this reader shows. */
+  end = 0;
+  /** Offset just past the footer of the latest complete commit. */
+  tipEnd = 0;
+  /** Bytes after the latest complete commit: an interrupted commit's leftovers (`bfc recover`). */
+  tornTail = 0;
   private fd: number;
   private readonly keys: KeyResolver;
   private readonly cache: ContentCache;
@@ -174,6 +196,9 @@ export class Reader {
   /** cursorRead calls run one at a time: they advance shared cursors across awaits. */
   private cursorChain: Promise<unknown> = Promise.resolve();
   private encryptedCount = -1;
+  private attrTable: Map<number, EntryAttrs> | undefined;
+  /** Hard links whose object is shared: entry → target; null when there are none. */
+  private linkOwner: Map<number, number> | null | undefined;
   private readonly spill: SpillStore | undefined;
   private readonly borrowedFd: boolean;
   /** Reused by whole-entry sync reads into the caller's buffer. */
@@ -251,50 +276,31 @@ export class Reader {
         ? corrupt("TRUNCATED", `container '${path}' is truncated (${size} bytes)`, { path })
         : corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
     }
-    const fbuf = Buffer.alloc(FOOTER_SIZE);
-    readFully(fd, fbuf, size - FOOTER_SIZE, "footer");
-    let footer: Footer;
-    try {
-      footer = decodeFooter(fbuf, size);
-    } catch (e) {
+    let slot: CommitSlot | null = null;
+    let tornTail = 0;
+    if (hasFooterTags(fd, size)) {
+      slot = loadCommitAt(fd, path, size);
+    } else {
       // Tell a truncated container (good header, no footer) from something that is not one at all.
       const m = Buffer.alloc(8);
       readFully(fd, m, 0, "header");
       if (!m.equals(Buffer.from("BFCFv1\0\0", "latin1"))) {
         throw corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
       }
-      const err = e as BfcError;
-      if (err.reason === "BAD_FOOTER" && err.field === "footer.tag") {
+      // A commit that never finished leaves objects (and maybe part of an index) after the last
+      // complete commit's footer; that commit is the container's current state.
+      if (options.recover !== false) slot = findCommitBefore(fd, path, size);
+      if (!slot) {
         throw corrupt("TRUNCATED", `container '${path}' has no footer (truncated or not finished)`, {
           path,
           field: "footer",
         });
       }
-      throw corrupt(err.reason, `container '${path}': ${err.message}`, { path, field: err.field });
+      tornTail = size - slot.end;
     }
-    if (footer.indexOffset < HEADER_SIZE) {
-      throw corrupt("BAD_FOOTER", `container '${path}': index overlaps the header`, {
-        path,
-        field: "footer.index_offset",
-      });
-    }
-    const blob = Buffer.allocUnsafe(footer.indexSize);
-    readFully(fd, blob, footer.indexOffset, "index");
-    const crc = crc32c(blob);
-    if (crc !== footer.indexCrc) {
-      throw corrupt(
-        "CRC_MISMATCH",
-        `container '${path}': index checksum mismatch (stored 0x${hex8(footer.indexCrc)}, computed 0x${hex8(crc)})`,
-        { path, field: "footer.index_crc" },
-      );
-    }
-    let index: IndexTable;
-    try {
-      index = IndexTable.parse(blob, footer.indexOffset);
-    } catch (e) {
-      const err = e as BfcError;
-      throw corrupt(err.reason, `container '${path}': ${err.message}`, { path, field: err.field });
-    }
+    const tip = slot;
+    if (options.commit !== undefined) slot = findCommit(fd, path, slot, options.commit);
+    const { footer, index } = slot;
     const hbuf = Buffer.allocUnsafe(HEADER_SIZE);
     readFully(fd, hbuf, 0, "header");
     let header: DecodedHeader;
@@ -310,7 +316,11 @@ export class Reader {
         field: "header.crc",
       });
     }
-    return new Reader(path, fd, size, header, footer, index, options);
+    const r = new Reader(path, fd, size, header, footer, index, options);
+    r.end = slot.end;
+    r.tipEnd = tip.end;
+    r.tornTail = tornTail;
+    return r;
   }
 
   close(): void {
@@ -354,6 +364,67 @@ export class Reader {
   get extension(): Extension {
     this.ext ??= decodeExtension(this.index.extension());
     return this.ext;
+  }
+
+  /** uid, gid, extra times and xattrs of the entry at index position `i`, when recorded. */
+  attributesAt(i: number): EntryAttrs | undefined {
+    if (this.attrTable === undefined) {
+      const raw = this.extension.entryAttrs;
+      this.attrTable = raw ? decodeEntryAttrs(raw, this.index.count) : new Map();
+    }
+    return this.attrTable.get(i);
+  }
+
+  /** Index position of the smallest encrypted regular file, or -1 when nothing is encrypted. */
+  smallestEncryptedFile(): number {
+    const ix = this.index;
+    let best = -1;
+    for (let i = 0; i < ix.count; i++) {
+      if (
+        ix.enc(i) !== 0 &&
+        (ix.mode(i) & S_IFMT) === S_IFREG &&
+        (best < 0 || ix.origSize(i) < ix.origSize(best))
+      )
+        best = i;
+    }
+    return best;
+  }
+
+  /**
+   * The container's key for writing new entries: null for an unencrypted container, otherwise the
+   * key from the credentials, proven on the smallest encrypted file so a wrong password can never
+   * add entries nobody can read back alongside the good ones.
+   */
+  async writeKey(): Promise<Buffer | null> {
+    const passwordSalt = hasPasswordSalt(this.header);
+    if (!this.encrypted && !passwordSalt) {
+      if (this.keys.available) {
+        throw new BfcError(
+          "EINVAL",
+          "BAD_KEY",
+          `'${this.path}' is not encrypted: a password or key does not apply`,
+          {
+            path: this.path,
+          },
+        );
+      }
+      return null;
+    }
+    const key = await this.keys.get(this.path);
+    const probe = this.smallestEncryptedFile();
+    if (probe >= 0) await this.verifyEntry(probe);
+    return key;
+  }
+
+  /** Number of the commit this reader shows (1 = the commit that created the container). */
+  get commit(): number {
+    return commitNumber(this.extension);
+  }
+
+  /** Every commit, newest first, walking the previous-commit chain from the latest. */
+  commits(): CommitInfo[] {
+    const fd = this.checkOpen();
+    return [...walkCommits(fd, this.path, loadCommitAt(fd, this.path, this.tipEnd))];
   }
 
   get encryptionMode(): "none" | "password" | "key" {
@@ -557,9 +628,63 @@ export class Reader {
     return e.index;
   }
 
+  /**
+   * The entry whose name the object of entry `i` carries: itself, or for a hard link that shares
+   * its target's object, the target (its path is in the object header and, encrypted, the AAD).
+   */
+  private objectOwner(i: number): number {
+    if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
+    if (this.linkOwner === null) return i;
+    const t = this.linkOwner.get(i);
+    return t !== undefined && this.index.objOffset(t) === this.index.objOffset(i) ? t : i;
+  }
+
+  private loadLinks(): Map<number, number> | null {
+    const hl = this.extension.hardlinks;
+    if (!hl?.length) return null;
+    const ix = this.index;
+    const m = new Map<number, number>();
+    for (const { entry, target } of hl) {
+      if (entry >= ix.count || target >= ix.count) {
+        throw corrupt("BAD_INDEX", "hard link record names an entry beyond the index", {
+          field: "index.extension",
+        });
+      }
+      if ((ix.mode(entry) & S_IFMT) !== S_IFREG || (ix.mode(target) & S_IFMT) !== S_IFREG) {
+        throw corrupt(
+          "BAD_INDEX",
+          `hard link '${ix.path(entry)}' → '${ix.path(target)}' is not between files`,
+          {
+            field: "index.extension",
+          },
+        );
+      }
+      m.set(entry, target);
+    }
+    return m;
+  }
+
+  /** For a hard link, the index position of the file it links to; -1 otherwise. */
+  hardlinkTarget(i: number): number {
+    if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
+    return this.linkOwner?.get(i) ?? -1;
+  }
+
+  /** Where entry `i`'s stored payload lies (after its object's header and name). */
+  payloadRange(i: number): { offset: number; storedSize: number } {
+    const loc = this.locate(i);
+    return { offset: loc.payloadOffset, storedSize: loc.payloadSize };
+  }
+
+  /** Device nodes, fifos and sockets recorded in the extension area (not index entries). */
+  specialEntries(): SpecialEntry[] {
+    return this.extension.special ?? [];
+  }
+
   private locate(i: number): Location {
     const ix = this.index;
-    const pathLen = ix.pathByteLength(i);
+    const owner = this.objectOwner(i);
+    const pathLen = ix.pathByteLength(owner);
     const prefix = objectPrefixSize(pathLen);
     const payloadSize = ix.objSize(i) - prefix;
     const comp = ix.comp(i);
@@ -587,7 +712,7 @@ export class Reader {
     return {
       i,
       path,
-      aad: ix.pathBytes(i),
+      aad: ix.pathBytes(owner),
       comp,
       enc,
       size,
@@ -1496,6 +1621,4 @@ function clampRange(position: number, length: number, size: number): [number, nu
   return [start, Math.min(size, start + length)];
 }
 
-export function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, "0");
-}
+export { hex8 };

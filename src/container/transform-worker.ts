@@ -5,9 +5,9 @@
 import type crypto from "node:crypto";
 import { parentPort } from "node:worker_threads";
 import type zlib from "node:zlib";
-import { createEncryptor, newNonce, sealSync } from "../codec/aead.ts";
-import { crc32c } from "../codec/crc32c.ts";
-import { createZstdEncoder, zstdCompressSync } from "../codec/zstd.ts";
+import { createEncryptor, newNonce } from "../codec/aead.ts";
+import { createZstdEncoder } from "../codec/zstd.ts";
+import { transformOne } from "./transform.ts";
 import type { BatchJob, BatchResult, StreamOpen, ToWorker } from "./transform-pool.ts";
 
 if (!parentPort) throw new Error("transform-worker must run in a worker thread");
@@ -31,17 +31,7 @@ function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): void {
   let total = 0;
   for (const j of jobs) {
     const src = input.subarray(j.off, j.off + j.len);
-    const crc = crc32c(src);
-    let payload: Buffer = src;
-    let comp = 0;
-    if (j.level > 0) {
-      const frame = zstdCompressSync(src, j.level);
-      if (frame.length < src.length) {
-        payload = frame;
-        comp = 1;
-      }
-    }
-    if (j.encrypt) payload = sealSync(key!, payload, Buffer.from(j.aad));
+    const { payload, comp, crc } = transformOne(src, j.level, j.encrypt ? key : null, j.aad);
     outputs.push(payload);
     results.push({ off: total, len: payload.length, comp, crc });
     total += payload.length;

@@ -64,8 +64,18 @@ export async function verify(reader: Reader, options: VerifyOptions = {}): Promi
   for (let i = 0; i < n; i++) offsets[i] = ix.objOffset(i);
   order.sort((a, b) => offsets[a] - offsets[b]);
   let end = HEADER_SIZE;
+  let prev = -1;
   for (const i of order) {
-    if (offsets[i] < end) {
+    // A hard link shares its target's object: the same object twice is not an overlap.
+    const shared =
+      prev >= 0 &&
+      offsets[i] === offsets[prev] &&
+      ix.objSize(i) === ix.objSize(prev) &&
+      (reader.hardlinkTarget(i) === prev ||
+        reader.hardlinkTarget(prev) === i ||
+        (reader.hardlinkTarget(i) >= 0 && reader.hardlinkTarget(i) === reader.hardlinkTarget(prev)));
+    if (!shared) prev = i;
+    if (offsets[i] < end && !shared) {
       report(i, new BfcError("EIO", "BAD_INDEX", `'${ix.path(i)}': object overlaps the previous object`));
     }
     end = Math.max(end, offsets[i] + ix.objSize(i));

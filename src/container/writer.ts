@@ -24,10 +24,20 @@ import {
   PERM_MASK,
   S_IFDIR,
   S_IFLNK,
+  S_IFMT,
   S_IFREG,
   SALT_SIZE,
 } from "../format/constants.ts";
-import { type ContainerMetadata, encodeExtension, type ResourceLimits } from "../format/extension.ts";
+import {
+  type ContainerMetadata,
+  type EntryAttrs,
+  type Extension,
+  encodeEntryAttrs,
+  encodeExtension,
+  type Hardlink,
+  type ResourceLimits,
+  type SpecialEntry,
+} from "../format/extension.ts";
 import { encodeFooter } from "../format/footer.ts";
 import { encodeHeader } from "../format/header.ts";
 import { encodeIndex, type IndexRecord, sortRecords } from "../format/index-table.ts";
@@ -36,6 +46,7 @@ import { normalizePath, referenceCanLookUp } from "../format/path.ts";
 import { shouldCompress } from "./compressibility.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { OutputFile } from "./output-file.ts";
+import { transformOne } from "./transform.ts";
 import { TransformPool } from "./transform-pool.ts";
 
 export type Compression = "none" | "zstd" | "auto";
@@ -63,6 +74,11 @@ export interface WriterOptions extends Credentials {
    */
   metadata?: ContainerMetadata;
   limits?: ResourceLimits;
+  /**
+   * The 4096-byte header to write verbatim (compaction keeps a container's UUID and salt); the
+   * content must then be copied raw or encrypted with `key`, the key that salt belongs to.
+   */
+  templateHeader?: Buffer;
 }
 
 export interface AddedEntry {
@@ -92,6 +108,8 @@ export interface EntryMeta {
 export interface WriteSummary {
   path: string;
   entries: number;
+  /** Entries carried over unchanged from the previous commit (0 for a new container). */
+  carried: number;
   files: number;
   directories: number;
   symlinks: number;
@@ -101,7 +119,35 @@ export interface WriteSummary {
   warnings: string[];
 }
 
-type FileSource = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+export type FileSource = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
+
+/**
+ * Where a commit's writer puts its output: into an existing container, after its last complete
+ * commit. The container's owner (Container) holds the descriptor, the lock and the key.
+ */
+export interface AppendTarget {
+  fd: number;
+  /** End of the last complete commit: the first byte this commit writes. */
+  start: number;
+  key: Buffer | null;
+}
+
+/** Stored bytes of an existing object's payload, copied verbatim under a new name. */
+export interface RawPayload {
+  fd: number;
+  offset: number;
+  /** Stored (payload) bytes. */
+  storedSize: number;
+  comp: number;
+  /**
+   * Encryption of the payload. An encrypted payload is bound to its path (the AEAD's associated
+   * data), so it may only be copied under the same path.
+   */
+  enc: number;
+  /** Original size and checksum of the content. */
+  size: number;
+  crc: number;
+}
 
 /** Files up to this size are read whole and transformed as one job; larger ones stream. */
 const SMALL_FILE = 4 * 1024 * 1024;
@@ -131,6 +177,7 @@ interface Job {
   pending?: Promise<Payload>;
   target?: Buffer;
   stream?: StreamSource;
+  raw?: RawPayload;
   done?: { resolve: () => void; reject: (e: unknown) => void };
 }
 
@@ -144,6 +191,8 @@ interface StreamSource {
   label: string;
   closeFd?: boolean;
   compress: boolean;
+  /** A stream of unknown length: counted against the byte limits as it is written. */
+  uncounted?: boolean;
 }
 
 function toNs(m: Date | number | bigint | undefined, fallback: bigint): bigint {
@@ -169,6 +218,19 @@ function isAsyncIterable(x: unknown): x is AsyncIterable<Uint8Array> {
 export class Writer {
   readonly path: string;
   private readonly tmpPath: string;
+  /** Set for a commit appended to an existing container; null for a new container. */
+  private readonly appendTo: AppendTarget | null;
+  private extension: Partial<Extension>;
+  private carried = 0;
+  /** Attributes BFC v1 has no field for, by canonical path, written to the extension area. */
+  private readonly attrs = new Map<string, EntryAttrs>();
+  /** What the resource limits count, for containers created with limits. */
+  private usage = { files: 0, directories: 0, bytes: 0 };
+  /** Hard links added: path → the regular file it links to; resolved at finish. */
+  private readonly links = new Map<string, string>();
+  private readonly special: SpecialEntry[] = [];
+  /** Bytes of small files transformed on this thread before the worker pool is started. */
+  private inlineBudget = 1024 * 1024;
   private readonly opts: WriterOptions;
   private readonly level: number;
   private readonly threshold: number;
@@ -192,15 +254,155 @@ export class Writer {
   private readonly warnings: string[] = [];
   private stats = { files: 0, directories: 0, symlinks: 0, bytesIn: 0, bytesStored: 0 };
 
-  private constructor(target: string, tmpPath: string, fd: number, key: Buffer | null, opts: WriterOptions) {
+  private constructor(
+    target: string,
+    tmpPath: string,
+    fd: number,
+    key: Buffer | null,
+    opts: WriterOptions,
+    appendTo: AppendTarget | null = null,
+  ) {
     this.path = target;
     this.tmpPath = tmpPath;
+    this.appendTo = appendTo;
+    this.extension = { metadata: opts.metadata, limits: opts.limits };
     this.opts = opts;
     this.level = opts.level ?? ZSTD_DEFAULT_LEVEL;
     this.threshold = opts.threshold ?? 64;
     this.compression = opts.compression ?? "none";
     this.key = key;
-    this.out = new OutputFile(fd, HEADER_SIZE);
+    this.out = new OutputFile(fd, appendTo ? appendTo.start : HEADER_SIZE);
+  }
+
+  /**
+   * A writer for one commit of an existing container (used by Container): objects are appended
+   * after `target.start`, and `finish()` writes the new index and footer in place, with the index
+   * made durable before the footer that makes it current. `abort()` cuts the file back to `start`.
+   */
+  static forCommit(containerPath: string, target: AppendTarget, options: WriterOptions = {}): Writer {
+    const compression = options.compression ?? "none";
+    const level = options.level ?? ZSTD_DEFAULT_LEVEL;
+    const threshold = options.threshold ?? 64;
+    const abs = path.resolve(containerPath);
+    const tmpPath = path.join(
+      path.dirname(abs),
+      `.${path.basename(abs)}.bfc-commit-${process.pid}-${randomBytes(4).toString("hex")}`,
+    );
+    return new Writer(
+      abs,
+      tmpPath,
+      target.fd,
+      target.key,
+      { ...options, compression, level, threshold },
+      target,
+    );
+  }
+
+  /** Replaces what the index's extension area will hold (metadata, limits, commit chain, …). */
+  setExtension(ext: Partial<Extension>): void {
+    this.extension = ext;
+  }
+
+  /**
+   * Records uid, gid, extra times or xattrs of an entry added (or to be added) under `name`; they
+   * go to the extension area, which the reference ignores.
+   */
+  setAttributes(name: string, attrs: EntryAttrs): void {
+    const p = normalizePath(name);
+    if (Object.values(attrs).some((v) => v !== undefined)) this.attrs.set(p, attrs);
+    else this.attrs.delete(p);
+  }
+
+  /**
+   * Adds a hard link: another name for a regular file added earlier, sharing its object (no second
+   * copy of the content). Its index entry points at the same object; the extension area records
+   * the link so readers check the object under the file's own name. The reference reads it like
+   * any file, except in encrypted containers, where the content is bound to the first name.
+   */
+  async addHardlink(name: string, target: string, meta: { attrs?: EntryAttrs } = {}): Promise<void> {
+    const t = normalizePath(target);
+    if (this.kinds.get(t) !== "file" || this.links.has(t) || this.special.some((e) => e.path === t)) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `hard link target '${t}' is not a regular file added before`,
+        {
+          path: name,
+        },
+      );
+    }
+    const p = this.claim(name, "file");
+    this.links.set(p, t);
+    if (meta.attrs) this.setAttributes(p, meta.attrs);
+  }
+
+  /**
+   * Records that a carried entry (addRecord) is a hard link to another carried entry whose object
+   * it shares (a commit keeping both unchanged).
+   */
+  linkCarried(name: string, target: string): void {
+    this.links.set(name, target);
+  }
+
+  /** Adds a device node, fifo or socket: kept in the extension area (BFC v1 has no such entries). */
+  addSpecial(
+    name: string,
+    spec: {
+      mode: number;
+      rdevMajor?: number;
+      rdevMinor?: number;
+      mtime?: Date | number | bigint;
+      attrs?: EntryAttrs;
+    },
+  ): void {
+    const fmt = spec.mode & S_IFMT;
+    if (![0o020000, 0o060000, 0o010000, 0o140000].includes(fmt)) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        `'${name}': mode 0${spec.mode.toString(8)} is not a device, fifo or socket`,
+      );
+    }
+    const p = this.claim(name, "file");
+    this.special.push({
+      path: p,
+      mode: spec.mode,
+      rdevMajor: spec.rdevMajor ?? 0,
+      rdevMinor: spec.rdevMinor ?? 0,
+      mtimeNs: toNs(spec.mtime, nowNs()),
+      attrs: spec.attrs,
+    });
+  }
+
+  /**
+   * Carries an existing index entry into this container unchanged: its object is already in the
+   * file (a commit keeps every unchanged object where it is). The path is claimed like any other.
+   */
+  addRecord(record: IndexRecord): void {
+    const p = record.pathBytes.toString();
+    const fmt = record.mode & S_IFMT;
+    this.claim(p, fmt === S_IFDIR ? "directory" : fmt === S_IFLNK ? "symlink" : "file", false);
+    this.records.push(record);
+    this.carried++;
+  }
+
+  /**
+   * Adds a file whose stored payload (plain or zstd, not encrypted) is copied byte for byte from
+   * an existing object: a rename rewrites the object header and name, never the content.
+   */
+  async addRawCopy(name: string, raw: RawPayload, meta: { mode: number; mtimeNs: bigint }): Promise<void> {
+    const p = this.claim(name, "file");
+    await this.waitForRoom(STREAM_JOB_BYTES);
+    this.enqueue({
+      path: p,
+      pathBytes: Buffer.from(p),
+      kind: "file",
+      mode: S_IFREG | (meta.mode & PERM_MASK),
+      mtimeNs: meta.mtimeNs,
+      size: raw.size,
+      weight: STREAM_JOB_BYTES,
+      raw,
+    });
   }
 
   /** Creates the temporary output and writes the header. */
@@ -230,6 +432,16 @@ export class Writer {
       );
     }
     checkCredentials(options);
+    if (options.templateHeader && options.templateHeader.length !== HEADER_SIZE) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `a template header is ${HEADER_SIZE} bytes`);
+    }
+    if (options.templateHeader && options.password !== undefined) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        "a template header keeps its salt: give the key, not a password",
+      );
+    }
     const abs = path.resolve(target);
     if (!options.overwrite && fs.existsSync(abs)) {
       throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${target}' already exists (overwrite not requested)`, {
@@ -247,12 +459,14 @@ export class Writer {
     let features = 0;
     if (compression !== "none") features |= FEATURE_ZSTD;
     if (key) features |= FEATURE_AEAD;
-    const header = encodeHeader({
-      blockSize,
-      features,
-      uuid: Buffer.from(randomUUID().replaceAll("-", ""), "hex"),
-      salt,
-    });
+    const header =
+      options.templateHeader ??
+      encodeHeader({
+        blockSize,
+        features,
+        uuid: Buffer.from(randomUUID().replaceAll("-", ""), "hex"),
+        salt,
+      });
     const tmpPath = path.join(
       path.dirname(abs),
       `.${path.basename(abs)}.bfc-tmp-${process.pid}-${randomBytes(4).toString("hex")}`,
@@ -288,9 +502,9 @@ export class Writer {
   }
 
   /** Normalizes and claims a path; throws (before any byte is written) on duplicates and conflicts. */
-  private claim(name: string, kind: "file" | "directory" | "symlink"): string {
+  private claim(name: string, kind: "file" | "directory" | "symlink", canonicalize = true): string {
     this.checkUsable();
-    const p = normalizePath(name);
+    const p = canonicalize ? normalizePath(name) : name;
     const existing = this.kinds.get(p);
     if (existing !== undefined) {
       throw new BfcError("EEXIST", "DUPLICATE_PATH", `'${p}' was already added`, { path: p });
@@ -311,19 +525,61 @@ export class Writer {
       }
       slash = p.indexOf("/", slash + 1);
     }
+    if (this.limited()) this.countEntry(p, kind);
     this.kinds.set(p, kind);
     // Each parent counts the entries claimed beneath it, so a failed add can release its claim.
     for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
       const parent = p.slice(0, s);
       this.parents.set(parent, (this.parents.get(parent) ?? 0) + 1);
     }
-    if (!referenceCanLookUp(p)) {
+    if (canonicalize && !referenceCanLookUp(p)) {
       this.warn(`'${p}' ends in '.': stored, but the reference bfc tool cannot look it up by name`, p);
     }
     return p;
   }
 
+  /** Limits apply to what a new container holds; a commit's Container checks its whole tree itself. */
+  private limited(): boolean {
+    return this.opts.limits !== undefined && this.appendTo === null;
+  }
+
+  /** Counts an entry (and the directories it implies) against maxFiles/maxDirectories first. */
+  private countEntry(p: string, kind: "file" | "directory" | "symlink"): void {
+    let dirs = 0;
+    if (kind === "directory" && !this.parents.has(p)) dirs++;
+    for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
+      const parent = p.slice(0, s);
+      if (!this.parents.has(parent) && this.kinds.get(parent) !== "directory") dirs++;
+    }
+    const l = this.opts.limits!;
+    const files = kind === "directory" ? 0 : 1;
+    if (l.maxFiles !== undefined && this.usage.files + files > l.maxFiles) {
+      throw limitError(p, "maxFiles", this.usage.files + files, l.maxFiles);
+    }
+    if (l.maxDirectories !== undefined && this.usage.directories + dirs > l.maxDirectories) {
+      throw limitError(p, "maxDirectories", this.usage.directories + dirs, l.maxDirectories);
+    }
+    this.usage.files += files;
+    this.usage.directories += dirs;
+  }
+
+  /** Checks a file's size (known up front, or as much as has streamed) against the byte limits. */
+  private countBytes(p: string, size: number, added: number): void {
+    if (!this.limited()) return;
+    const l = this.opts.limits!;
+    if (l.maxFileSize !== undefined && size > l.maxFileSize)
+      throw limitError(p, "maxFileSize", size, l.maxFileSize);
+    if (l.maxTotalBytes !== undefined && this.usage.bytes + added > l.maxTotalBytes) {
+      throw limitError(p, "maxTotalBytes", this.usage.bytes + added, l.maxTotalBytes);
+    }
+    this.usage.bytes += added;
+  }
+
   private unclaim(p: string): void {
+    if (this.limited()) {
+      if (this.kinds.get(p) === "directory") this.usage.directories--;
+      else this.usage.files--;
+    }
     this.kinds.delete(p);
     for (let s = p.lastIndexOf("/"); s >= 0; s = p.lastIndexOf("/", s - 1)) {
       const parent = p.slice(0, s);
@@ -400,6 +656,7 @@ export class Writer {
   }
 
   private async addFromBuffer(p: string, data: Buffer, meta: EntryMeta): Promise<void> {
+    this.countBytes(p, data.length, data.length);
     await this.waitForRoom(data.length);
     const mode = S_IFREG | ((meta.mode ?? 0o644) & PERM_MASK);
     this.enqueueSmall(p, data, mode, toNs(meta.mtime, nowNs()));
@@ -444,6 +701,12 @@ export class Writer {
     mode: number,
     mtimeNs: bigint,
   ): Promise<void> {
+    try {
+      this.countBytes(p, size, size);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
     if (size <= SMALL_FILE) {
       let data: Buffer;
       try {
@@ -497,6 +760,7 @@ export class Writer {
       total += b.length;
     }
     if (ended) {
+      this.countBytes(p, total, total);
       await this.waitForRoom(total);
       this.enqueueSmall(p, Buffer.concat(parts, total), mode, mtimeNs);
       return;
@@ -512,7 +776,14 @@ export class Writer {
         mtimeNs,
         size: -1,
         weight: STREAM_JOB_BYTES,
-        stream: { size: -1, iterator: it, head, label: p, compress: this.wantsCompression(p, head, total) },
+        stream: {
+          size: -1,
+          iterator: it,
+          head,
+          label: p,
+          compress: this.wantsCompression(p, head, total),
+          uncounted: true,
+        },
         done: { resolve, reject },
       });
     });
@@ -532,6 +803,12 @@ export class Writer {
     const compress = this.wantsCompression(p, data, data.length);
     if (!compress && !this.key) {
       job.payload = { data, comp: COMP_NONE, crc: crc32c(data) };
+    } else if (!this.pool && this.inlineBudget >= data.length) {
+      // Starting worker threads costs more than transforming a few small files here (a commit of
+      // one change); the pool takes over once the work adds up.
+      this.inlineBudget -= data.length;
+      const r = transformOne(data, compress ? this.level : 0, this.key, job.pathBytes);
+      job.payload = { data: r.payload, comp: r.comp, crc: r.crc };
     } else {
       this.pool ??= new TransformPool(this.key, this.opts.workers);
       const pending = this.pool
@@ -680,6 +957,7 @@ export class Writer {
       while (this.queue.length > 0 && !this.failure) {
         const job = this.queue[0];
         if (job.stream) await this.emitStream(job, job.stream);
+        else if (job.raw) this.emitRaw(job, job.raw);
         else if (job.kind === "file") this.emitReady(job, job.payload ?? (await job.pending!));
         else this.emitReady(job, null);
         this.queue.shift();
@@ -788,6 +1066,46 @@ export class Writer {
     this.record(job, objOffset, prefix + bodyPadded, comp, enc, size, crc);
   }
 
+  /** Writes a new object around a payload copied from elsewhere in the file. */
+  private emitRaw(job: Job, raw: RawPayload): void {
+    const nameLen = job.pathBytes.length;
+    const prefix = objectPrefixSize(nameLen);
+    const objOffset = this.out.position;
+    const head = Buffer.alloc(prefix);
+    encodeObjectHeader(
+      {
+        type: OBJ_FILE,
+        comp: raw.comp,
+        enc: raw.enc,
+        nameLen,
+        mode: job.mode,
+        mtimeNs: job.mtimeNs,
+        origSize: raw.size,
+        encSize: raw.storedSize,
+        crc: raw.crc,
+      },
+      head,
+      0,
+    );
+    job.pathBytes.copy(head, OBJECT_HEADER_SIZE);
+    this.out.append(head);
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK * 4, Math.max(1, raw.storedSize)));
+    let done = 0;
+    while (done < raw.storedSize) {
+      const want = Math.min(buf.length, raw.storedSize - done);
+      const chunk = buf.subarray(0, want);
+      let got = 0;
+      while (got < want) {
+        const n = readSome(raw.fd, chunk.subarray(got), raw.offset + done + got);
+        if (n === 0) throw new BfcError("EIO", "TRUNCATED", `'${job.path}': source object is truncated`);
+        got += n;
+      }
+      this.out.append(chunk);
+      done += want;
+    }
+    this.record(job, objOffset, prefix + raw.storedSize, raw.comp, raw.enc, raw.size, raw.crc);
+  }
+
   /** Streams a large file's content through the transforms into the output. */
   private async emitStream(job: Job, src: StreamSource): Promise<void> {
     try {
@@ -800,6 +1118,7 @@ export class Writer {
       this.out.append(head);
       const contentStart = this.out.position;
       let r = await this.streamContent(job, src, src.compress);
+      src.uncounted = false;
       if (r.comp === COMP_ZSTD && r.frameLen >= r.size) {
         // zstd did not help: store the original bytes instead, as the reference does.
         this.out.rewind(contentStart);
@@ -881,9 +1200,12 @@ export class Writer {
     }
     let crc = 0;
     let size = 0;
+    const counted = src.uncounted === true;
     const put = async (chunk: Buffer) => {
       crc = crc32c(chunk, crc);
       size += chunk.length;
+      // Streams of unknown length count as they flow (sized sources were counted when added).
+      if (counted) this.countBytes(job.path, size, chunk.length);
       if (session) await session.write(chunk);
       else this.out.append(chunk);
     };
@@ -948,25 +1270,72 @@ export class Writer {
         if (this.failure) throw this.failure;
       }
       if (this.failure) throw this.failure;
+      if (this.links.size > 0) {
+        const byPath = new Map<string, IndexRecord>();
+        for (const r of this.records) byPath.set(r.pathBytes.toString(), r);
+        for (const [p, t] of this.links) {
+          if (byPath.has(p)) continue;
+          const target = byPath.get(t);
+          if (!target)
+            throw new BfcError("EINVAL", "INVALID_ARGUMENT", `hard link target '${t}' was never written`);
+          this.records.push({ ...target, pathBytes: Buffer.from(p) });
+        }
+      }
       sortRecords(this.records);
-      const blob = encodeIndex(
-        this.records,
-        encodeExtension({ metadata: this.opts.metadata, limits: this.opts.limits }),
-      );
+      const ext = { ...this.extension };
+      if (this.links.size > 0) {
+        const at = new Map<string, number>();
+        this.records.forEach((r, k) => {
+          at.set(r.pathBytes.toString(), k);
+        });
+        const hl: Hardlink[] = [];
+        for (const [p, t] of this.links) hl.push({ entry: at.get(p)!, target: at.get(t)! });
+        hl.sort((a, b) => a.entry - b.entry);
+        ext.hardlinks = hl;
+      }
+      if (this.special.length > 0) {
+        ext.special = [...(ext.special ?? []), ...this.special].sort((a, b) =>
+          Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)),
+        );
+      }
+      if (this.attrs.size > 0) {
+        const list: { index: number; attrs: EntryAttrs }[] = [];
+        this.records.forEach((r, index) => {
+          const a = this.attrs.get(r.pathBytes.toString());
+          if (a) list.push({ index, attrs: a });
+        });
+        ext.entryAttrs = list.length ? encodeEntryAttrs(list) : undefined;
+      }
+      const blob = encodeIndex(this.records, encodeExtension(ext));
       const indexOffset = this.out.position;
       this.out.append(blob);
-      this.out.append(encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset }));
-      this.out.flush();
-      const size = this.out.position;
-      fs.ftruncateSync(this.out.fd, size);
-      await new Promise<void>((res, rej) => fs.fsync(this.out.fd, (e) => (e ? rej(e) : res())));
-      fs.closeSync(this.out.fd);
-      this.place();
+      const footer = encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset });
+      let size: number;
+      if (this.appendTo) {
+        // Objects and index must be on disk before the footer that makes them the current
+        // commit: a crash in between leaves a torn tail and the previous commit intact.
+        this.out.flush();
+        await fsyncAsync(this.out.fd);
+        this.out.append(footer);
+        this.out.flush();
+        size = this.out.position;
+        fs.ftruncateSync(this.out.fd, size);
+        await fsyncAsync(this.out.fd);
+      } else {
+        this.out.append(footer);
+        this.out.flush();
+        size = this.out.position;
+        fs.ftruncateSync(this.out.fd, size);
+        await fsyncAsync(this.out.fd);
+        fs.closeSync(this.out.fd);
+        this.place();
+      }
       this.state = "done";
       await this.pool?.close();
       return {
         path: this.path,
         entries: this.records.length,
+        carried: this.carried,
         files: this.stats.files,
         directories: this.stats.directories,
         symlinks: this.stats.symlinks,
@@ -1035,6 +1404,15 @@ export class Writer {
     this.fail(
       this.failure ?? new BfcError("ECANCELED", "ABORTED", "the writer was aborted", { path: this.path }),
     );
+    if (this.appendTo) {
+      // Nothing references the bytes written after the last commit: cut them off again.
+      try {
+        fs.ftruncateSync(this.out.fd, this.appendTo.start);
+      } catch {}
+      await this.pool?.close();
+      this.pool = null;
+      return;
+    }
     try {
       fs.closeSync(this.out.fd);
     } catch {
@@ -1048,6 +1426,22 @@ export class Writer {
     await this.pool?.close();
     this.pool = null;
   }
+}
+
+function limitError(p: string, limit: string, value: number, max: number): BfcError {
+  return new BfcError(
+    "EDQUOT",
+    "RESOURCE_LIMIT_EXCEEDED",
+    `'${p}': ${limit} limit exceeded (${value} > ${max})`,
+    {
+      path: p,
+      field: limit,
+    },
+  );
+}
+
+function fsyncAsync(fd: number): Promise<void> {
+  return new Promise<void>((res, rej) => fs.fsync(fd, (e) => (e ? rej(e) : res())));
 }
 
 function readSome(fd: number, buf: Buffer, position: number): number {

@@ -62,7 +62,8 @@ export class RawFile implements BlockSource {
 
   read(buf: Uint8Array, position: number): void {
     checkRange(this, position, buf.length);
-    if (this.fd === null) throw new BfcError("EBADF", "CLOSED", `${this.label}: closed`, { path: this.label });
+    if (this.fd === null)
+      throw new BfcError("EBADF", "CLOSED", `${this.label}: closed`, { path: this.label });
     let done = 0;
     while (done < buf.length) {
       let n: number;
@@ -119,4 +120,31 @@ export class Slice implements BlockSource {
   close(): void {
     if (this.owns) this.parent.close();
   }
+}
+
+/** An in-memory disk (tests, and small images already read whole). */
+export class BufferSource implements BlockSource {
+  readonly size: number;
+  readonly label: string;
+  private readonly data: Uint8Array;
+
+  constructor(data: Uint8Array, label = "(memory)") {
+    this.data = data;
+    this.size = data.length;
+    this.label = label;
+  }
+
+  read(buf: Uint8Array, position: number): void {
+    checkRange(this, position, buf.length);
+    buf.set(this.data.subarray(position, position + buf.length));
+  }
+
+  close(): void {}
+}
+
+/** `length` bytes at `position` of `src` in a new Buffer. */
+export function readBytes(src: BlockSource, position: number, length: number): Buffer {
+  const buf = Buffer.allocUnsafe(length);
+  src.read(buf, position);
+  return buf;
 }

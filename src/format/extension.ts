@@ -23,6 +23,56 @@ export const RECORD_METADATA = 1;
 export const RECORD_LIMITS = 2;
 export const RECORD_PREVIOUS_COMMIT = 3;
 export const RECORD_ROOT_DIGEST = 4;
+export const RECORD_COMMIT = 5;
+export const RECORD_ENTRY_ATTRS = 6;
+export const RECORD_SIGNATURE = 7;
+export const RECORD_HARDLINKS = 8;
+export const RECORD_SPECIAL = 9;
+
+/**
+ * A file system node BFC v1 has no entry type for (device, fifo, socket), kept in the extension
+ * area only: the reference never sees it.
+ */
+export interface SpecialEntry {
+  path: string;
+  /** Full st_mode: S_IFCHR, S_IFBLK, S_IFIFO or S_IFSOCK plus permission bits. */
+  mode: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  mtimeNs: bigint;
+  attrs?: EntryAttrs;
+}
+
+/** Index entry `entry` is a hard link to index entry `target` (a regular file). */
+export interface Hardlink {
+  entry: number;
+  target: number;
+}
+
+/** About the commit that wrote this index (docs/format.md §12). */
+export interface CommitRecord {
+  /** Unix nanoseconds when the commit was written. */
+  timeNs: bigint;
+  message?: string;
+}
+
+/** What BFC v1's index entry has no field for. Absent fields are unknown, not zero. */
+export interface EntryAttrs {
+  uid?: number;
+  gid?: number;
+  atimeNs?: bigint;
+  ctimeNs?: bigint;
+  birthtimeNs?: bigint;
+  /** Extended attributes by full name ("user.x", "security.selinux"). */
+  xattrs?: Map<string, Buffer>;
+}
+
+/** An Ed25519 signature over the root digest (docs/format.md §13). */
+export interface SignatureRecord {
+  publicKey: Buffer;
+  digest: Buffer;
+  signature: Buffer;
+}
 
 /** Descriptive metadata about the container as a whole. */
 export interface ContainerMetadata {
@@ -54,6 +104,15 @@ export interface Extension {
   previous?: PreviousCommit;
   /** SHA-256 root digest recorded when the commit was written. */
   rootDigest?: Buffer;
+  commitInfo?: CommitRecord;
+  /**
+   * Per-entry attributes keyed by index position, still encoded: decode with
+   * `decodeEntryAttrs` (a large container's table is only parsed when someone asks).
+   */
+  entryAttrs?: Buffer;
+  signature?: SignatureRecord;
+  hardlinks?: Hardlink[];
+  special?: SpecialEntry[];
   /** Records this version does not know (kept so rewriting preserves them). */
   unknown: { type: number; flags: number; payload: Buffer }[];
 }
@@ -152,6 +211,326 @@ function decodePrevious(p: Buffer): PreviousCommit {
   return { footerEnd: Number(end), commit: Number(commit) };
 }
 
+function encodeCommit(c: CommitRecord): Buffer {
+  const obj: Record<string, unknown> = { time_ns: c.timeNs.toString() };
+  if (c.message !== undefined) obj.message = c.message;
+  return Buffer.from(JSON.stringify(obj), "utf8");
+}
+
+function decodeCommit(p: Buffer): CommitRecord {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(p.toString("utf8"));
+  } catch {
+    throw bad("commit record is not JSON");
+  }
+  if (!obj || typeof obj !== "object" || Array.isArray(obj)) throw bad("commit record is not an object");
+  const o = obj as Record<string, unknown>;
+  if (typeof o.time_ns !== "string" || !/^-?\d{1,20}$/.test(o.time_ns))
+    throw bad("commit.time_ns is invalid");
+  const out: CommitRecord = { timeNs: BigInt(o.time_ns) };
+  if (o.message !== undefined) {
+    if (typeof o.message !== "string") throw bad("commit.message is not a string");
+    out.message = o.message;
+  }
+  return out;
+}
+
+const SIGNATURE_ED25519 = 1;
+
+function encodeSignature(sig: SignatureRecord): Buffer {
+  if (sig.publicKey.length !== 32 || sig.digest.length !== 32 || sig.signature.length !== 64) {
+    throw new BfcError(
+      "EINVAL",
+      "INVALID_ARGUMENT",
+      "an Ed25519 signature record needs a 32-byte key and digest and a 64-byte signature",
+    );
+  }
+  return Buffer.concat([Buffer.from([SIGNATURE_ED25519, 0, 0, 0]), sig.publicKey, sig.digest, sig.signature]);
+}
+
+function decodeSignature(p: Buffer): SignatureRecord {
+  if (p.length !== 4 + 32 + 32 + 64) throw bad("signature record has the wrong size");
+  if (p[0] !== SIGNATURE_ED25519) {
+    throw new BfcError("ENOTSUP", "UNSUPPORTED", `signature algorithm ${p[0]} is not supported`, {
+      field: "index.extension.signature",
+    });
+  }
+  return {
+    publicKey: Buffer.from(p.subarray(4, 36)),
+    digest: Buffer.from(p.subarray(36, 68)),
+    signature: Buffer.from(p.subarray(68, 132)),
+  };
+}
+
+const ATTR_UID = 1;
+const ATTR_GID = 2;
+const ATTR_ATIME = 4;
+const ATTR_CTIME = 8;
+const ATTR_BIRTHTIME = 16;
+const ATTR_XATTRS = 32;
+
+/**
+ * Per-entry attributes: u32 count, then per entry u32 index (strictly increasing), u32 length of
+ * what follows, u32 field mask, the present fields in mask-bit order. Entries are length-prefixed
+ * so a reader skips fields (mask bits) a later version adds.
+ */
+export function encodeEntryAttrs(list: { index: number; attrs: EntryAttrs }[]): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(list.length, 0);
+  parts.push(head);
+  let last = -1;
+  for (const { index, attrs } of list) {
+    if (!Number.isInteger(index) || index <= last || index > 0xffffffff) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", "entry attributes must be in increasing index order");
+    }
+    last = index;
+    let mask = 0;
+    const fields: Buffer[] = [];
+    const u32 = (v: number, what: string) => {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new BfcError(
+          "EINVAL",
+          "INVALID_ARGUMENT",
+          `${what} must be a 32-bit unsigned integer, not ${v}`,
+        );
+      }
+      const b = Buffer.alloc(4);
+      b.writeUInt32LE(v, 0);
+      fields.push(b);
+    };
+    const i64 = (v: bigint) => {
+      const b = Buffer.alloc(8);
+      b.writeBigInt64LE(v, 0);
+      fields.push(b);
+    };
+    if (attrs.uid !== undefined) {
+      mask |= ATTR_UID;
+      u32(attrs.uid, "uid");
+    }
+    if (attrs.gid !== undefined) {
+      mask |= ATTR_GID;
+      u32(attrs.gid, "gid");
+    }
+    if (attrs.atimeNs !== undefined) {
+      mask |= ATTR_ATIME;
+      i64(attrs.atimeNs);
+    }
+    if (attrs.ctimeNs !== undefined) {
+      mask |= ATTR_CTIME;
+      i64(attrs.ctimeNs);
+    }
+    if (attrs.birthtimeNs !== undefined) {
+      mask |= ATTR_BIRTHTIME;
+      i64(attrs.birthtimeNs);
+    }
+    if (attrs.xattrs !== undefined) {
+      mask |= ATTR_XATTRS;
+      u32(attrs.xattrs.size, "xattr count");
+      for (const [name, value] of attrs.xattrs) {
+        const nb = Buffer.from(name, "utf8");
+        if (nb.length === 0 || nb.length > 255 || nb.includes(0)) {
+          throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid extended attribute name '${name}'`);
+        }
+        const h = Buffer.alloc(1);
+        h[0] = nb.length;
+        fields.push(h, nb);
+        u32(value.length, "xattr value length");
+        fields.push(value);
+      }
+    }
+    const body = Buffer.concat(fields);
+    const eh = Buffer.alloc(12);
+    eh.writeUInt32LE(index, 0);
+    eh.writeUInt32LE(4 + body.length, 4);
+    eh.writeUInt32LE(mask, 8);
+    parts.push(eh, body);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Decodes the per-entry attribute table; `entries` bounds the index positions it may name. */
+export function decodeEntryAttrs(p: Buffer, entries: number): Map<number, EntryAttrs> {
+  const out = new Map<number, EntryAttrs>();
+  if (p.length < 4) throw bad("entry attributes: truncated");
+  const count = p.readUInt32LE(0);
+  if (count > entries || count > (p.length - 4) / 12) throw bad("entry attributes: count out of range");
+  let at = 4;
+  let last = -1;
+  for (let n = 0; n < count; n++) {
+    if (at + 8 > p.length) throw bad("entry attributes: truncated");
+    const index = p.readUInt32LE(at);
+    const len = p.readUInt32LE(at + 4);
+    at += 8;
+    if (index <= last || index >= entries)
+      throw bad(`entry attributes: entry ${index} out of order or range`);
+    last = index;
+    if (len < 4 || len > p.length - at) throw bad("entry attributes: record runs past the end");
+    const end = at + len;
+    const mask = p.readUInt32LE(at);
+    let q = at + 4;
+    const need = (k: number) => {
+      if (q + k > end) throw bad(`entry attributes: entry ${index} is truncated`);
+    };
+    const attrs: EntryAttrs = {};
+    if (mask & ATTR_UID) {
+      need(4);
+      attrs.uid = p.readUInt32LE(q);
+      q += 4;
+    }
+    if (mask & ATTR_GID) {
+      need(4);
+      attrs.gid = p.readUInt32LE(q);
+      q += 4;
+    }
+    for (const [bit, key] of [
+      [ATTR_ATIME, "atimeNs"],
+      [ATTR_CTIME, "ctimeNs"],
+      [ATTR_BIRTHTIME, "birthtimeNs"],
+    ] as const) {
+      if (mask & bit) {
+        need(8);
+        attrs[key] = p.readBigInt64LE(q);
+        q += 8;
+      }
+    }
+    if (mask & ATTR_XATTRS) {
+      need(4);
+      const xn = p.readUInt32LE(q);
+      q += 4;
+      if (xn > (end - q) / 6) throw bad(`entry attributes: entry ${index} claims too many xattrs`);
+      const x = new Map<string, Buffer>();
+      for (let k = 0; k < xn; k++) {
+        need(1);
+        const nl = p[q];
+        q += 1;
+        need(nl + 4);
+        const name = p.toString("utf8", q, q + nl);
+        q += nl;
+        const vl = p.readUInt32LE(q);
+        q += 4;
+        need(vl);
+        if (nl === 0 || x.has(name)) throw bad(`entry attributes: entry ${index} has a bad xattr name`);
+        x.set(name, Buffer.from(p.subarray(q, q + vl)));
+        q += vl;
+      }
+      attrs.xattrs = x;
+    }
+    out.set(index, attrs);
+    at = end;
+  }
+  if (at !== p.length) throw bad("entry attributes: bytes after the last entry");
+  return out;
+}
+
+function encodeHardlinks(links: Hardlink[]): Buffer {
+  const b = Buffer.alloc(4 + 8 * links.length);
+  b.writeUInt32LE(links.length, 0);
+  let last = -1;
+  links.forEach((l, k) => {
+    if (l.entry <= last || l.entry === l.target) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        "hard links must be in increasing entry order and not self-links",
+      );
+    }
+    last = l.entry;
+    b.writeUInt32LE(l.entry, 4 + 8 * k);
+    b.writeUInt32LE(l.target, 8 + 8 * k);
+  });
+  return b;
+}
+
+function decodeHardlinks(p: Buffer): Hardlink[] {
+  if (p.length < 4) throw bad("hard links: truncated");
+  const n = p.readUInt32LE(0);
+  if (p.length !== 4 + 8 * n) throw bad("hard links: wrong size");
+  const out: Hardlink[] = [];
+  let last = -1;
+  for (let k = 0; k < n; k++) {
+    const entry = p.readUInt32LE(4 + 8 * k);
+    const target = p.readUInt32LE(8 + 8 * k);
+    if (entry <= last || entry === target) throw bad("hard links: out of order or self-link");
+    last = entry;
+    out.push({ entry, target });
+  }
+  return out;
+}
+
+/**
+ * Special entries: u32 count, then each as u32 length of the rest, u16 path length, path, u32 mode,
+ * u32 rdev major, u32 rdev minor, i64 mtime ns, then the entry-attributes form (u32 mask + fields).
+ */
+function encodeSpecial(list: SpecialEntry[]): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(list.length, 0);
+  parts.push(head);
+  for (const e of list) {
+    const pb = Buffer.from(e.path, "utf8");
+    if (pb.length === 0 || pb.length > 0xffff)
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `bad special entry path '${e.path}'`);
+    const attrs = encodeEntryAttrs([{ index: 0, attrs: e.attrs ?? {} }]).subarray(4 + 8);
+    const fixed = Buffer.alloc(2 + pb.length + 4 + 4 + 4 + 8);
+    fixed.writeUInt16LE(pb.length, 0);
+    pb.copy(fixed, 2);
+    let q = 2 + pb.length;
+    fixed.writeUInt32LE(e.mode >>> 0, q);
+    fixed.writeUInt32LE(e.rdevMajor >>> 0, q + 4);
+    fixed.writeUInt32LE(e.rdevMinor >>> 0, q + 8);
+    fixed.writeBigInt64LE(e.mtimeNs, q + 12);
+    q += 20;
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(fixed.length + attrs.length, 0);
+    parts.push(len, fixed, attrs);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeSpecial(p: Buffer): SpecialEntry[] {
+  if (p.length < 4) throw bad("special entries: truncated");
+  const n = p.readUInt32LE(0);
+  if (n > (p.length - 4) / 26) throw bad("special entries: count out of range");
+  const out: SpecialEntry[] = [];
+  let at = 4;
+  for (let k = 0; k < n; k++) {
+    if (at + 4 > p.length) throw bad("special entries: truncated");
+    const len = p.readUInt32LE(at);
+    at += 4;
+    if (len < 26 || len > p.length - at) throw bad("special entries: entry runs past the end");
+    const e = p.subarray(at, at + len);
+    const pl = e.readUInt16LE(0);
+    if (pl === 0 || 2 + pl + 22 > e.length) throw bad("special entries: bad path length");
+    const path = e.toString("utf8", 2, 2 + pl);
+    let q = 2 + pl;
+    const mode = e.readUInt32LE(q);
+    const rdevMajor = e.readUInt32LE(q + 4);
+    const rdevMinor = e.readUInt32LE(q + 8);
+    const mtimeNs = e.readBigInt64LE(q + 12);
+    q += 20;
+    const rest = e.subarray(q);
+    // Reuse the entry-attributes decoder on a one-entry table.
+    const table = Buffer.alloc(12);
+    table.writeUInt32LE(1, 0);
+    table.writeUInt32LE(0, 4);
+    table.writeUInt32LE(rest.length, 8);
+    const attrs = decodeEntryAttrs(Buffer.concat([table, rest]), 1).get(0);
+    out.push({
+      path,
+      mode,
+      rdevMajor,
+      rdevMinor,
+      mtimeNs,
+      attrs: attrs && Object.keys(attrs).length ? attrs : undefined,
+    });
+    at += len;
+  }
+  if (at !== p.length) throw bad("special entries: bytes after the last entry");
+  return out;
+}
+
 /** True when an index blob's tail holds an extension area (it starts with the magic). */
 export function hasExtension(area: Buffer): boolean {
   return area.length >= 4 && area.subarray(0, 4).equals(EXTENSION_MAGIC);
@@ -208,6 +587,26 @@ export function decodeExtension(area: Buffer): Extension {
         if (payload.length !== 32) throw bad("root digest is not 32 bytes");
         ext.rootDigest = Buffer.from(payload);
         break;
+      case RECORD_COMMIT:
+        seen("commitInfo");
+        ext.commitInfo = decodeCommit(payload);
+        break;
+      case RECORD_ENTRY_ATTRS:
+        seen("entryAttrs");
+        ext.entryAttrs = Buffer.from(payload);
+        break;
+      case RECORD_SIGNATURE:
+        seen("signature");
+        ext.signature = decodeSignature(payload);
+        break;
+      case RECORD_HARDLINKS:
+        seen("hardlinks");
+        ext.hardlinks = decodeHardlinks(payload);
+        break;
+      case RECORD_SPECIAL:
+        seen("special");
+        ext.special = decodeSpecial(payload);
+        break;
       default:
         if (flags & FLAG_CRITICAL) {
           throw new BfcError(
@@ -238,6 +637,14 @@ export function encodeExtension(ext: Partial<Extension>): Buffer {
       throw new BfcError("EINVAL", "INVALID_ARGUMENT", "a root digest is 32 bytes");
     records.push({ type: RECORD_ROOT_DIGEST, flags: 0, payload: ext.rootDigest });
   }
+  if (ext.commitInfo) records.push({ type: RECORD_COMMIT, flags: 0, payload: encodeCommit(ext.commitInfo) });
+  if (ext.entryAttrs) records.push({ type: RECORD_ENTRY_ATTRS, flags: 0, payload: ext.entryAttrs });
+  if (ext.signature)
+    records.push({ type: RECORD_SIGNATURE, flags: 0, payload: encodeSignature(ext.signature) });
+  if (ext.hardlinks?.length)
+    records.push({ type: RECORD_HARDLINKS, flags: 0, payload: encodeHardlinks(ext.hardlinks) });
+  if (ext.special?.length)
+    records.push({ type: RECORD_SPECIAL, flags: 0, payload: encodeSpecial(ext.special) });
   for (const u of ext.unknown ?? []) records.push(u);
   if (records.length === 0) return Buffer.alloc(0);
   let size = HEADER;

@@ -70,6 +70,8 @@ export interface FileHandle {
   chmod?(mode: number): void;
   utimes?(atimeNs: bigint, mtimeNs: bigint): void;
   sync?(): void;
+  /** A flush the async APIs wait for (a writable container commits); `sync` may only start it. */
+  syncAsync?(): Promise<void>;
   close(): void;
   closeAsync?(): Promise<void>;
 }

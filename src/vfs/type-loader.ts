@@ -10,6 +10,7 @@ const LOADERS: Record<string, () => Promise<FileSystemType<never>>> = {
   zip: async () => (await import("./types/zip.ts")).zipType as FileSystemType<never>,
   host: async () => (await import("./types/host.ts")).hostType as FileSystemType<never>,
   memory: async () => (await import("./types/memory.ts")).memoryType as FileSystemType<never>,
+  disk: async () => (await import("./types/disk.ts")).diskType as FileSystemType<never>,
 };
 
 export async function loadBuiltinType(name: string): Promise<FileSystemType<never>> {

@@ -829,6 +829,23 @@ export class Vfs implements FdIo {
     this.fsyncSync(fd);
   }
 
+  /** fsync that waits for types whose flush is asynchronous (a writable container commits). */
+  async fsyncAsync(fd: number): Promise<void> {
+    const f = this.fds.get(fd, "fsync");
+    const h = f.handle;
+    if (h?.syncAsync) {
+      try {
+        await h.syncAsync();
+      } catch (e) {
+        this.op("fsync", undefined, () => {
+          throw e;
+        });
+      }
+      return;
+    }
+    this.fsyncSync(fd);
+  }
+
   fchmodSync(fd: number, mode: number | string): void {
     const f = this.fds.get(fd, "fchmod");
     const m = typeof mode === "string" ? Number.parseInt(mode, 8) : mode;
@@ -1361,7 +1378,7 @@ export class Vfs implements FdIo {
     this.cb(rest, (o) => this.promises.statfs(path, o as { bigint?: boolean }));
   }
   fsync(fd: number, callback: (err: Error | null) => void): void {
-    this.cb([callback], async () => this.fsyncSync(fd));
+    this.cb([callback], async () => this.fsyncAsync(fd));
   }
   ftruncate(fd: number, ...rest: unknown[]): void {
     this.cb(rest, async (len) => this.ftruncateSync(fd, len as number | undefined));
@@ -1451,11 +1468,11 @@ export class VfsFileHandle {
   }
 
   async sync(): Promise<void> {
-    this.vfs.fsyncSync(this.fd);
+    await this.vfs.fsyncAsync(this.fd);
   }
 
   async datasync(): Promise<void> {
-    this.vfs.fsyncSync(this.fd);
+    await this.vfs.fsyncAsync(this.fd);
   }
 
   async chmod(mode: number | string): Promise<void> {

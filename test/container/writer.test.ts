@@ -564,3 +564,46 @@ describe("metadata and limits", () => {
     r.close();
   });
 });
+
+describe("writer: resource limits of a new container", () => {
+  it("refuses the entry that would exceed a limit, before writing it", async () => {
+    const { file } = place();
+    const w = await Writer.create(file, {
+      limits: { maxFiles: 2, maxDirectories: 2, maxFileSize: 100, maxTotalBytes: 150 },
+    });
+    await w.addFile("a/b/one", Buffer.alloc(100));
+    await assert.rejects(() => w.addDirectory("a/b/c"), { code: "EDQUOT", field: "maxDirectories" });
+    await assert.rejects(() => w.addFile("big", Buffer.alloc(101)), { code: "EDQUOT", field: "maxFileSize" });
+    await assert.rejects(() => w.addFile("two", Buffer.alloc(51)), {
+      code: "EDQUOT",
+      field: "maxTotalBytes",
+    });
+    await w.addFile("two", Buffer.alloc(50));
+    await assert.rejects(() => w.addSymlink("three", "one"), { code: "EDQUOT", field: "maxFiles" });
+    await w.finish();
+    const r = await Reader.open(file);
+    assert.deepEqual(
+      [...r.entries()].map((e) => e.path),
+      ["a/b/one", "two"],
+    );
+    assert.deepEqual(r.extension.limits, {
+      maxFiles: 2,
+      maxDirectories: 2,
+      maxFileSize: 100,
+      maxTotalBytes: 150,
+    });
+    r.close();
+  });
+
+  it("counts a stream of unknown length as it flows", async () => {
+    const { dir, file } = place();
+    const w = await Writer.create(file, { limits: { maxTotalBytes: 5 * MiB } });
+    await assert.rejects(() => w.addFile("s", gen(split(Buffer.alloc(6 * MiB, 1), 64 * 1024))), {
+      code: "EDQUOT",
+      field: "maxTotalBytes",
+    });
+    await assert.rejects(() => w.finish());
+    assert.equal(fs.existsSync(file), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+});

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Writer, type WriterOptions } from "../../src/container/writer.ts";
 import type { Vfs } from "../../src/vfs/vfs.ts";
-import { prng, randomBytes } from "../helpers.ts";
+import { randomBytes } from "../helpers.ts";
 
 export type FixtureEntry =
   | { kind: "dir"; path: string; mode: number; mtime: number }

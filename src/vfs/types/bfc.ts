@@ -22,6 +22,15 @@ const { S_IFDIR } = fs.constants;
 export interface BfcMountOptions extends Credentials {
   /** The container file. */
   path: string;
+  /** Read-write: changes are staged beside the container and committed (see bfc-writable.ts). */
+  writable?: boolean;
+  /** Writable mounts: commit every this many seconds as well as on fsync and unmount. */
+  commitInterval?: number;
+  /** Writable mounts: how new content is stored. */
+  compression?: "none" | "zstd" | "auto";
+  level?: number;
+  /** Read this commit instead of the latest (read-only mounts). */
+  commit?: number;
   /** Decoded-content cache budget in bytes (default 64 MiB). */
   cacheBytes?: number;
   /**
@@ -392,7 +401,27 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
   capabilities: CAPS,
   async create(options) {
     checkOptions(options);
-    const { path, spill: spillOption, ...rest } = options;
+    if (options.writable) {
+      const { WritableBfcFileSystem } = await import("./bfc-writable.ts");
+      const { path, writable: _w, commit, spill: _sp, spillSync: _ss, fd: _fd, ...rest } = options;
+      if (commit !== undefined) {
+        throw new BfcError(
+          "EINVAL",
+          "INVALID_ARGUMENT",
+          "a writable mount shows the latest commit; use {from} to restore an older one",
+        );
+      }
+      return WritableBfcFileSystem.open(path, rest);
+    }
+    const {
+      path,
+      writable: _w,
+      commitInterval: _c,
+      compression: _z,
+      level: _l,
+      spill: spillOption,
+      ...rest
+    } = options;
     const spill = spillStore(spillOption);
     const reader = await Reader.open(path, { ...rest, spill });
     try {
@@ -410,7 +439,22 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
   },
   createSync(options) {
     checkOptions(options);
-    const { path, spill: spillOption, ...rest } = options;
+    if (options.writable) {
+      throw new BfcError(
+        "EINVAL",
+        "INVALID_ARGUMENT",
+        "a writable bfc mount opens asynchronously: use mount(), not mountSync()",
+      );
+    }
+    const {
+      path,
+      writable: _w,
+      commitInterval: _c,
+      compression: _z,
+      level: _l,
+      spill: spillOption,
+      ...rest
+    } = options;
     const spill = spillStore(spillOption);
     const reader = Reader.openSync(path, { ...rest, spill });
     try {
