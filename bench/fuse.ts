@@ -11,12 +11,14 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { mountsAtOrUnder } from "../src/fuse/host-mounts.ts";
 import type { Dataset } from "./datasets.ts";
 import type { Cell } from "./report.ts";
-import type { Measure, ToolId } from "./tools.ts";
+import { type Measure, MKSQUASHFS_ZSTD3, type ToolId } from "./tools.ts";
 
 export const FUSE_COLUMNS = [
   "bfcfs",
+  "bfcfs-baseline",
   "squashfuse_ll",
   "kernel-squashfs",
 ] as const satisfies readonly ToolId[];
@@ -39,6 +41,11 @@ export interface FuseContext {
   tmp: string;
   /** argv prefix running the bfc CLI (`node src/cli/main.ts` or `node dist/cli/main.js`). */
   cli: string[];
+  /**
+   * argv prefix of another build's bfc CLI (BFC_FUSE_BASELINE: e.g. a checkout of an older commit),
+   * measured as the "bfcfs-baseline" column for before/after comparisons.
+   */
+  baselineCli?: string[];
   /** Wall-clock budget of one big-file command (dd, random reads): slower ones stop early. */
   budgetMs: number;
   /** Any other command is killed after this long. */
@@ -237,32 +244,6 @@ function tail(s: string): string {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface MountEntry {
-  mountpoint: string;
-  fstype: string;
-}
-
-/** This namespace's mounts at or below `root`, deepest first. */
-function mountsBelow(root: string): MountEntry[] {
-  let text = "";
-  try {
-    text = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  const out: MountEntry[] = [];
-  for (const line of text.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const raw = line.slice(0, sep).split(" ")[4] ?? "";
-    const mp = raw.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-    if (mp === root || mp.startsWith(`${root}/`)) {
-      out.push({ mountpoint: mp, fstype: line.slice(sep + 3).split(" ")[0] ?? "" });
-    }
-  }
-  return out.sort((x, y) => y.mountpoint.length - x.mountpoint.length);
-}
-
 /** Live (not zombie) processes with an argument at or below `root`, this one excluded. */
 function processesUsing(root: string): number[] {
   const out: number[] = [];
@@ -300,7 +281,7 @@ function waitSync(ms: number): void {
  */
 export function sweepFuse(root: string): string[] {
   const cleaned: string[] = [];
-  for (const m of mountsBelow(root)) {
+  for (const m of mountsAtOrUnder(root)) {
     const fuse = m.fstype === "fuse" || m.fstype.startsWith("fuse.");
     const r = fuse
       ? spawnSync("fusermount3", ["-uz", m.mountpoint], { stdio: "ignore" })
@@ -424,20 +405,7 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
     const sqfs = path.join(root, `${id}.sqfs`);
     ctx.progress(`  fuse: build ${path.basename(sqfs)} of ${d.label} (mksquashfs zstd -3, untimed)`);
     const r = await exec(
-      [
-        "mksquashfs",
-        path.join(d.parent, d.name),
-        sqfs,
-        "-keep-as-directory",
-        "-noappend",
-        "-no-progress",
-        "-quiet",
-        "-no-xattrs",
-        "-comp",
-        "zstd",
-        "-Xcompression-level",
-        "3",
-      ],
+      ["mksquashfs", path.join(d.parent, d.name), sqfs, "-keep-as-directory", ...MKSQUASHFS_ZSTD3],
       { timeoutMs: ctx.timeoutMs },
     );
     if (r.code === 0) img.sqfs = sqfs;
@@ -452,22 +420,24 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
 
   const mnt: Record<Col, string> = {
     bfcfs: path.join(root, "mnt-bfcfs"),
+    "bfcfs-baseline": path.join(root, "mnt-bfcfs-baseline"),
     squashfuse_ll: path.join(root, "mnt-squashfuse_ll"),
     "kernel-squashfs": path.join(root, "mnt-kernel"),
   };
   for (const m of Object.values(mnt)) fs.mkdirSync(m);
-  const imageOf = (col: Col, id: ImageId) => (col === "bfcfs" ? images.get(id)?.bfc : images.get(id)?.sqfs);
-  const cols = new Set<Col>(FUSE_COLUMNS);
+  const isBfc = (col: Col) => col === "bfcfs" || col === "bfcfs-baseline";
+  const cliOf = (col: Col) => (col === "bfcfs-baseline" ? (ctx.baselineCli as string[]) : ctx.cli);
+  const imageOf = (col: Col, id: ImageId) => (isBfc(col) ? images.get(id)?.bfc : images.get(id)?.sqfs);
+  const cols = new Set<Col>(FUSE_COLUMNS.filter((c) => c !== "bfcfs-baseline" || ctx.baselineCli));
 
   async function mount(col: Col, id: ImageId): Promise<Mounted> {
     const img = imageOf(col, id)!;
     const at = mnt[col];
-    const argv =
-      col === "bfcfs"
-        ? [...ctx.cli, "mount", img, at]
-        : col === "squashfuse_ll"
-          ? ["squashfuse_ll", img, at]
-          : ["mount", "-t", "squashfs", "-o", "loop,ro", img, at];
+    const argv = isBfc(col)
+      ? [...cliOf(col), "mount", img, at]
+      : col === "squashfuse_ll"
+        ? ["squashfuse_ll", img, at]
+        : ["mount", "-t", "squashfs", "-o", "loop,ro", img, at];
     const t0 = performance.now();
     const r = await exec(argv, { timeoutMs: 60_000 });
     if (r.code !== 0) {
@@ -493,17 +463,16 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
   }
 
   async function unmount(m: Mounted): Promise<void> {
-    const argv =
-      m.col === "bfcfs"
-        ? [...ctx.cli, "umount", m.mnt]
-        : m.col === "squashfuse_ll"
-          ? ["fusermount3", "-u", m.mnt]
-          : ["umount", m.mnt];
+    const argv = isBfc(m.col)
+      ? [...cliOf(m.col), "umount", m.mnt]
+      : m.col === "squashfuse_ll"
+        ? ["fusermount3", "-u", m.mnt]
+        : ["umount", m.mnt];
     const r = await exec(argv, { timeoutMs: 30_000 });
     if (r.code !== 0) ctx.note(`fuse: ${m.col}: unmount failed (${tail(r.stderr)}); detached lazily`);
     // The serving process goes once it notices (bfc mount polls once a second).
     for (let i = 0; m.pid !== undefined && alive(m.pid) && i < 50; i++) await sleep(50);
-    if (r.code !== 0 || (m.pid !== undefined && alive(m.pid)) || mountsBelow(m.mnt).length) {
+    if (r.code !== 0 || (m.pid !== undefined && alive(m.pid)) || mountsAtOrUnder(m.mnt).length) {
       if (m.pid !== undefined && alive(m.pid) && r.code === 0)
         ctx.note(`fuse: ${m.col}: the serving process outlived its unmount by 2.5 s; killed`);
       sweepFuse(m.mnt);

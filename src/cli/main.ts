@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 /**
  * The `bfc` command: create, list, extract, info, verify, digest, cat, stat, add, rm, mv, log, recover,
- * compact, limits, sign, keygen, mount, umount, disk. Compatible with the reference
+ * compact, limits, sign, keygen, mount, umount, disk, container. Compatible with the reference
  * C tool's options and output (docs/cli.md lists every deliberate difference). Exit codes: 0 success,
  * 1 operational failure, 2 usage error. Each command's module loads the library parts it needs only
  * when it runs, so `bfc list` never loads the writer, the worker pool or the progress bar.
  */
 import fs from "node:fs";
+import module from "node:module";
 import { Command, CommanderError } from "commander";
 import * as add from "./add.ts";
 import { rewriteVerifyProgress } from "./argv.ts";
 import * as cat from "./cat.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
 import * as compact from "./compact.ts";
+import * as container from "./container.ts";
 import * as create from "./create.ts";
 import * as digest from "./digest.ts";
 import * as disk from "./disk.ts";
@@ -29,6 +31,10 @@ import * as sign from "./sign.ts";
 import * as stat from "./stat.ts";
 import * as umount from "./umount.ts";
 import * as verify from "./verify.ts";
+
+// The library parts a command loads from here on are compiled once and cached on disk (Node's
+// compile cache, in the temp directory): later runs start faster.
+module.enableCompileCache?.();
 
 function versionText(): string {
   let v = "unknown";
@@ -75,7 +81,8 @@ Examples:
   bfc extract -k -C out archive.bfc
   bfc verify --deep archive.bfc
   bfc cat archive.bfc docs/readme.txt
-  bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive`,
+  bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive
+  bfc container run --bundle ./bundle job   # an OCI bundle stored in job.bfc, run by runc`,
     );
   create.register(program);
   list.register(program);
@@ -96,6 +103,7 @@ Examples:
   mount.register(program);
   umount.register(program);
   disk.register(program);
+  container.register(program);
   return { program, current: () => current };
 }
 

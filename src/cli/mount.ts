@@ -4,17 +4,21 @@
  * the mount is ready (a child process reports readiness on a pipe) and the filesystem keeps running
  * in the background until `bfc umount`, SIGINT or SIGTERM.
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
+import type { SpillStore } from "../container/spill.ts";
 import { BfcError } from "../errors.ts";
+import type { FuseSource } from "../fuse/mount.ts";
+import type { BfcMountOptions } from "../vfs/types/bfc.ts";
+import type { Vfs } from "../vfs/vfs.ts";
 import { CliError, type Ctx, run, UsageError } from "./common.ts";
 import {
   addSecretOptions,
   explicitCredentials,
   implicitPassword,
   PASSWORD_ENV,
+  readerOptions,
   type SecretOptions,
 } from "./password.ts";
 
@@ -26,6 +30,9 @@ interface MountOptions extends SecretOptions {
   gid?: string;
   debug?: boolean;
   log?: string;
+  fuseBackend?: "kernel" | "native";
+  threads?: string;
+  readdirplus?: "always" | "auto" | "never";
   readyFd?: string;
 }
 
@@ -57,6 +64,13 @@ export function detectType(source: string): (typeof TYPES)[number] {
   );
 }
 
+function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 64)
+    throw new UsageError(`--threads must be a number from 1 to 64, not '${v}'`);
+  return Number(v);
+}
+
 function parseId(v: string | undefined, what: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) > 0xffffffff)
@@ -78,29 +92,77 @@ async function serve(
   const creds = (await explicitCredentials(o)) ?? {};
   if (!("key" in creds) && !creds.password && process.env[PASSWORD_ENV])
     creds.password = process.env[PASSWORD_ENV];
-  const { createVfs } = await import("../vfs/index.ts");
   const { mountFuse } = await import("../fuse/mount.ts");
-  const vfs = createVfs();
   const abs = path.resolve(source);
-  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds });
-  else if (type === "zip") await vfs.mount("zip", "/", { path: abs });
-  else if (type === "dir") await vfs.mount("host", "/", { root: abs, readonly: true });
-  else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
+  let fuseSource: FuseSource;
+  let spill: SpillStore | undefined;
+  let live: Vfs | undefined;
+  let containerFd: number | undefined;
+  if (type === "bfc") {
+    const { SpillStore } = await import("../container/spill.ts");
+    const bfcOptions: BfcMountOptions = { path: abs, ...creds, ...readerOptions(o) };
+    if (creds.password !== undefined) {
+      // Serving threads each open the container: derive the key once and give them that.
+      const { Reader } = await import("../container/reader.ts");
+      const r = await Reader.open(abs, creds);
+      try {
+        const key = await r.knownKey();
+        if (key) {
+          delete bfcOptions.password;
+          bfcOptions.key = key;
+        }
+      } finally {
+        r.close();
+      }
+    }
+    spill = SpillStore.create();
+    // One descriptor for every thread: the kernel's readahead on the container then sees the
+    // threads' reads as the one sequential stream they usually are.
+    containerFd = fs.openSync(abs, "r");
+    bfcOptions.fd = containerFd;
+    fuseSource = {
+      mounts: [
+        {
+          type: "bfc",
+          target: "/",
+          options: { ...bfcOptions, spill },
+          // Serving threads may block: they make a large file's decoded copy themselves.
+          threadOptions: { ...bfcOptions, spill: spill.share(), spillSync: true },
+        },
+      ],
+    };
+  } else if (type === "zip") {
+    fuseSource = { mounts: [{ type: "zip", target: "/", options: { path: abs } }] };
+  } else if (type === "dir") {
+    // A host folder can change under the mount: one thread serves it, from a VFS made here.
+    const { createVfs } = await import("../vfs/index.ts");
+    live = createVfs();
+    await live.mount("host", "/", { root: abs, readonly: true });
+    fuseSource = live;
+  } else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
+  const release = async () => {
+    await live?.unmountAll();
+    spill?.close();
+    if (containerFd !== undefined) fs.closeSync(containerFd);
+  };
   let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
-    m = await mountFuse(vfs, mountpoint, {
+    m = await mountFuse(fuseSource, mountpoint, {
       immutable: true,
       allowOther: o.allowOther,
       debug: o.debug,
       uid,
       gid,
       fsname: abs,
+      backend: o.fuseBackend,
+      threads: parseThreads(o.threads),
+      readdirplus: o.readdirplus,
     });
   } catch (e) {
-    await vfs.unmountAll();
+    await release();
     throw e;
   }
-  ctx.debug(`mounted ${abs} (${type}) at ${m.mountpoint}`);
+  ctx.debug(`mounted ${abs} (${type}) at ${m.mountpoint} (${m.backend} backend)`);
   ready();
   const stop = (): void => {
     m.unmount().catch((e: unknown) => ctx.report(e));
@@ -109,8 +171,38 @@ async function serve(
   process.once("SIGTERM", stop);
   process.once("SIGHUP", stop);
   await m.closed;
-  await vfs.unmountAll();
+  await release();
   return 0;
+}
+
+/**
+ * Whether a container is password-encrypted. Only a header with a salt can be (checked first: the
+ * index of a large container costs a noticeable part of the time to mount to read), and then its
+ * entries must be encrypted.
+ */
+async function needsPassword(source: string): Promise<boolean> {
+  const { HEADER_SIZE } = await import("../format/constants.ts");
+  const { decodeHeader, hasPasswordSalt } = await import("../format/header.ts");
+  const head = Buffer.alloc(HEADER_SIZE);
+  const fd = fs.openSync(source, "r");
+  try {
+    fs.readSync(fd, head, 0, HEADER_SIZE, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    if (!hasPasswordSalt(decodeHeader(head))) return false;
+  } catch {
+    // not decodable here: the mount process reports what is wrong
+    return false;
+  }
+  const { Reader } = await import("../container/reader.ts");
+  const r = await Reader.open(source);
+  try {
+    return r.encryptionMode === "password";
+  } finally {
+    r.close();
+  }
 }
 
 /** Starts `bfc mount --foreground` in the background and waits for it to say the mount is ready. */
@@ -118,64 +210,33 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   // Ask for a password here, on the terminal, and hand it over in the environment (not argv).
   const env = { ...process.env };
   const creds = await explicitCredentials(o);
-  if (!creds && (o.type ?? detectType(source)) === "bfc") {
-    const { Reader } = await import("../container/reader.ts");
-    const r = await Reader.open(source);
-    const needs = r.encryptionMode === "password";
-    r.close();
-    if (needs) {
-      const pw = await implicitPassword(ctx, `'${source}'`);
-      if (pw !== undefined) env[PASSWORD_ENV] = pw;
-    }
+  if (!creds && (o.type ?? detectType(source)) === "bfc" && (await needsPassword(source))) {
+    const pw = await implicitPassword(ctx, `'${source}'`);
+    if (pw !== undefined) env[PASSWORD_ENV] = pw;
   } else if (creds?.password !== undefined) env[PASSWORD_ENV] = Buffer.from(creds.password).toString();
-  const args = [...process.execArgv, process.argv[1] as string, "mount", "--foreground", "--ready-fd", "3"];
+  const args: string[] = [];
   if (o.type) args.push("--type", o.type);
   if (o.keyfile) args.push("--keyfile", path.resolve(o.keyfile));
   if (o.allowOther) args.push("--allow-other");
   if (o.uid) args.push("--uid", o.uid);
   if (o.gid) args.push("--gid", o.gid);
+  if (o.commit !== undefined) args.push("--commit", o.commit);
   if (o.debug) args.push("--debug");
-  args.push("--", path.resolve(source), path.resolve(mountpoint));
-  const log = o.log ? fs.openSync(o.log, "a") : "ignore";
-  const child = spawn(process.execPath, args, {
-    detached: true,
-    env,
-    stdio: ["ignore", log, log, "pipe"],
-  });
-  const pipe = child.stdio[3] as NodeJS.ReadableStream;
-  const answer = await new Promise<string>((resolve) => {
-    let text = "";
-    pipe.setEncoding("utf8");
-    pipe.on("data", (d: string) => {
-      text += d;
-      if (text.includes("\n")) resolve(text);
-    });
-    pipe.on("end", () => resolve(text));
-    child.on("exit", (code) =>
-      resolve(text || `{"error":"the mount process exited with status ${code}","reason":"IO_ERROR"}\n`),
-    );
-  });
-  if (typeof log === "number") fs.closeSync(log);
-  (pipe as unknown as { destroy(): void }).destroy();
-  child.unref();
-  let msg: { ok?: boolean; error?: string; reason?: string };
+  if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
+  if (o.threads) args.push("--threads", o.threads);
+  if (o.readdirplus) args.push("--readdirplus", o.readdirplus);
+  const { startMountProcess } = await import("../fuse/mount-process.ts");
   try {
-    msg = JSON.parse(answer.split("\n")[0] as string);
-  } catch {
-    msg = { error: `unexpected answer from the mount process: ${answer.slice(0, 200)}`, reason: "IO_ERROR" };
-  }
-  if (!msg.ok) {
-    // The failed mount process is on its way out; return only once it is gone (up to 5 s).
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 5000);
-        child.once("exit", () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    throw new CliError(msg.error ?? "mount failed", msg.reason ?? "IO_ERROR");
+    await startMountProcess({
+      source: path.resolve(source),
+      mountpoint: path.resolve(mountpoint),
+      args,
+      env,
+      log: o.log,
+    });
+  } catch (e) {
+    const err = e as BfcError;
+    throw new CliError(err.message, err.reason ?? "IO_ERROR");
   }
   ctx.say(
     `mounted ${source} at ${path.resolve(mountpoint)} (bfc umount ${path.resolve(mountpoint)} to unmount)`,
@@ -186,6 +247,9 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
 async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptions): Promise<number> {
   if (o.type !== undefined && !(TYPES as readonly string[]).includes(o.type)) {
     throw new UsageError(`unknown --type '${o.type}' (one of: ${TYPES.join(", ")})`);
+  }
+  if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
+    throw new UsageError("--commit applies to BFC containers only");
   }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);
@@ -230,6 +294,14 @@ export function register(program: Command): void {
     .option("--gid <n>", "report this group for every entry")
     .option("--debug", "log every failing filesystem call on stderr")
     .option("--log <file>", "in the background, append the mount process's messages to <file>")
+    .addOption(
+      new Option(
+        "--fuse-backend <backend>",
+        "kernel: FUSE protocol on /dev/fuse from worker threads (root); native: fuse-native/libfuse 2 (default: kernel when it can mount, else native)",
+      ).choices(["kernel", "native"]),
+    )
+    .option("--threads <n>", "kernel backend: threads serving a container or zip (default: one per core)")
+    .addOption(new Option("--readdirplus <when>").choices(["always", "auto", "never"]).hideHelp())
     .addOption(new Option("--ready-fd <fd>").hideHelp());
   addSecretOptions(cmd)
     .addHelpText(

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import type { Reader } from "../container/reader.ts";
 import { type Ctx, printJson, run } from "./common.ts";
 import { entryJson, fullModeString, hex8, localNs } from "./format.ts";
-import { readerOptions } from "./password.ts";
+import { readerOptions, warnTornTail } from "./password.ts";
 
 export interface StatOptions {
   commit?: string;
@@ -33,6 +33,7 @@ async function stat(ctx: Ctx, container: string, name: string, o: StatOptions): 
   const { Reader } = await import("../container/reader.ts");
   ctx.debug(`Opening container: ${container}`);
   const r = await Reader.open(container, readerOptions(o));
+  warnTornTail(ctx, r);
   try {
     const e = r.stat(name);
     const target = e.type === "symlink" && e.index >= 0 ? targetOf(r, e.index) : undefined;

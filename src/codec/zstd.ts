@@ -26,105 +26,96 @@ export function createZstdEncoder(level: number, size: number): zlib.ZstdCompres
   return zlib.createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });
 }
 
+/** The parts of a node:zlib stream that its own synchronous path drives (see syncStream). */
+interface ZlibInternals {
+  _handle: {
+    writeSync(
+      flush: number,
+      input: Uint8Array,
+      inOff: number,
+      inLen: number,
+      out: Uint8Array,
+      outOff: number,
+      outLen: number,
+    ): void;
+    onerror: (message: string, errno: number) => void;
+  };
+  _writeState: Uint32Array;
+  _finishFlushFlag: number;
+}
+
 /**
- * Decodes frames whose output must be exactly `expected` bytes; anything longer is cut off by
- * maxOutputLength (a bomb cannot allocate more than the entry claims).
+ * One zstd decoder set up once and reused frame after frame. zlib.zstdDecompressSync builds and
+ * tears down a whole stream per call, which costs several times more than decoding a file of a few
+ * KiB (reading many small files is dominated by it). This keeps one stream and drives its native
+ * handle the way node:zlib's own sync path does (`handle.writeSync` and the stream's write state):
+ * node:zlib's internal interface, so it is checked for before use and any surprise (an error, more
+ * output than expected) replaces the decoder; without it, zlib.zstdDecompressSync is used.
  *
- * A payload that is exactly one complete frame declaring `expected` bytes (what both writers
- * produce) is decoded by one reused decoder context straight into a buffer of that size; anything
- * else, and any frame that fails there, goes through node:zlib's one-shot call, so results and
- * errors are the one-shot call's.
+ * Returns such a stream with its errors reported to `onError`, or undefined when node:zlib does not
+ * have the expected internals.
  */
-export function zstdDecompressSync(data: Uint8Array, expected: number): Buffer {
-  if (expected > 0 && isSingleFrameOf(data, expected)) {
-    const out = sharedDecoder.decode(data, expected);
-    if (out) return out;
-  }
-  return zlib.zstdDecompressSync(data, { maxOutputLength: Math.max(1, expected) });
-}
-
-/** What node:zlib's native zstd handle offers to its own synchronous path (lib/zlib.js). */
-interface NativeZstdHandle {
-  writeSync(
-    flush: number,
-    input: Uint8Array,
-    inOffset: number,
-    inLength: number,
-    output: Uint8Array,
-    outOffset: number,
-    outLength: number,
-  ): void;
-  onerror: (message: string, errno: number, code: string) => void;
+function syncStream(onError: (e: Error) => void): ZlibInternals | undefined {
+  const z = zlib.createZstdDecompress() as unknown as Partial<ZlibInternals>;
+  const ok =
+    typeof z._handle?.writeSync === "function" &&
+    z._writeState instanceof Uint32Array &&
+    typeof z._finishFlushFlag === "number";
+  if (!ok) return undefined;
+  const full = z as ZlibInternals;
+  full._handle.onerror = (message, errno) => onError(Object.assign(new Error(message), { errno }));
+  return full;
 }
 
 /**
- * One zstd decoding context kept for the process. `zlib.zstdDecompressSync` builds (and frees) a
- * context per call, which costs several times the decoding of a 4 KiB frame; a context that ends
- * each frame cleanly needs no reset (zstd starts the next frame by itself), and `reset()` would
- * rebuild it anyway. It is driven like node:zlib drives it internally (the handle's `writeSync`
- * and the two-slot write state: output then input left), only for complete frames whose header
- * declares the expected size: zstd then decodes in one pass straight into our buffer and leaves
- * the context at a frame boundary, holding no window buffers. Any error, short output or input
- * left over discards the context. Where node:zlib lacks these internals the decoder is off.
+ * One zstd decoding context kept per thread (see the comment above), for complete frames whose
+ * header declares the expected size: zstd then decodes in one pass straight into our buffer and
+ * leaves the context at a frame boundary. Any error, output of another size or input left over
+ * discards the context and answers undefined, so the caller can ask the one-shot call instead.
  */
 export class ReusableZstdDecoder {
-  private engine: zlib.ZstdDecompress | null = null;
-  private handle: NativeZstdHandle | null = null;
-  private state: Uint32Array | null = null;
+  private z: ZlibInternals | undefined;
   private failed = false;
   private unsupported = false;
+  /** Output buffer kept between calls that say so. */
+  private kept: Buffer | undefined;
 
-  private open(): boolean {
-    if (this.handle) return true;
-    if (this.unsupported) return false;
-    // chunkSize: the stream's own output buffer is never used here; keep it at the minimum.
-    const engine = zlib.createZstdDecompress({ chunkSize: 64 });
-    const internals = engine as unknown as { _handle?: NativeZstdHandle; _writeState?: unknown };
-    const handle = internals._handle;
-    const state = internals._writeState;
-    if (
-      !handle ||
-      typeof handle.writeSync !== "function" ||
-      !(state instanceof Uint32Array) ||
-      state.length !== 2
-    ) {
-      this.unsupported = true;
-      engine.destroy();
-      return false;
-    }
-    // Record errors instead of letting the stream destroy itself and emit them later.
-    handle.onerror = () => {
+  private stream(): ZlibInternals | undefined {
+    if (this.z || this.unsupported) return this.z;
+    this.z = syncStream(() => {
       this.failed = true;
-    };
-    engine.on("error", () => {});
-    this.engine = engine;
-    this.handle = handle;
-    this.state = state;
-    return true;
+    });
+    if (!this.z) this.unsupported = true;
+    else (this.z as unknown as zlib.ZstdDecompress).on("error", () => {});
+    return this.z;
   }
 
   private discard(): void {
-    this.engine?.destroy();
-    this.engine = null;
-    this.handle = null;
-    this.state = null;
+    (this.z as unknown as zlib.ZstdDecompress | undefined)?.destroy();
+    this.z = undefined;
   }
 
-  /** The frame's `expected` bytes, or undefined when the one-shot path must answer instead. */
-  decode(frame: Uint8Array, expected: number): Buffer | undefined {
-    if (!this.open()) return undefined;
-    const handle = this.handle as NativeZstdHandle;
-    const state = this.state as Uint32Array;
-    const out = Buffer.allocUnsafe(expected);
+  /**
+   * `frame` decoded to exactly `expected` bytes, or undefined. With `reuse` the bytes are a view of
+   * a buffer kept for the next such call.
+   */
+  decode(frame: Uint8Array, expected: number, reuse = false): Buffer | undefined {
+    const z = this.stream();
+    if (!z) return undefined;
+    let out: Buffer;
+    if (reuse) {
+      if (!this.kept || this.kept.length < expected) this.kept = Buffer.allocUnsafe(expected);
+      out = this.kept.subarray(0, expected);
+    } else out = Buffer.allocUnsafe(expected);
     this.failed = false;
     try {
-      handle.writeSync(zlib.constants.ZSTD_e_end, frame, 0, frame.length, out, 0, expected);
+      // The finish flag makes a frame that ends early an error instead of a decoder left mid-frame.
+      z._handle.writeSync(z._finishFlushFlag, frame, 0, frame.length, out, 0, expected);
     } catch {
       this.failed = true;
     }
-    // state[0]: output space left; state[1]: input left. Both zero: the whole frame became
-    // exactly `expected` bytes.
-    if (this.failed || state[0] !== 0 || state[1] !== 0) {
+    // Write state: output room left, input left. Both zero: the whole frame became `expected` bytes.
+    if (this.failed || z._writeState[0] !== 0 || z._writeState[1] !== 0) {
       this.discard();
       return undefined;
     }
@@ -132,7 +123,27 @@ export class ReusableZstdDecoder {
   }
 }
 
-const sharedDecoder = new ReusableZstdDecoder();
+const frames = new ReusableZstdDecoder();
+
+/**
+ * Decodes frames whose output must be exactly `expected` bytes; anything longer fails before more is
+ * allocated (a bomb cannot allocate more than the entry claims). `reuse`: the result may be a view
+ * of a buffer this thread reuses for the next such call (no allocation per file for a caller that
+ * copies the bytes out at once).
+ */
+export function zstdDecompressSync(data: Uint8Array, expected: number, reuse = false): Buffer {
+  // The reused context takes only what both writers produce: one complete frame declaring the
+  // entry's size. Anything else, and any frame that fails there, gets node:zlib's one-shot call,
+  // so results and errors are the one-shot call's.
+  if (expected > 0 && isSingleFrameOf(data, expected)) {
+    const out = frames.decode(data, expected, reuse);
+    if (out) return out;
+  }
+  const out = zlib.zstdDecompressSync(data, { maxOutputLength: Math.max(1, expected) });
+  // maxOutputLength cannot be 0: an entry of 0 bytes whose frame holds one is caught here.
+  if (out.length > expected) throw new RangeError(`zstd frame decodes to more than ${expected} bytes`);
+  return out;
+}
 
 const ZSTD_MAGIC = 0xfd2fb528;
 
@@ -197,4 +208,69 @@ export function createZstdDecoder(): zlib.ZstdDecompress {
 /** Magic number at the start of every zstd frame (little-endian 0xFD2FB528). */
 export function looksLikeZstd(data: Uint8Array): boolean {
   return data.length >= 4 && data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd;
+}
+
+/**
+ * A synchronous streaming zstd decoder (the same driven handle as ReusableZstdDecoder): input
+ * goes in pieces, output comes out in pieces of at most `chunk` bytes, all from one reused buffer,
+ * so memory stays bounded however far a frame expands. For threads that may block (a verification
+ * pass of a large entry in a FUSE serving thread); node:zlib's own streams are asynchronous only.
+ */
+export class ZstdStreamDecoder {
+  private readonly z: ZlibInternals;
+  private readonly out: Buffer;
+  private failure: Error | undefined;
+
+  private constructor(chunk: number) {
+    const z = syncStream((e) => {
+      this.failure = e;
+    });
+    if (!z) throw new Error("node:zlib has no synchronous zstd stream here");
+    this.z = z;
+    this.out = Buffer.allocUnsafe(chunk);
+  }
+
+  private static usable: boolean | undefined;
+
+  /** Whether decoders can be made here (checked once). */
+  static available(): boolean {
+    ZstdStreamDecoder.usable ??= ZstdStreamDecoder.create(16) !== undefined;
+    return ZstdStreamDecoder.usable;
+  }
+
+  /** A decoder, or undefined where node:zlib lacks the internals it drives. */
+  static create(chunk = 1024 * 1024): ZstdStreamDecoder | undefined {
+    try {
+      return new ZstdStreamDecoder(chunk);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Decodes `input`; `last` says the frame's input ends here (a frame cut short is then an error).
+   * Each yielded piece is a view of the reused output buffer, valid until the next step. Throws on
+   * corrupt data; the decoder is then unusable.
+   */
+  *decode(input: Uint8Array, last: boolean): Generator<Buffer> {
+    const { z, out } = this;
+    const flush = last ? z._finishFlushFlag : 0;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      this.failure = undefined;
+      z._handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
+      if (this.failure) throw this.failure;
+      const availOut = z._writeState[0] as number;
+      const availIn = z._writeState[1] as number;
+      const got = out.length - availOut;
+      const consumed = inLen - availIn;
+      inOff += consumed;
+      inLen = availIn;
+      if (got > 0) yield out.subarray(0, got);
+      // Output room left over means the decoder wanted more input: this piece is done (input left
+      // over then lies after the frame's end, which ends decoding as one-shot decoding does).
+      if (availOut > 0 && (inLen === 0 || (consumed === 0 && got === 0))) return;
+    }
+  }
 }

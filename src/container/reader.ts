@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
 import { crc32c } from "../codec/crc32c.ts";
-import { createZstdDecoder, zstdDecompressSync } from "../codec/zstd.ts";
+import { createZstdDecoder, ZstdStreamDecoder, zstdDecompressSync } from "../codec/zstd.ts";
 import { BfcError, corrupt, fromSystemError } from "../errors.ts";
 import {
   AEAD_OVERHEAD,
@@ -47,6 +47,7 @@ import {
 } from "./commits.ts";
 import { ContentCache } from "./content-cache.ts";
 import { type Credentials, KeyResolver } from "./keys.ts";
+import type { SpillStore } from "./spill.ts";
 
 /** What the library reports about one entry. */
 export interface Entry {
@@ -89,6 +90,17 @@ export interface ReaderOptions extends Credentials {
    * commit before the torn tail (default). `false` fails with TRUNCATED instead.
    */
   recover?: boolean;
+  /**
+   * Decoded copies of large compressed entries, made during their verification pass, so random
+   * reads of them are positioned reads (see spill.ts). Readers of one container, in one thread or
+   * several, may share a store.
+   */
+  spill?: SpillStore;
+  /**
+   * An open descriptor of the container to read through instead of opening `path` (left open on
+   * close). Readers in several threads sharing one descriptor share the kernel's readahead on it.
+   */
+  fd?: number;
 }
 
 /** Where an entry's payload lies and how it is encoded. */
@@ -136,6 +148,28 @@ let syncBuffer: Buffer | undefined;
 function syncScratch(): Buffer {
   syncBuffer ??= Buffer.allocUnsafe(CHUNK);
   return syncBuffer;
+}
+
+/** Running size and checksum of an entry's decoded bytes; more bytes than the entry holds fail at once. */
+class ContentCheck {
+  produced = 0;
+  crc = 0;
+  private readonly loc: Location;
+
+  constructor(loc: Location) {
+    this.loc = loc;
+  }
+
+  take(piece: Buffer): Buffer {
+    this.produced += piece.length;
+    if (this.produced > this.loc.size) {
+      throw corrupt("SIZE_MISMATCH", `'${this.loc.path}': decodes to more than ${this.loc.size} bytes`, {
+        path: this.loc.path,
+      });
+    }
+    this.crc = crc32c(piece, this.crc);
+    return piece;
+  }
 }
 
 function readAsync(fd: number, buf: Buffer, position: number): Promise<number> {
@@ -187,6 +221,10 @@ export class Reader {
   private linkOwner: Map<number, number> | null | undefined;
   /** The last entry located: positioned reads through one descriptor locate the same entry. */
   private lastLocation: Location | undefined;
+  private readonly spill: SpillStore | undefined;
+  private readonly borrowedFd: boolean;
+  /** Reused by whole-entry sync reads into the caller's buffer. */
+  private scratch: Buffer | undefined;
 
   private constructor(
     path: string,
@@ -207,9 +245,12 @@ export class Reader {
     this.cache = new ContentCache(options.cacheBytes ?? 64 * 1024 * 1024);
     this.trust = options.trustContent === true;
     this.verified = new Uint8Array(index.count);
+    this.spill = options.spill;
+    this.borrowedFd = options.fd !== undefined;
   }
 
   static openSync(path: string, options: ReaderOptions = {}): Reader {
+    if (options.fd !== undefined) return Reader.load(path, options.fd, options);
     let fd: number;
     try {
       fd = fs.openSync(path, "r");
@@ -225,6 +266,7 @@ export class Reader {
   }
 
   static async open(path: string, options: ReaderOptions = {}): Promise<Reader> {
+    if (options.fd !== undefined) return Reader.load(path, options.fd, options);
     const fd = await new Promise<number>((resolve, reject) =>
       fs.open(path, "r", (err, fd) =>
         err ? reject(fromSystemError(err, `cannot open container '${path}'`, path)) : resolve(fd),
@@ -305,7 +347,7 @@ export class Reader {
 
   close(): void {
     if (this.fd >= 0) {
-      fs.closeSync(this.fd);
+      if (!this.borrowedFd) fs.closeSync(this.fd);
       this.fd = -1;
       this.cache.clear();
       for (const c of this.cursors) void c.iter.return?.(undefined).catch(() => {});
@@ -418,6 +460,14 @@ export class Reader {
    */
   async unlock(): Promise<void> {
     if (this.keys.available && this.encrypted) await this.keys.get(this.path);
+  }
+
+  /**
+   * The container key once `unlock` derived it (or a key was given), for opening more readers of
+   * the same container without deriving it again (FUSE worker threads); undefined otherwise.
+   */
+  async knownKey(): Promise<Buffer | undefined> {
+    return this.keys.available && this.encrypted ? Buffer.from(await this.keys.get(this.path)) : undefined;
   }
 
   // ---------------------------------------------------------------- lookups
@@ -768,7 +818,7 @@ export class Reader {
    * Reads, authenticates, decodes and checks a whole entry in memory (sync). Used for entries small
    * enough to cache and for sync reads of compressed data.
    */
-  private decodeWholeSync(loc: Location, scratch?: Buffer): Buffer {
+  private decodeWholeSync(loc: Location, scratch?: Buffer, reuseOut = false): Buffer {
     const fd = this.checkOpen();
     const hdr = this.objectHeaderBytes(loc);
     const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
@@ -778,10 +828,10 @@ export class Reader {
 
     readFully(fd, raw, loc.payloadOffset - lead, loc.path);
     if (lead) this.checkObjectHeader(loc, raw.subarray(0, hdr));
-    return this.decodePayloadSync(loc, raw.subarray(lead));
+    return this.decodePayloadSync(loc, raw.subarray(lead), reuseOut);
   }
 
-  private decodePayloadSync(loc: Location, payload: Buffer): Buffer {
+  private decodePayloadSync(loc: Location, payload: Buffer, reuseOut = false): Buffer {
     let data = payload;
     if (loc.enc) {
       const key = this.keys.getSync(loc.path);
@@ -790,7 +840,7 @@ export class Reader {
       this.keyConfirmed = true;
       data = opened;
     }
-    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data);
+    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data, reuseOut);
     this.finishCheck(loc, data.length, crc32c(data));
     this.verified[loc.i] = 1;
     return data;
@@ -859,9 +909,9 @@ export class Reader {
     return out;
   }
 
-  private zstdWholeSync(loc: Location, frame: Buffer): Buffer {
+  private zstdWholeSync(loc: Location, frame: Buffer, reuseOut = false): Buffer {
     try {
-      return zstdDecompressSync(frame, loc.size);
+      return zstdDecompressSync(frame, loc.size, reuseOut);
     } catch (e) {
       if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
         throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
@@ -923,19 +973,9 @@ export class Reader {
       src = this.payloadChunks(loc, 0, loc.payloadSize);
     }
     if (loc.comp === COMP_ZSTD) src = this.zstdChunks(loc, src);
-    let produced = 0;
-    let crc = 0;
-    for await (const chunk of src) {
-      produced += chunk.length;
-      if (produced > loc.size) {
-        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
-          path: loc.path,
-        });
-      }
-      crc = crc32c(chunk, crc);
-      yield chunk;
-    }
-    this.finishCheck(loc, produced, crc);
+    const check = new ContentCheck(loc);
+    for await (const chunk of src) yield check.take(chunk);
+    this.finishCheck(loc, check.produced, check.crc);
     this.verified[i] = 1;
   }
 
@@ -1135,6 +1175,10 @@ export class Reader {
       this.cache.set(i, data);
       return Buffer.from(data.subarray(start, end));
     }
+    if (loc.comp && this.spill) {
+      const spilled = await this.spilledRead(loc, start, end);
+      if (spilled) return spilled;
+    }
     if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
     if (!loc.comp) return this.ctrRead(loc, start, end);
     return this.cursorRead(i, start, end);
@@ -1162,6 +1206,11 @@ export class Reader {
       if (!this.verified[i] && !this.trust) this.verifyEncryptedSync(loc);
       return this.ctrReadSync(loc, start, end);
     }
+    if (size > WHOLE_DECODE_LIMIT && this.spill) {
+      const buf = Buffer.allocUnsafe(end - start);
+      const n = this.spilledReadSync(loc, buf, 0, start, end);
+      if (n >= 0) return buf.subarray(0, n);
+    }
     const data = this.decodeWholeSync(loc);
     this.cache.set(i, data);
     return Buffer.from(data.subarray(start, end));
@@ -1187,6 +1236,24 @@ export class Reader {
     const cached = this.cache.get(i);
     if (cached) {
       target.set(cached.subarray(start, end), offset);
+      return end - start;
+    }
+    if (loc.comp && loc.size > WHOLE_DECODE_LIMIT && this.spill) {
+      const n = this.spilledReadSync(loc, target, offset, start, end);
+      if (n >= 0) return n;
+    }
+    if (loc.size <= WHOLE_DECODE_LIMIT) {
+      if (start === 0 && end === loc.size) {
+        // A read of the whole entry leaves nothing worth caching: decoded in reused buffers, copied
+        // once (no allocation per file, which costs more than the copy for MiB-sized files).
+        const need = objectPrefixSize(loc.aad.length) + loc.payloadSize;
+        if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
+        target.set(this.decodeWholeSync(loc, this.scratch, true), offset);
+        return end - start;
+      }
+      const data = this.decodeWholeSync(loc);
+      this.cache.set(i, data);
+      target.set(data.subarray(start, end), offset);
       return end - start;
     }
     const data = this.readAtSync(i, start, end - start);
@@ -1299,15 +1366,21 @@ export class Reader {
   }
 
   /** Authenticates a large encrypted, uncompressed entry in one streaming pass (sync). */
-  private verifyEncryptedSync(loc: Location): void {
-    this.readPayloadHeadSync(loc);
+  /** A streaming decipher of an encrypted entry's payload (nonce and tag read from around it). */
+  private decipherSync(loc: Location): ReturnType<typeof createDecryptor> {
     const fd = this.checkOpen();
     const key = this.keys.getSync(loc.path);
     const nonce = Buffer.allocUnsafe(NONCE_SIZE);
     const tag = Buffer.allocUnsafe(TAG_SIZE);
     readFully(fd, nonce, loc.payloadOffset, loc.path);
     readFully(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
-    const d = createDecryptor(key, nonce, loc.aad, tag);
+    return createDecryptor(key, nonce, loc.aad, tag);
+  }
+
+  private verifyEncryptedSync(loc: Location): void {
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    const d = this.decipherSync(loc);
     const buf = Buffer.allocUnsafe(CHUNK);
     let crc = 0;
     const end = loc.payloadSize - TAG_SIZE;
@@ -1325,6 +1398,90 @@ export class Reader {
     this.keyConfirmed = true;
     this.finishCheck(loc, end - NONCE_SIZE, crc);
     this.verified[loc.i] = 1;
+  }
+
+  /**
+   * A large compressed entry from its decoded copy, made now by the verification pass when there is
+   * none; null when no copy can be kept (the caller decodes from a cursor).
+   */
+  private async spilledRead(loc: Location, start: number, end: number): Promise<Buffer | null> {
+    const spill = this.spill as SpillStore;
+    const buf = Buffer.allocUnsafe(end - start);
+    let n = spill.readInto(loc.i, buf, 0, buf.length, start);
+    if (n < 0 && (await spill.fill(loc.i, loc.size, () => this.contentChunks(loc.i))))
+      n = spill.readInto(loc.i, buf, 0, buf.length, start);
+    return n < 0 ? null : buf.subarray(0, n);
+  }
+
+  /**
+   * spilledRead for sync callers (a thread that may block): the copy is made by a synchronous
+   * verification pass, or waited for while another thread makes it; -1 when there can be none.
+   */
+  private spilledReadSync(
+    loc: Location,
+    target: Uint8Array,
+    offset: number,
+    start: number,
+    end: number,
+  ): number {
+    const spill = this.spill as SpillStore;
+    const n = spill.readInto(loc.i, target, offset, end - start, start);
+    if (n >= 0 || !ZstdStreamDecoder.available()) return n;
+    if (!spill.fillSync(loc.i, loc.size, () => this.contentChunksSync(loc.i))) return -1;
+    return spill.readInto(loc.i, target, offset, end - start, start);
+  }
+
+  /**
+   * contentChunks for sync callers: the entry's decoded bytes in pieces (views of reused buffers,
+   * valid until the next piece), size, checksum and tag checked as it ends.
+   */
+  private *contentChunksSync(i: number): Generator<Buffer> {
+    const loc = this.locate(i);
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    let from = 0;
+    let to = loc.payloadSize;
+    let decipher: ReturnType<typeof createDecryptor> | undefined;
+    if (loc.enc) {
+      decipher = this.decipherSync(loc);
+      from = NONCE_SIZE;
+      to = loc.payloadSize - TAG_SIZE;
+    }
+    const zstd = loc.comp === COMP_ZSTD ? ZstdStreamDecoder.create() : undefined;
+    if (loc.comp === COMP_ZSTD && !zstd)
+      throw corrupt("UNSUPPORTED", `'${loc.path}': no synchronous zstd decoder`);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    const check = new ContentCheck(loc);
+    for (let pos = from; pos < to; ) {
+      const n = Math.min(CHUNK, to - pos);
+      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+      pos += n;
+      let data = buf.subarray(0, n);
+      if (decipher) data = decipher.update(data);
+      if (!zstd) {
+        yield check.take(data);
+        continue;
+      }
+      try {
+        for (const out of zstd.decode(data, pos >= to)) yield check.take(out);
+      } catch (e) {
+        if (e instanceof BfcError) throw e;
+        throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
+          path: loc.path,
+          cause: e,
+        });
+      }
+    }
+    if (decipher) {
+      try {
+        decipher.final();
+      } catch {
+        throw this.authFailed(loc.path);
+      }
+      this.keyConfirmed = true;
+    }
+    this.finishCheck(loc, check.produced, check.crc);
+    this.verified[i] = 1;
   }
 
   private async ctrRead(loc: Location, start: number, end: number): Promise<Buffer> {

@@ -1,16 +1,17 @@
 /** The virtual filesystem: mount table, filesystem types and the `node:fs`-shaped API. */
 
 import { bfcType } from "./types/bfc.ts";
+import { diskType } from "./types/disk.ts";
 import { hostType } from "./types/host.ts";
 import { memoryType } from "./types/memory.ts";
 import { zipType } from "./types/zip.ts";
 import { Vfs, type VfsOptions } from "./vfs.ts";
 
 /** The filesystem types every VFS starts with. */
-export const builtinTypes = [bfcType, zipType, hostType, memoryType] as const;
+export const builtinTypes = [bfcType, zipType, hostType, memoryType, diskType] as const;
 
 /**
- * A VFS with the built-in types (bfc, zip, host, memory) registered; `options.types` adds or
+ * A VFS with the built-in types (bfc, zip, host, memory, disk) registered; `options.types` adds or
  * replaces types.
  */
 export function createVfs(options: VfsOptions = {}): Vfs {
@@ -31,6 +32,7 @@ export type {
 } from "./filesystem.ts";
 export { VfsReadStream, VfsWriteStream } from "./streams.ts";
 export { type BfcMountOptions, bfcType } from "./types/bfc.ts";
+export { type DiskMountOptions, diskType } from "./types/disk.ts";
 export { hostType } from "./types/host.ts";
 export { memoryType } from "./types/memory.ts";
 export { zipType } from "./types/zip.ts";

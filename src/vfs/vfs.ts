@@ -4,7 +4,7 @@ import { BfcError, type ErrnoCode } from "../errors.ts";
 import { VfsDir } from "./dir.ts";
 import { nodeError, toNodeError } from "./errors.ts";
 import { FdTable, type OpenFile } from "./fd-table.ts";
-import type { FileHandle, FileSystem, FileSystemType, NodeStat } from "./filesystem.ts";
+import type { DirEntry, FileHandle, FileSystem, FileSystemType, NodeStat } from "./filesystem.ts";
 import { canRead, canWrite, isWriting, parseFlags } from "./flags.ts";
 import { type Mount, MountTable } from "./mount-table.ts";
 import { compareNames } from "./names.ts";
@@ -343,7 +343,7 @@ export class Vfs implements FdIo {
   }
 
   /** Names in a directory, merged with mount points directly inside it. */
-  private listDir(loc: Located, syscall: string, path: string): { name: string; type: NodeStat["type"] }[] {
+  private listDir(loc: Located, syscall: string, path: string): DirEntry[] {
     let entries = loc.synthetic ? [] : this.op(syscall, path, () => loc.mount.fs.readdir(loc.rel));
     const extra = this.table.mountChildren(loc.vpath);
     if (extra) {
@@ -385,6 +385,55 @@ export class Vfs implements FdIo {
       if (options?.throwIfNoEntry === false && isMissing(e)) return undefined;
       throw e;
     }
+  }
+
+  /**
+   * The node at `path` (a final symlink not followed) as its filesystem type describes it, or
+   * undefined when nothing is there: for adapters that encode stats themselves (the FUSE server),
+   * so no fs.Stats is built and times keep their nanoseconds.
+   */
+  lstatNode(path: string): NodeStat | undefined {
+    try {
+      return this.walker.resolve(path, false, "lstat", path).st;
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    }
+  }
+
+  /** A directory's children with their types (mount points merged), without Dirent objects. */
+  readdirNodes(path: string): DirEntry[] {
+    const loc = this.walker.resolve(path, true, "scandir", path);
+    if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", path);
+    return this.listDir(loc, "scandir", path);
+  }
+
+  /** `fstatSync`'s node, as `lstatNode` gives it. */
+  /**
+   * A directory's children with their stats (mount points merged): one pass where the type can
+   * (`readdirStats`), else an lstat per child. For adapters such as the FUSE server's READDIRPLUS.
+   */
+  readdirStats(path: string): { name: string; stat: NodeStat }[] {
+    const loc = this.walker.resolve(path, true, "scandir", path);
+    if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", path);
+    const fsys = loc.mount.fs;
+    if (fsys.readdirStats && !loc.synthetic && !this.table.mountChildren(loc.vpath)) {
+      const list = fsys.readdirStats.bind(fsys);
+      return this.op("scandir", path, () => list(loc.rel));
+    }
+    const out: { name: string; stat: NodeStat }[] = [];
+    for (const e of this.listDir(loc, "scandir", path)) {
+      const stat = this.lstatNode(joinV(loc.vpath, e.name));
+      if (stat) out.push({ name: e.name, stat });
+    }
+    return out;
+  }
+
+  fstatNode(fd: number): NodeStat {
+    const f = this.fds.get(fd, "fstat");
+    return f.handle
+      ? this.op("fstat", undefined, () => (f.handle as FileHandle).stat())
+      : (f.dirStat as NodeStat);
   }
 
   fstatSync(fd: number, options?: StatOptions & { bigint?: false }): fs.Stats;
@@ -1150,6 +1199,11 @@ export class Vfs implements FdIo {
    * else through its async path. For callers that own a thread anyway, such as the FUSE adapter,
    * where a hop through the thread pool costs more than the read.
    */
+  /** Whether a sync read of `fd` costs at most a pread or a copy (see `FileHandle.syncReadCheap`). */
+  syncReadCheap(fd: number): boolean {
+    return this.readable(fd, "read").handle?.syncReadCheap === true;
+  }
+
   readFdFast(
     fd: number,
     buffer: Uint8Array,

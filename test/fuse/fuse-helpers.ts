@@ -4,19 +4,28 @@
  * with its leak bookkeeping (mounts under it, serving processes whose argv names it), and the
  * generated source tree.
  */
+import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fuseMountpoints } from "../../src/fuse/mount.ts";
+import { processesWhere } from "../../src/fuse/mount-process.ts";
 import { prng, ROOT, randomBytes } from "../helpers.ts";
 
 export const MAIN = path.join(ROOT, "src", "cli", "main.ts");
 export const FUSERMOUNT = fs.existsSync("/usr/bin/fusermount3") ? "fusermount3" : "fusermount";
 
-/** Why the FUSE tests cannot run here, or undefined when they can. */
+/** Why the FUSE tests cannot run here, or undefined when they can (either backend will do). */
 export function fuseSkipReason(): string | undefined {
+  if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent (no FUSE in this kernel or container)";
+  if (process.getuid?.() === 0) return undefined;
+  return nativeSkipReason();
+}
+
+/** Why the fuse-native backend cannot be used here, or undefined when it can. */
+export function nativeSkipReason(): string | undefined {
   if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent (no FUSE in this kernel or container)";
   try {
     createRequire(import.meta.url)("fuse-native");
@@ -99,6 +108,17 @@ export function sh(script: string, args: string[] = [], opts: ExecOptions = {}):
   return run("sh", ["-c", script, "sh", ...args], opts);
 }
 
+/** sha256sum of `files` (relative to `dir`) run as one child: path → hash. */
+export async function sha256sums(dir: string, files: string[]): Promise<Map<string, string>> {
+  const r = await run("sha256sum", ["--", ...files], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  const out = new Map<string, string>();
+  for (const line of r.stdout.toString("utf8").split("\n")) {
+    if (line) out.set(line.slice(66), line.slice(0, 64));
+  }
+  return out;
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `cond` every 50 ms until it holds or `ms` pass; returns whether it held. */
@@ -125,26 +145,10 @@ export function mountsUnder(root: string): string[] {
  * one else's process matches). `under` narrows it to one mountpoint.
  */
 export function servingPids(root: string, under?: string): number[] {
-  const out: number[] = [];
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync("/proc");
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    let argv: string[];
-    try {
-      argv = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    if (!argv.includes("mount")) continue;
-    // (a zombie's cmdline is empty, so whatever matches here is alive)
-    if (under ? argv.includes(under) : argv.some((a) => a.startsWith(`${root}/`))) out.push(Number(name));
-  }
-  return out;
+  return processesWhere(
+    (argv) =>
+      argv.includes("mount") && (under ? argv.includes(under) : argv.some((a) => a.startsWith(`${root}/`))),
+  );
 }
 
 function kill(pid: number, signal: NodeJS.Signals): void {
@@ -231,6 +235,14 @@ export class SuiteRoot {
     for (const pid of servingPids(this.dir)) kill(pid, "SIGKILL");
     if (mountsUnder(this.dir).length === 0) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** `bfc umount`, then the mount is gone and its serving process exits within a couple of seconds. */
+export async function umountCli(root: SuiteRoot, mnt: string): Promise<void> {
+  const r = await bfc(["umount", mnt]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!mountsUnder(mnt).includes(mnt), "still mounted after bfc umount");
+  assert.ok(await waitFor(() => servingPids(root.dir, mnt).length === 0, 5000), "serving process lingers");
 }
 
 /** Starts a foreground mount (`bfc mount -f`) as a direct child; resolves when it exits. */

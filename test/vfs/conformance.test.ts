@@ -1,10 +1,11 @@
 /**
  * One conformance suite for every filesystem type: the same tree (test/vfs/fixture-tree.ts) as a host
- * folder, a zip made by the `zip` CLI, a bfc made by our writer and a memory filesystem filled through
- * the VFS write API, each mounted at /mnt and compared with real node:fs on the host folder: listings,
- * stats the type supports, contents, positioned and ranged reads, symlinks, realpath, the exact errors
- * (code, errno, syscall, path, message) and writes (EROFS on read-only types, visible on writable ones).
- * Then paths that cross mounts.
+ * folder, a zip made by the `zip` CLI, a bfc made by our writer, an ext4 image made by mkfs.ext4 -d
+ * (the disk type) and a memory filesystem filled through the VFS write API, each mounted at /mnt and
+ * compared with real node:fs on the host folder: listings, stats the type supports, contents,
+ * positioned and ranged reads, symlinks, realpath, the exact errors (code, errno, syscall, path,
+ * message) and writes (EROFS on read-only types, visible on writable ones). Then paths that cross
+ * mounts.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -12,6 +13,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { createVfs } from "../../src/vfs/index.ts";
 import type { Vfs } from "../../src/vfs/vfs.ts";
+import { buildExt4OfFolder, extToolsMissing } from "../disk/ext-fixtures.ts";
 import { caught, prng, rejected, sha256, tempDir, writeTree } from "../helpers.ts";
 import {
   buildBfc,
@@ -39,6 +41,9 @@ const REF = path.join(BASE, "ref");
 const COPY = path.join(BASE, "copy");
 const ZIP_FILE = path.join(BASE, "tree.zip");
 const BFC_FILE = path.join(BASE, "tree.bfc");
+const EXT4_FILE = path.join(BASE, "tree.ext4");
+const EXT_MISSING = extToolsMissing();
+if (EXT_MISSING) console.log(`# conformance: disk cases skipped: ${EXT_MISSING}`);
 const ZIP = haveZip();
 const ZIP_SKIP = ZIP ? false : "the zip binary is not installed";
 if (!ZIP) console.log("# conformance: zip cases skipped: the `zip` binary is not installed");
@@ -47,6 +52,7 @@ materializeHost(REF);
 materializeHost(COPY);
 if (ZIP) buildZip(REF, ZIP_FILE);
 await buildBfc(REF, BFC_FILE);
+if (!EXT_MISSING) buildExt4OfFolder(REF, EXT4_FILE);
 
 const MNT = "/mnt";
 /** The VFS path of a tree-relative path. */
@@ -111,6 +117,17 @@ const PROFILES: Profile[] = [
     nlink: true,
     mount: async (vfs) => {
       await vfs.mount("bfc", MNT, { path: BFC_FILE });
+    },
+  },
+  {
+    // An ext4 image made by mkfs.ext4 -d from the folder (which keeps whole seconds only).
+    name: "disk (ext4)",
+    skip: EXT_MISSING,
+    readonly: true,
+    mtime: "s",
+    nlink: true,
+    mount: async (vfs) => {
+      await vfs.mount("disk", MNT, { image: EXT4_FILE });
     },
   },
   {
