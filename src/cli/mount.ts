@@ -1,6 +1,7 @@
 /**
  * `bfc mount <source> <mountpoint>`: serves a container (or a zip, or a folder) through FUSE so other
- * processes use it as an ordinary read-only folder. Without --foreground the command returns once
+ * processes use it as an ordinary folder (read-only, or with --rw a container whose changes become
+ * commits). Without --foreground the command returns once
  * the mount is ready (a child process reports readiness on a pipe) and the filesystem keeps running
  * in the background until `bfc umount`, SIGINT or SIGTERM.
  */
@@ -12,7 +13,7 @@ import { BfcError } from "../errors.ts";
 import type { FuseSource } from "../fuse/mount.ts";
 import type { BfcMountOptions } from "../vfs/types/bfc.ts";
 import type { Vfs } from "../vfs/vfs.ts";
-import { CliError, type Ctx, run, UsageError } from "./common.ts";
+import { CliError, type Ctx, intOption, run, UsageError } from "./common.ts";
 import {
   addSecretOptions,
   explicitCredentials,
@@ -34,7 +35,15 @@ interface MountOptions extends SecretOptions {
   threads?: string;
   readdirplus?: "always" | "auto" | "never";
   readyFd?: string;
+  rw?: boolean;
+  commitInterval?: string;
+  compression?: string;
+  compressionLevel?: string;
+  message?: string;
 }
+
+/** Seconds between commits of a read-write mount when --commit-interval is not given. */
+const DEFAULT_COMMIT_INTERVAL = 30;
 
 const TYPES = ["bfc", "zip", "dir"] as const;
 
@@ -78,6 +87,29 @@ function parseId(v: string | undefined, what: string): number | undefined {
   return Number(v);
 }
 
+/** The writable bfc type's options from --commit-interval, -c, -l and -m (checked before mounting). */
+function writableOptions(o: MountOptions): {
+  commitInterval: number;
+  compression: "none" | "zstd" | "auto";
+  level?: number;
+  message?: string;
+} {
+  const compression = o.compression ?? "none";
+  if (compression !== "none" && compression !== "zstd" && compression !== "auto") {
+    throw new UsageError(`-c/--compression must be none, zstd or auto, got '${o.compression}'`);
+  }
+  const interval = o.commitInterval ?? String(DEFAULT_COMMIT_INTERVAL);
+  if (!/^\d+$/.test(interval) || Number(interval) > 86400) {
+    throw new UsageError(`--commit-interval must be a number of seconds (0 to 86400), not '${interval}'`);
+  }
+  return {
+    commitInterval: Number(interval),
+    compression,
+    level: intOption(o.compressionLevel, "-l/--compression-level", 1, 22),
+    message: o.message ?? "bfc mount --rw",
+  };
+}
+
 /** Runs the filesystem in this process until unmounted or signalled. */
 async function serve(
   ctx: Ctx,
@@ -98,7 +130,13 @@ async function serve(
   let spill: SpillStore | undefined;
   let live: Vfs | undefined;
   let containerFd: number | undefined;
-  if (type === "bfc") {
+  if (o.rw) {
+    // Changes are staged beside the container and committed by this thread: one VFS, served here.
+    const { createVfs } = await import("../vfs/index.ts");
+    live = createVfs();
+    await live.mount("bfc", "/", { path: abs, ...creds, ...writableOptions(o), writable: true });
+    fuseSource = live;
+  } else if (type === "bfc") {
     const { SpillStore } = await import("../container/spill.ts");
     const bfcOptions: BfcMountOptions = { path: abs, ...creds, ...readerOptions(o) };
     if (creds.password !== undefined) {
@@ -148,7 +186,7 @@ async function serve(
   let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
     m = await mountFuse(fuseSource, mountpoint, {
-      immutable: true,
+      immutable: !o.rw,
       allowOther: o.allowOther,
       debug: o.debug,
       uid,
@@ -162,7 +200,9 @@ async function serve(
     await release();
     throw e;
   }
-  ctx.debug(`mounted ${abs} (${type}) at ${m.mountpoint} (${m.backend} backend)`);
+  ctx.debug(
+    `mounted ${abs} (${type}${o.rw ? ", read-write" : ""}) at ${m.mountpoint} (${m.backend} backend)`,
+  );
   ready();
   const stop = (): void => {
     m.unmount().catch((e: unknown) => ctx.report(e));
@@ -222,6 +262,11 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.gid) args.push("--gid", o.gid);
   if (o.commit !== undefined) args.push("--commit", o.commit);
   if (o.debug) args.push("--debug");
+  if (o.rw) args.push("--rw");
+  if (o.commitInterval !== undefined) args.push("--commit-interval", o.commitInterval);
+  if (o.compression !== undefined) args.push("--compression", o.compression);
+  if (o.compressionLevel !== undefined) args.push("--compression-level", o.compressionLevel);
+  if (o.message !== undefined) args.push("--message", o.message);
   if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
   if (o.threads) args.push("--threads", o.threads);
   if (o.readdirplus) args.push("--readdirplus", o.readdirplus);
@@ -251,6 +296,21 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
   if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
     throw new UsageError("--commit applies to BFC containers only");
   }
+  if (o.rw) {
+    if ((o.type ?? detectType(source)) !== "bfc") throw new UsageError("--rw applies to BFC containers only");
+    if (o.commit !== undefined) {
+      throw new UsageError("--rw shows the latest commit; --commit mounts an older one read-only");
+    }
+    writableOptions(o);
+  } else {
+    const given = [
+      o.commitInterval !== undefined && "--commit-interval",
+      o.compression !== undefined && "-c/--compression",
+      o.compressionLevel !== undefined && "-l/--compression-level",
+      o.message !== undefined && "-m/--message",
+    ].filter(Boolean);
+    if (given.length) throw new UsageError(`${given.join(", ")} apply to read-write mounts (--rw) only`);
+  }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);
   let told = false;
@@ -279,13 +339,21 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
 export function register(program: Command): void {
   const cmd = program
     .command("mount")
-    .description("serve a container (or zip, or folder) as a read-only folder through FUSE")
+    .description("serve a container (or zip, or folder) as a folder through FUSE (read-only unless --rw)")
     .argument("<source>", "a BFC container, a zip archive or a folder")
     .argument("<mountpoint>", "an empty directory")
     .addOption(
       new Option("-t, --type <type>", "source type (default: from the file's magic)").choices([...TYPES]),
     )
     .option("-f, --foreground", "stay in the foreground until unmounted (Ctrl-C unmounts)")
+    .option("-w, --rw", "read-write (BFC containers): changes are committed as new commits")
+    .option(
+      "--commit-interval <seconds>",
+      `--rw: commit staged changes this often, besides fsync and unmount (0: only then; default ${DEFAULT_COMMIT_INTERVAL})`,
+    )
+    .option("-c, --compression <type>", "--rw: how new and changed files are stored: none, zstd or auto")
+    .option("-l, --compression-level <n>", "--rw: zstd level 1..22 (default 3)")
+    .option("-m, --message <text>", "--rw: the message recorded with the mount's commits")
     .option(
       "--allow-other",
       "let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)",
@@ -307,11 +375,18 @@ export function register(program: Command): void {
     .addHelpText(
       "after",
       `
-The mount is read-only; the kernel caches names, attributes and pages for an hour (the source is
+A read-only mount lets the kernel cache names, attributes and pages for an hour (the source is
 immutable while mounted). Files whose integrity check fails read as I/O errors, never as wrong bytes.
+
+With --rw (BFC containers) writes are staged in a scratch folder beside the container and committed
+as a new commit on fsync, every --commit-interval seconds and at unmount; each commit appends only
+what changed and the earlier commits stay readable ('bfc log', --commit N). Killing the mount process
+loses at most the uncommitted changes, never the container. Other updates ('bfc add' …) wait for
+the mount to end.
 
 Examples:
   bfc mount site.bfc /mnt/site && ls /mnt/site && bfc umount /mnt/site
+  bfc mount --rw -c zstd work.bfc /mnt/work && cp -r src /mnt/work && bfc umount /mnt/work
   bfc mount -f --debug deps.zip /mnt/deps
   BFC_PASSWORD=secret bfc mount secret.bfc /mnt/secret`,
     )

@@ -323,10 +323,19 @@ export class RequestHandler {
         // no source has extended attributes (callers see EOPNOTSUPP, as on filesystems without them).
         this.send(h.unique, ENOSYS);
         return;
-      case Op.FSYNC:
-        if (!this.opts.immutable) this.vfs.fsyncSync(getU64(b, 40));
-        this.send(h.unique, 0);
-        return;
+      case Op.FSYNC: {
+        if (this.opts.immutable) {
+          this.send(h.unique, 0);
+          return;
+        }
+        // A writable container commits on fsync: the answer waits for the commit to be durable.
+        const req = { ...h };
+        const what = this.describe(h);
+        return this.vfs.fsyncAsync(getU64(b, 40)).then(
+          () => this.send(req.unique, 0),
+          (e) => this.fail(req, what, e),
+        );
+      }
       case Op.FSYNCDIR:
         this.send(h.unique, 0);
         return;

@@ -279,7 +279,11 @@ export function createOperations(vfs: Vfs, options: OperationsOptions = {}): Fus
       sync("ftruncate", path, cb, () => vfs.ftruncateSync(fd, size));
     },
     fsync(path, _datasync, fd, cb) {
-      sync("fsync", path, cb, () => vfs.fsyncSync(fd));
+      // A writable container commits on fsync: answer once the commit is durable.
+      vfs.fsyncAsync(fd).then(
+        () => cb(0),
+        (e) => cb(fail("fsync", path, e)),
+      );
     },
     flush(_path, _fd, cb) {
       cb(0);
