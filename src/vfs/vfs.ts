@@ -393,11 +393,18 @@ export class Vfs implements FdIo {
    * so no fs.Stats is built and times keep their nanoseconds.
    */
   lstatNode(path: string): NodeStat | undefined {
+    // Missing paths are the common answer here (every file a FUSE client creates is looked up
+    // first) and their errors are dropped: capturing stack traces for them was a large share of
+    // such a lookup's cost.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     try {
       return this.walker.resolve(path, false, "lstat", path).st;
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw e;
+    } finally {
+      Error.stackTraceLimit = limit;
     }
   }
 
