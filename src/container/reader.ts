@@ -221,6 +221,8 @@ export class Reader {
   private linkOwner: Map<number, number> | null | undefined;
   /** Entries whose object was written under another path (record 10); null when there are none. */
   private names: Map<number, Buffer> | null | undefined;
+  /** Targets of hard links that share their object (built on first use). */
+  private sharedTargets: Set<number> | undefined;
   /** The last entry located: positioned reads through one descriptor locate the same entry. */
   private lastLocation: Location | undefined;
   private readonly spill: SpillStore | undefined;
@@ -745,9 +747,11 @@ export class Reader {
     if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
     if (!this.linkOwner) return false;
     if (this.objectOwner(i) !== i) return true;
-    const off = this.index.objOffset(i);
-    for (const [e, t] of this.linkOwner) if (t === i && this.index.objOffset(e) === off) return true;
-    return false;
+    if (!this.sharedTargets) {
+      this.sharedTargets = new Set();
+      for (const [e, t] of this.linkOwner) if (this.objectOwner(e) === t) this.sharedTargets.add(t);
+    }
+    return this.sharedTargets.has(i);
   }
 
   /** For a hard link, the index position of the file it links to; -1 otherwise. */
