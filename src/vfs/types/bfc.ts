@@ -3,7 +3,6 @@ import type { Credentials } from "../../container/keys.ts";
 import { type Entry, Reader, type ReaderOptions } from "../../container/reader.ts";
 import { type SpillShare, SpillStore } from "../../container/spill.ts";
 import { BfcError } from "../../errors.ts";
-import { objectPrefixSize } from "../../format/object-header.ts";
 import { fsError } from "../errors.ts";
 import type {
   Capabilities,
@@ -196,7 +195,7 @@ export class BfcFileSystem implements FileSystem {
       uid: this.uid,
       gid: this.gid,
       rdev: 0,
-      blocks: type === "file" ? Math.ceil((ix.objSize(j) - objectPrefixSize(ix.pathByteLength(j))) / 512) : 0,
+      blocks: type === "file" ? Math.ceil(this.reader.storedSizeAt(j) / 512) : 0,
       mtimeMs: nsToMs(mtimeNs),
       mtimeNs,
     };
