@@ -170,6 +170,13 @@ export async function mountKernel(
     throw unsupported(`cannot open /dev/fuse: ${(e as Error).message}`, e);
   }
 
+  let fdOpen = true;
+  /** Once only: a second close could hit a descriptor number reused meanwhile. */
+  const closeFuse = () => {
+    if (!fdOpen) return;
+    fdOpen = false;
+    fs.closeSync(fuseFd);
+  };
   const workers: Worker[] = [];
   let exited = 0;
   let pending = 0;
@@ -196,7 +203,7 @@ export async function mountKernel(
     if (finished || exited < workers.length || pending > 0) return;
     finished = true;
     // Only now: a reply written after the descriptor is closed could land in a reused one.
-    fs.closeSync(fuseFd);
+    closeFuse();
     void (async () => {
       if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
       resolveClosed();
@@ -281,8 +288,9 @@ export async function mountKernel(
     w.on("message", (m: FromWorker) => {
       switch (m.type) {
         case "ready":
-          // The first thread's VFS sizes the node table; later threads get it at once.
-          if (nodes || !threaded) w.postMessage({ type: "go", nodes: nodes?.share() } satisfies ToWorker);
+          // The first thread's VFS sizes the node table; later threads get it at once. The first
+          // thread starts reading only once the mount exists: /dev/fuse refuses reads before.
+          if (nodes) w.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
           else firstReady.resolve(m.files);
           return;
         case "failed":
@@ -328,6 +336,9 @@ export async function mountKernel(
     if (threaded) {
       nodes = SharedNodeTable.create(nodeBound(await firstReady.promise));
       first.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
+    } else {
+      await firstReady.promise;
+      first.postMessage({ type: "go" } satisfies ToWorker);
     }
     await whenInit.promise;
   } catch (e) {
@@ -335,7 +346,7 @@ export async function mountKernel(
     finished = true;
     if (mounted) await run("umount", ["-i", "-l", mp]);
     await Promise.all(workers.map((w) => w.terminate()));
-    fs.closeSync(fuseFd);
+    closeFuse();
     if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
     throw e;
   }
