@@ -1,15 +1,18 @@
 /**
- * `bfc mount <source> <mountpoint>`: serves a container (or a zip, or a folder) through FUSE so other
- * processes use it as an ordinary read-only folder. Without --foreground the command returns once
- * the mount is ready (a child process reports readiness on a pipe) and the filesystem keeps running
- * in the background until `bfc umount`, SIGINT or SIGTERM.
+ * `bfc mount <source> <mountpoint>`: serves a container (or a zip, a folder, or the ext2/3/4
+ * filesystem of a disk image) through FUSE so other processes use it as an ordinary read-only
+ * folder. Without --foreground the command returns once the mount is ready (a child process reports
+ * readiness on a pipe) and the filesystem keeps running in the background until `bfc umount`,
+ * SIGINT or SIGTERM.
  */
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
 import { BfcError } from "../errors.ts";
-import { CliError, type Ctx, run, UsageError } from "./common.ts";
+import type { DiskMountOptions } from "../vfs/types/disk.ts";
+import { CliError, type Ctx, intOption, run, UsageError } from "./common.ts";
+import { backingPolicy, repeatable } from "./disk.ts";
 import {
   addSecretOptions,
   explicitCredentials,
@@ -27,9 +30,18 @@ interface MountOptions extends SecretOptions {
   debug?: boolean;
   log?: string;
   readyFd?: string;
+  partition?: string;
+  allowBacking?: string[];
 }
 
-const TYPES = ["bfc", "zip", "dir"] as const;
+const TYPES = ["bfc", "zip", "dir", "disk"] as const;
+
+/** A disk image: QCOW2 magic, an MBR/GPT boot signature, or an ext superblock at byte 1024. */
+function isDiskImage(head: Buffer): boolean {
+  if (head.toString("latin1", 0, 4) === "QFI\xfb") return true;
+  if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa) return true;
+  return head.length >= 1082 && head.readUInt16LE(1080) === 0xef53;
+}
 
 /** The filesystem type of a source from what it is and its first bytes. */
 export function detectType(source: string): (typeof TYPES)[number] {
@@ -42,17 +54,19 @@ export function detectType(source: string): (typeof TYPES)[number] {
     });
   }
   if (st.isDirectory()) return "dir";
-  const head = Buffer.alloc(8);
+  const buf = Buffer.alloc(2048);
   const fd = fs.openSync(source, "r");
+  let head: Buffer;
   try {
-    fs.readSync(fd, head, 0, 8, 0);
+    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
   } finally {
     fs.closeSync(fd);
   }
   if (head.toString("latin1", 0, 6) === "BFCFv1") return "bfc";
   if (head[0] === 0x50 && head[1] === 0x4b && [3, 5, 7].includes(head[2] as number)) return "zip";
+  if (isDiskImage(head)) return "disk";
   throw new CliError(
-    `cannot tell what '${source}' is (not a BFC container, zip or folder); pass --type`,
+    `cannot tell what '${source}' is (not a BFC container, zip, disk image or folder); pass --type`,
     "BAD_MAGIC",
   );
 }
@@ -62,6 +76,16 @@ function parseId(v: string | undefined, what: string): number | undefined {
   if (!/^\d+$/.test(v) || Number(v) > 0xffffffff)
     throw new UsageError(`${what} must be a number, not '${v}'`);
   return Number(v);
+}
+
+/** The disk type's mount options from --partition and --allow-backing. */
+function diskOptions(image: string, o: MountOptions): DiskMountOptions & Record<string, unknown> {
+  const d: DiskMountOptions & Record<string, unknown> = { image };
+  const partition = intOption(o.partition, "--partition", 0, 65535);
+  if (partition !== undefined) d.partition = partition;
+  const allow = backingPolicy(o.allowBacking);
+  if (allow !== undefined) d.allowBacking = allow;
+  return d;
 }
 
 /** Runs the filesystem in this process until unmounted or signalled. */
@@ -85,6 +109,7 @@ async function serve(
   if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds });
   else if (type === "zip") await vfs.mount("zip", "/", { path: abs });
   else if (type === "dir") await vfs.mount("host", "/", { root: abs, readonly: true });
+  else if (type === "disk") await vfs.mount("disk", "/", diskOptions(abs, o));
   else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
   let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
@@ -135,6 +160,9 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.uid) args.push("--uid", o.uid);
   if (o.gid) args.push("--gid", o.gid);
   if (o.debug) args.push("--debug");
+  if (o.partition !== undefined) args.push("--partition", o.partition);
+  for (const dir of o.allowBacking ?? [])
+    args.push("--allow-backing", dir === "any" ? dir : path.resolve(dir));
   args.push("--", path.resolve(source), path.resolve(mountpoint));
   const log = o.log ? fs.openSync(o.log, "a") : "ignore";
   const child = spawn(process.execPath, args, {
@@ -187,6 +215,12 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
   if (o.type !== undefined && !(TYPES as readonly string[]).includes(o.type)) {
     throw new UsageError(`unknown --type '${o.type}' (one of: ${TYPES.join(", ")})`);
   }
+  if (o.partition !== undefined || o.allowBacking !== undefined) {
+    intOption(o.partition, "--partition", 0, 65535);
+    if ((o.type ?? detectType(source)) !== "disk") {
+      throw new UsageError("--partition and --allow-backing apply to disk images only");
+    }
+  }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);
   let told = false;
@@ -215,8 +249,8 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
 export function register(program: Command): void {
   const cmd = program
     .command("mount")
-    .description("serve a container (or zip, or folder) as a read-only folder through FUSE")
-    .argument("<source>", "a BFC container, a zip archive or a folder")
+    .description("serve a container (or zip, folder, or disk image) as a read-only folder through FUSE")
+    .argument("<source>", "a BFC container, a zip archive, a folder, or a raw or QCOW2 disk image (ext2/3/4)")
     .argument("<mountpoint>", "an empty directory")
     .addOption(
       new Option("-t, --type <type>", "source type (default: from the file's magic)").choices([...TYPES]),
@@ -230,6 +264,12 @@ export function register(program: Command): void {
     .option("--gid <n>", "report this group for every entry")
     .option("--debug", "log every failing filesystem call on stderr")
     .option("--log <file>", "in the background, append the mount process's messages to <file>")
+    .option("--partition <n>", "disk images: the partition to mount (0: the whole disk)")
+    .option(
+      "--allow-backing <dir>",
+      "disk images: also follow QCOW2 backing files under <dir> ('any': anywhere); repeatable",
+      repeatable,
+    )
     .addOption(new Option("--ready-fd <fd>").hideHelp());
   addSecretOptions(cmd)
     .addHelpText(
@@ -241,7 +281,8 @@ immutable while mounted). Files whose integrity check fails read as I/O errors, 
 Examples:
   bfc mount site.bfc /mnt/site && ls /mnt/site && bfc umount /mnt/site
   bfc mount -f --debug deps.zip /mnt/deps
-  BFC_PASSWORD=secret bfc mount secret.bfc /mnt/secret`,
+  BFC_PASSWORD=secret bfc mount secret.bfc /mnt/secret
+  bfc mount --partition 1 vm.qcow2 /mnt/vm`,
     )
     .action((source: string, mountpoint: string, opts: MountOptions, c: Command) =>
       run(c, (ctx) => mount(ctx, source, mountpoint, opts)),
