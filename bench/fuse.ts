@@ -11,9 +11,10 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
+import { mountsAtOrUnder } from "../src/fuse/host-mounts.ts";
 import type { Dataset } from "./datasets.ts";
 import type { Cell } from "./report.ts";
-import type { Measure, ToolId } from "./tools.ts";
+import { type Measure, MKSQUASHFS_ZSTD3, type ToolId } from "./tools.ts";
 
 export const FUSE_COLUMNS = [
   "bfcfs",
@@ -237,32 +238,6 @@ function tail(s: string): string {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-interface MountEntry {
-  mountpoint: string;
-  fstype: string;
-}
-
-/** This namespace's mounts at or below `root`, deepest first. */
-function mountsBelow(root: string): MountEntry[] {
-  let text = "";
-  try {
-    text = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return [];
-  }
-  const out: MountEntry[] = [];
-  for (const line of text.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const raw = line.slice(0, sep).split(" ")[4] ?? "";
-    const mp = raw.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-    if (mp === root || mp.startsWith(`${root}/`)) {
-      out.push({ mountpoint: mp, fstype: line.slice(sep + 3).split(" ")[0] ?? "" });
-    }
-  }
-  return out.sort((x, y) => y.mountpoint.length - x.mountpoint.length);
-}
-
 /** Live (not zombie) processes with an argument at or below `root`, this one excluded. */
 function processesUsing(root: string): number[] {
   const out: number[] = [];
@@ -300,7 +275,7 @@ function waitSync(ms: number): void {
  */
 export function sweepFuse(root: string): string[] {
   const cleaned: string[] = [];
-  for (const m of mountsBelow(root)) {
+  for (const m of mountsAtOrUnder(root)) {
     const fuse = m.fstype === "fuse" || m.fstype.startsWith("fuse.");
     const r = fuse
       ? spawnSync("fusermount3", ["-uz", m.mountpoint], { stdio: "ignore" })
@@ -424,20 +399,7 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
     const sqfs = path.join(root, `${id}.sqfs`);
     ctx.progress(`  fuse: build ${path.basename(sqfs)} of ${d.label} (mksquashfs zstd -3, untimed)`);
     const r = await exec(
-      [
-        "mksquashfs",
-        path.join(d.parent, d.name),
-        sqfs,
-        "-keep-as-directory",
-        "-noappend",
-        "-no-progress",
-        "-quiet",
-        "-no-xattrs",
-        "-comp",
-        "zstd",
-        "-Xcompression-level",
-        "3",
-      ],
+      ["mksquashfs", path.join(d.parent, d.name), sqfs, "-keep-as-directory", ...MKSQUASHFS_ZSTD3],
       { timeoutMs: ctx.timeoutMs },
     );
     if (r.code === 0) img.sqfs = sqfs;
@@ -503,7 +465,7 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
     if (r.code !== 0) ctx.note(`fuse: ${m.col}: unmount failed (${tail(r.stderr)}); detached lazily`);
     // The serving process goes once it notices (bfc mount polls once a second).
     for (let i = 0; m.pid !== undefined && alive(m.pid) && i < 50; i++) await sleep(50);
-    if (r.code !== 0 || (m.pid !== undefined && alive(m.pid)) || mountsBelow(m.mnt).length) {
+    if (r.code !== 0 || (m.pid !== undefined && alive(m.pid)) || mountsAtOrUnder(m.mnt).length) {
       if (m.pid !== undefined && alive(m.pid) && r.code === 0)
         ctx.note(`fuse: ${m.col}: the serving process outlived its unmount by 2.5 s; killed`);
       sweepFuse(m.mnt);

@@ -20,13 +20,14 @@ import {
   sweepFuse,
 } from "./fuse.ts";
 import { type Cell, formatTable, type Row } from "./report.ts";
+import { measureRuntime, RUNTIME_COLUMNS, runtimeRows, runtimeSkipReason } from "./runtime.ts";
 import { type Comp, detectTools, type Measure, type Runner, type ToolId } from "./tools.ts";
 import { anchorVersions, measureVfs, VFS_ANCHORS, vfsRows, vfsVerdicts } from "./vfs.ts";
 
 const BENCH = import.meta.dirname;
 const DATA = path.join(BENCH, "data");
 const TMP = path.join(DATA, "tmp");
-const GROUPS = ["create", "list", "extract", "verify", "stat", "vfs", "fuse"] as const;
+const GROUPS = ["create", "list", "extract", "verify", "stat", "vfs", "fuse", "runtime"] as const;
 type Group = (typeof GROUPS)[number];
 
 const { values: opts } = parseArgs({
@@ -46,7 +47,9 @@ if (opts.help) {
   --dist    load the built library (dist/, run \`npm run build\` first) instead of the .ts sources
 Comparisons: tar (GNU, with zstd), squashfs-tools, and the reference C tool when BFC_REFERENCE is set;
 the vfs group compares against @yarnpkg/libzip's ZipFS and @zenfs/core + @zenfs/archives (Zip); the fuse
-group mounts with \`bfc mount\` against squashfuse_ll and the kernel's squashfs (needs root for cold caches).`);
+group mounts with \`bfc mount\` against squashfuse_ll and the kernel's squashfs (needs root for cold caches); the
+runtime group times \`bfc container run\` from create to first output (bfc none/zstd, dir) against a
+squashfs + squashfuse_ll + overlay + runc pipeline (needs root and runc).`);
   process.exit(0);
 }
 const groups = new Set<Group>();
@@ -175,6 +178,11 @@ for (const r of vfsRows(L("e"))) {
   byKey.get(r.key)!.target = r.target;
 }
 for (const r of fuseRows(L)) {
+  row(r.key, r.label);
+  byKey.get(r.key)!.target = r.target;
+}
+const runtimeBytes = full ? 100e6 : 20e6;
+for (const r of runtimeRows(runtimeBytes / 1e6)) {
   row(r.key, r.label);
   byKey.get(r.key)!.target = r.target;
 }
@@ -414,15 +422,29 @@ try {
     );
     notes.push(...fuseVerdicts(new Map(rows.map((r) => [r.key, r.values]))));
   }
+  const runtimeSkip = groups.has("runtime") ? runtimeSkipReason() : undefined;
+  if (groups.has("runtime") && runtimeSkip) notes.push(`runtime: group skipped: ${runtimeSkip}`);
+  else if (groups.has("runtime")) {
+    await measureRuntime({
+      put,
+      note: (n) => notes.push(n),
+      progress,
+      reps: repsArg || 3,
+      tmp: TMP,
+      data: path.join(DATA, scale.name),
+      cli: [process.execPath, path.join(BENCH, "..", opts.dist ? "dist/cli/main.js" : "src/cli/main.ts")],
+      bytes: runtimeBytes,
+    });
+  }
 } finally {
   sweepFuse(FUSE_TMP);
   rm(TMP);
 }
 
 // Tools with a figure in some row (a tool detected but unused by the groups run is left out).
-const columns = [...new Set([...tools.map((t) => t.id), ...VFS_ANCHORS, ...FUSE_COLUMNS])].filter((t) =>
-  rows.some((r) => r.values[t] !== undefined),
-);
+const columns = [
+  ...new Set([...tools.map((t) => t.id), ...VFS_ANCHORS, ...FUSE_COLUMNS, ...RUNTIME_COLUMNS]),
+].filter((t) => rows.some((r) => r.values[t] !== undefined));
 const targetHeader = full ? "issue" : "issue (full scale)";
 const cpu = os.cpus();
 const lines = [
@@ -452,6 +474,14 @@ const lines = [
         `close); best of ${repsArg || (opts.quick ? 2 : 3)} (${repsArg || 2} for (c)); mount = bfc mount / squashfuse_ll / mount -o loop until the`,
         "mountpoint lists: median of the cold mounts of the (b) rows and of as many warm remounts;",
         "squashfs images are mksquashfs -comp zstd -Xcompression-level 3.",
+      ]
+    : []),
+  ...(groups.has("runtime") && rows.some((r) => r.key.startsWith("runtime.") && Object.keys(r.values).length)
+    ? [
+        "runtime rows: best of the runs; bfc-* and dir are `bfc container run` (a new Node process: CLI start, pack,",
+        "mount, overlay, runc) timed to the first byte of the container's output, with a warm Node compile cache;",
+        "squashfuse is mksquashfs -comp zstd -Xcompression-level 3, squashfuse_ll, overlay and runc run, spawned",
+        "directly; 'start' is the same on an already created container; disk = du of the container file / folder / image.",
       ]
     : []),
   `total ${((performance.now() - started) / 1000).toFixed(0)} s of measuring`,

@@ -17,7 +17,11 @@ export type ToolId =
   | "yarn-zipfs"
   | "zenfs"
   | "squashfuse_ll"
-  | "kernel-squashfs";
+  | "kernel-squashfs"
+  | "bfc-none"
+  | "bfc-zstd"
+  | "dir"
+  | "squashfuse";
 
 export interface Measure {
   ok: boolean;
@@ -44,6 +48,18 @@ export interface Runner {
 }
 
 const GNU_TIME = "/usr/bin/time";
+
+/** mksquashfs options of the squashfs images the fuse and runtime groups compare with (zstd -3). */
+export const MKSQUASHFS_ZSTD3 = [
+  "-noappend",
+  "-no-progress",
+  "-quiet",
+  "-no-xattrs",
+  "-comp",
+  "zstd",
+  "-Xcompression-level",
+  "3",
+];
 
 function probe(cmd: string, args: string[]): string | null {
   const r = spawnSync(cmd, args, { encoding: "utf8" });

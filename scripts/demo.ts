@@ -1,6 +1,7 @@
 /**
  * The quick-start demo: builds a small example tree, then runs the `bfc` command on it as a user
- * would: create (zstd), list, info, verify --deep, cat, extract, and checks the copy is identical.
+ * would: create (zstd), list, info, verify --deep, cat, extract, and checks the copy is identical;
+ * then updates the container in place (add, mv, rm as commits), shows its log and an older commit.
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -54,5 +55,15 @@ for (const [rel, content] of Object.entries(files)) {
 console.log(
   `\nextracted copy in ${path.join(work, "out")}: ${same ? "identical to the original" : "DIFFERENT"}`,
 );
+
+// Updates are appended as commits; every earlier commit stays readable.
+fs.writeFileSync(path.join(work, "CHANGELOG.md"), "- first release\n");
+bfc("add", "-C", "example", "-m", "add the changelog", "example.bfc", "CHANGELOG.md");
+bfc("mv", "-m", "rename the notes", "example.bfc", "example/docs/notes.txt", "example/docs/NOTES.txt");
+bfc("rm", "-r", "-m", "drop the noise", "example.bfc", "example/data/noise.bin");
+bfc("log", "example.bfc");
+bfc("list", "--commit", "1", "example.bfc", "example/docs");
+bfc("list", "example.bfc", "example/docs");
+bfc("verify", "--deep", "example.bfc");
 fs.rmSync(work, { recursive: true, force: true });
 if (!same) process.exit(1);

@@ -74,7 +74,15 @@ export type Reason =
   /** A filesystem inside a disk image (ext2/3/4) has inconsistent or out-of-range structures. */
   | "BAD_FILESYSTEM"
   /** An ext3/4 journal was not replayed (the filesystem was not cleanly unmounted). */
-  | "NEEDS_RECOVERY";
+  | "NEEDS_RECOVERY"
+  /** The runtime's own configuration file is invalid (the message names the key). */
+  | "BAD_CONFIG"
+  /** An OCI bundle is invalid: config.json missing or wrong (the message names the JSON path), no rootfs. */
+  | "BAD_BUNDLE"
+  /** The operation is not allowed in the container's current status (start a running one, …). */
+  | "BAD_STATE"
+  /** The OCI runtime (runc) is missing or failed. */
+  | "RUNTIME_FAILED";
 
 const DESCRIPTIONS: Record<ErrnoCode, string> = {
   ENOENT: "no such file or directory",

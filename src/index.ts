@@ -65,6 +65,57 @@ export type {
 export { describeFeatures, formatUuid, type Header } from "./format/header.ts";
 export { type EntryType, IndexTable } from "./format/index-table.ts";
 export { normalizePath, referenceCanLookUp } from "./format/path.ts";
+export type {
+  AttachedIo,
+  Backend,
+  CheckpointInfo,
+  CheckpointOptions,
+  CheckpointResult,
+  ContainerInfo,
+  ContainerState,
+  CreateOptions as ContainerCreateOptions,
+  DeleteOptions as ContainerDeleteOptions,
+  RestoreOptions,
+  StartOptions as ContainerStartOptions,
+  StartResult as ContainerStartResult,
+  StopOptions as ContainerStopOptions,
+} from "./runtime/backend.ts";
+export {
+  type BfcBackendConfig,
+  CONFIG_ENV,
+  type DirBackendConfig,
+  defaultConfig,
+  defaultConfigPath,
+  type EncryptionSource,
+  loadConfig,
+  parseConfig,
+  type RuntimeConfig,
+} from "./runtime/config.ts";
+export { OverlayBackend } from "./runtime/lifecycle.ts";
+export {
+  type BackendContext,
+  type BackendDescription,
+  type BackendFactory,
+  BackendManager,
+  type OpenOptions as RuntimeOpenOptions,
+  type RunOptions as ContainerRunOptions,
+} from "./runtime/manager.ts";
+export {
+  type Bundle,
+  checkId,
+  defaultOciConfig,
+  type OciConfig,
+  type OciState,
+  type OciStatus,
+  readBundle,
+  validateOciConfig,
+} from "./runtime/oci-spec.ts";
+export type { LayerTarget } from "./runtime/overlay-layer.ts";
+export type {
+  CommitInfo as ContainerCommitInfo,
+  CommitStore,
+  RootfsStorage,
+} from "./runtime/rootfs-storage.ts";
 export {
   builtinTypes,
   type Capabilities,

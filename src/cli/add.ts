@@ -4,10 +4,10 @@
  * when given): files replace files, directories merge into directories.
  */
 import fs from "node:fs";
+import path from "node:path";
 import type { Command } from "commander";
-import { fromSystemError } from "../errors.ts";
-import { CliError, type Ctx, run } from "./common.ts";
-import { storedName } from "./create.ts";
+import { type Ctx, run, UsageError } from "./common.ts";
+import { collectInputs, type Input, inputHolding } from "./create.ts";
 import { addUpdateOptions, openForUpdate, reportCommit, type UpdateCliOptions } from "./update.ts";
 
 interface AddOptions extends UpdateCliOptions {
@@ -15,24 +15,8 @@ interface AddOptions extends UpdateCliOptions {
 }
 
 async function add(ctx: Ctx, container: string, inputs: string[], o: AddOptions): Promise<number> {
-  const items: { arg: string; name: string; st: fs.BigIntStats }[] = [];
-  const seen = new Map<string, string>();
-  for (const arg of inputs) {
-    const base = storedName(arg);
-    const name = o.into ? `${o.into.replace(/\/+$/, "")}/${base}` : base;
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(arg, { bigint: true });
-    } catch (e) {
-      throw fromSystemError(e, `cannot access '${arg}'`, arg);
-    }
-    const prev = seen.get(name);
-    if (prev !== undefined) {
-      throw new CliError(`inputs '${prev}' and '${arg}' would both be stored as '${name}'`, "DUPLICATE_PATH");
-    }
-    seen.set(name, arg);
-    items.push({ arg, name, st });
-  }
+  const items = collectInputs(inputs, o.into);
+  refuseSelf(container, items);
   const c = await openForUpdate(ctx, container, o);
   try {
     for (const i of items) {
@@ -52,6 +36,32 @@ async function add(ctx: Ctx, container: string, inputs: string[], o: AddOptions)
     return 0;
   } finally {
     c.close();
+  }
+}
+
+/**
+ * Refuses to add the container to itself, as a file or inside an input directory: the commit would
+ * read the file it is appending to (and store its lock file).
+ */
+function refuseSelf(container: string, items: Input[]): void {
+  let real: string;
+  let st: fs.BigIntStats;
+  try {
+    real = fs.realpathSync(container);
+    st = fs.statSync(real, { bigint: true });
+  } catch {
+    return; // opening it will report what is wrong
+  }
+  for (const i of items) {
+    if (i.st.isFile() && i.st.ino === st.ino && i.st.dev === st.dev) {
+      throw new UsageError(`input '${i.arg}' is the container itself`);
+    }
+  }
+  const holder = inputHolding(items, path.dirname(real));
+  if (holder) {
+    throw new UsageError(
+      `the container '${container}' is inside the input '${holder.arg}'; it cannot hold itself`,
+    );
   }
 }
 

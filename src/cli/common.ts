@@ -62,7 +62,9 @@ export class Ctx {
   }
 
   static of(cmd: Command): Ctx {
-    return new Ctx(cmd.name(), cmd.optsWithGlobals() as GlobalOptions);
+    // A subcommand of a command group is named with its group: `container create`.
+    const group = cmd.parent?.parent ? `${cmd.parent.name()} ` : "";
+    return new Ctx(`${group}${cmd.name()}`, cmd.optsWithGlobals() as GlobalOptions);
   }
 
   /** Primary output (listings, content): always printed. Buffered; call flush(). */

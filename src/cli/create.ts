@@ -23,7 +23,7 @@ export interface CreateOptions extends CreateSecretOptions {
   progress?: boolean;
 }
 
-interface Input {
+export interface Input {
   arg: string;
   name: string;
   st: fs.BigIntStats;
@@ -39,6 +39,42 @@ export function storedName(arg: string): string {
     );
   }
   return base;
+}
+
+/**
+ * The inputs with the names they are stored under (below `into` when given), checked before anything
+ * is written: each exists, and no two would be stored under the same name.
+ */
+export function collectInputs(args: string[], into?: string): Input[] {
+  const inputs: Input[] = [];
+  const names = new Map<string, string>();
+  for (const arg of args) {
+    const base = storedName(arg);
+    const name = into ? `${into.replace(/\/+$/, "")}/${base}` : base;
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(arg, { bigint: true });
+    } catch (e) {
+      throw fromSystemError(e, `cannot access '${arg}'`, arg);
+    }
+    const prev = names.get(name);
+    if (prev !== undefined) {
+      throw new CliError(`inputs '${prev}' and '${arg}' would both be stored as '${name}'`, "DUPLICATE_PATH");
+    }
+    names.set(name, arg);
+    inputs.push({ arg, name, st });
+  }
+  return inputs;
+}
+
+/** The input directory that holds `dir` (a real path), or undefined: a container there would store itself. */
+export function inputHolding(inputs: Input[], dir: string): Input | undefined {
+  for (const i of inputs) {
+    if (!i.st.isDirectory()) continue;
+    const real = realDir(i.arg);
+    if (real !== null && inside(dir, real)) return i;
+  }
+  return undefined;
 }
 
 function inside(child: string, parent: string): boolean {
@@ -94,24 +130,7 @@ async function create(ctx: Ctx, container: string, args: string[], o: CreateOpti
   const threshold = intOption(o.compressionThreshold, "-t/--compression-threshold", 0, 1024 * 1024);
   const blockSize = intOption(o.blockSize, "-b/--block-size", 1, 1024 * 1024);
 
-  // Every input is checked before anything is written.
-  const inputs: Input[] = [];
-  const names = new Map<string, string>();
-  for (const arg of args) {
-    const name = storedName(arg);
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(arg, { bigint: true });
-    } catch (e) {
-      throw fromSystemError(e, `cannot access '${arg}'`, arg);
-    }
-    const prev = names.get(name);
-    if (prev !== undefined) {
-      throw new CliError(`inputs '${prev}' and '${arg}' would both be stored as '${name}'`, "DUPLICATE_PATH");
-    }
-    names.set(name, arg);
-    inputs.push({ arg, name, st });
-  }
+  const inputs = collectInputs(args);
   const target = path.resolve(container);
   let existing: fs.Stats | null = null;
   try {
@@ -129,14 +148,11 @@ async function create(ctx: Ctx, container: string, args: string[], o: CreateOpti
   if (targetDir === null) {
     throw new CliError(`cannot create '${container}': its directory does not exist`, "ENOENT");
   }
-  for (const i of inputs) {
-    if (!i.st.isDirectory()) continue;
-    const dir = realDir(i.arg);
-    if (dir !== null && inside(targetDir, dir)) {
-      throw new UsageError(
-        `the container '${container}' would be inside the input '${i.arg}'; write it elsewhere`,
-      );
-    }
+  const holder = inputHolding(inputs, targetDir);
+  if (holder) {
+    throw new UsageError(
+      `the container '${container}' would be inside the input '${holder.arg}'; write it elsewhere`,
+    );
   }
 
   const creds = await createCredentials(ctx, o);

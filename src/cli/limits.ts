@@ -65,16 +65,20 @@ function show(
 
 async function limits(ctx: Ctx, container: string, o: LimitsOptions): Promise<number> {
   const setting = o.clear || [o.maxFiles, o.maxDirs, o.maxBytes, o.maxFileSize].some((v) => v !== undefined);
+  // Values are checked before the container is opened: a typo is a usage error, never a prompt.
+  const given: ResourceLimits = {};
+  if (o.maxFiles !== undefined) given.maxFiles = parseSize(o.maxFiles, "--max-files");
+  if (o.maxDirs !== undefined) given.maxDirectories = parseSize(o.maxDirs, "--max-dirs");
+  if (o.maxBytes !== undefined) given.maxTotalBytes = parseSize(o.maxBytes, "--max-bytes");
+  if (o.maxFileSize !== undefined) given.maxFileSize = parseSize(o.maxFileSize, "--max-file-size");
   const c = await openForUpdate(ctx, container, o);
   try {
     if (setting) {
-      const next: ResourceLimits = o.clear ? {} : { ...c.resourceLimits };
-      if (o.maxFiles !== undefined) next.maxFiles = parseSize(o.maxFiles, "--max-files");
-      if (o.maxDirs !== undefined) next.maxDirectories = parseSize(o.maxDirs, "--max-dirs");
-      if (o.maxBytes !== undefined) next.maxTotalBytes = parseSize(o.maxBytes, "--max-bytes");
-      if (o.maxFileSize !== undefined) next.maxFileSize = parseSize(o.maxFileSize, "--max-file-size");
-      c.setLimits(next);
-      reportCommit(ctx, container, await c.commit({ message: o.message ?? "limits" }));
+      // Keys present in `given` with an undefined value ('unlimited') remove that limit.
+      c.setLimits({ ...(o.clear ? {} : c.resourceLimits), ...given });
+      const r = await c.commit({ message: o.message ?? "limits" });
+      // --json prints one document and nothing else on stdout.
+      if (!o.json) reportCommit(ctx, container, r);
     }
     show(ctx, c.resourceLimits, c.currentUsage, o.json === true);
     return 0;

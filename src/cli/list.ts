@@ -5,7 +5,7 @@ import { normalizeLookup } from "../format/path.ts";
 import { CliError, type Ctx, printJson, run } from "./common.ts";
 import { extendedOf, extrasOf, mergeSpecials } from "./extended.ts";
 import { entryJson, hex8, localMinute, modeString, shortSize } from "./format.ts";
-import { readerOptions } from "./password.ts";
+import { readerOptions, warnTornTail } from "./password.ts";
 
 export interface ListOptions {
   commit?: string;
@@ -38,6 +38,7 @@ async function list(
   const { Reader } = await import("../container/reader.ts");
   ctx.debug(`Opening container: ${container}`);
   const r = await Reader.open(container, readerOptions(o));
+  warnTornTail(ctx, r);
   try {
     ctx.debug(prefix ? `Listing entries under '${prefix}'` : "Listing entries");
     const x = extendedOf(r);

@@ -2,17 +2,14 @@
 import type { Command } from "commander";
 import { type Ctx, printJson, run } from "./common.ts";
 import { localNs } from "./format.ts";
+import { warnTornTail } from "./password.ts";
 
 async function log(ctx: Ctx, container: string, o: { json?: boolean }): Promise<number> {
   const { Reader } = await import("../container/reader.ts");
   const r = await Reader.open(container);
   try {
     const commits = r.commits();
-    if (r.tornTail > 0) {
-      ctx.warn(
-        `${r.tornTail} bytes after commit ${r.commit} belong to an interrupted commit; 'bfc recover' removes them`,
-      );
-    }
+    warnTornTail(ctx, r);
     if (o.json) {
       printJson(ctx, {
         commits: commits.map((c, k) => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `bfc` command: create, list, extract, info, verify, digest, cat, stat, add, rm, mv, log, recover,
- * compact, limits, sign, keygen, mount, umount, disk, import. Compatible with the reference
+ * compact, limits, sign, keygen, mount, umount, disk, import, container. Compatible with the reference
  * C tool's options and output (docs/cli.md lists every deliberate difference). Exit codes: 0 success,
  * 1 operational failure, 2 usage error. Each command's module loads the library parts it needs only
  * when it runs, so `bfc list` never loads the writer, the worker pool or the progress bar.
@@ -13,6 +13,7 @@ import { rewriteVerifyProgress } from "./argv.ts";
 import * as cat from "./cat.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
 import * as compact from "./compact.ts";
+import * as container from "./container.ts";
 import * as create from "./create.ts";
 import * as digest from "./digest.ts";
 import * as disk from "./disk.ts";
@@ -77,7 +78,8 @@ Examples:
   bfc verify --deep archive.bfc
   bfc cat archive.bfc docs/readme.txt
   bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive
-  bfc import --partition 1 -c zstd vm.qcow2 rootfs.bfc`,
+  bfc import --partition 1 -c zstd vm.qcow2 rootfs.bfc
+  bfc container run --bundle ./bundle job   # an OCI bundle stored in job.bfc, run by runc`,
     );
   create.register(program);
   list.register(program);
@@ -99,6 +101,7 @@ Examples:
   umount.register(program);
   disk.register(program);
   importCmd.register(program);
+  container.register(program);
   return { program, current: () => current };
 }
 

@@ -5,7 +5,6 @@
  * readiness on a pipe) and the filesystem keeps running in the background until `bfc umount`,
  * SIGINT or SIGTERM.
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
@@ -18,6 +17,7 @@ import {
   explicitCredentials,
   implicitPassword,
   PASSWORD_ENV,
+  readerOptions,
   type SecretOptions,
 } from "./password.ts";
 
@@ -106,7 +106,7 @@ async function serve(
   const { mountFuse } = await import("../fuse/mount.ts");
   const vfs = createVfs();
   const abs = path.resolve(source);
-  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds });
+  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds, ...readerOptions(o) });
   else if (type === "zip") await vfs.mount("zip", "/", { path: abs });
   else if (type === "dir") await vfs.mount("host", "/", { root: abs, readonly: true });
   else if (type === "disk") await vfs.mount("disk", "/", diskOptions(abs, o));
@@ -153,57 +153,29 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
       if (pw !== undefined) env[PASSWORD_ENV] = pw;
     }
   } else if (creds?.password !== undefined) env[PASSWORD_ENV] = Buffer.from(creds.password).toString();
-  const args = [...process.execArgv, process.argv[1] as string, "mount", "--foreground", "--ready-fd", "3"];
+  const args: string[] = [];
   if (o.type) args.push("--type", o.type);
   if (o.keyfile) args.push("--keyfile", path.resolve(o.keyfile));
   if (o.allowOther) args.push("--allow-other");
   if (o.uid) args.push("--uid", o.uid);
   if (o.gid) args.push("--gid", o.gid);
+  if (o.commit !== undefined) args.push("--commit", o.commit);
   if (o.debug) args.push("--debug");
   if (o.partition !== undefined) args.push("--partition", o.partition);
   for (const dir of o.allowBacking ?? [])
     args.push("--allow-backing", dir === "any" ? dir : path.resolve(dir));
-  args.push("--", path.resolve(source), path.resolve(mountpoint));
-  const log = o.log ? fs.openSync(o.log, "a") : "ignore";
-  const child = spawn(process.execPath, args, {
-    detached: true,
-    env,
-    stdio: ["ignore", log, log, "pipe"],
-  });
-  const pipe = child.stdio[3] as NodeJS.ReadableStream;
-  const answer = await new Promise<string>((resolve) => {
-    let text = "";
-    pipe.setEncoding("utf8");
-    pipe.on("data", (d: string) => {
-      text += d;
-      if (text.includes("\n")) resolve(text);
-    });
-    pipe.on("end", () => resolve(text));
-    child.on("exit", (code) =>
-      resolve(text || `{"error":"the mount process exited with status ${code}","reason":"IO_ERROR"}\n`),
-    );
-  });
-  if (typeof log === "number") fs.closeSync(log);
-  (pipe as unknown as { destroy(): void }).destroy();
-  child.unref();
-  let msg: { ok?: boolean; error?: string; reason?: string };
+  const { startMountProcess } = await import("../fuse/mount-process.ts");
   try {
-    msg = JSON.parse(answer.split("\n")[0] as string);
-  } catch {
-    msg = { error: `unexpected answer from the mount process: ${answer.slice(0, 200)}`, reason: "IO_ERROR" };
-  }
-  if (!msg.ok) {
-    // The failed mount process is on its way out; return only once it is gone (up to 5 s).
-    if (child.exitCode === null && child.signalCode === null) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 5000);
-        child.once("exit", () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    throw new CliError(msg.error ?? "mount failed", msg.reason ?? "IO_ERROR");
+    await startMountProcess({
+      source: path.resolve(source),
+      mountpoint: path.resolve(mountpoint),
+      args,
+      env,
+      log: o.log,
+    });
+  } catch (e) {
+    const err = e as BfcError;
+    throw new CliError(err.message, err.reason ?? "IO_ERROR");
   }
   ctx.say(
     `mounted ${source} at ${path.resolve(mountpoint)} (bfc umount ${path.resolve(mountpoint)} to unmount)`,
@@ -220,6 +192,9 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
     if ((o.type ?? detectType(source)) !== "disk") {
       throw new UsageError("--partition and --allow-backing apply to disk images only");
     }
+  }
+  if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
+    throw new UsageError("--commit applies to BFC containers only");
   }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);

@@ -223,16 +223,21 @@ export async function openWithCredentials(
   ctx.debug(`Opening container: ${file}`);
   if (explicit) return Reader.open(file, { ...explicit, ...extra });
   const r = await Reader.open(file, extra);
-  if (r.tornTail > 0) {
-    ctx.warn(
-      `${r.tornTail} bytes after the last complete commit belong to an interrupted commit; 'bfc recover' removes them`,
-    );
-  }
+  warnTornTail(ctx, r);
   if (r.encryptionMode !== "password" || !needsKey(r)) return r;
   const pw = await implicitPassword(ctx, `'${file}'`);
   if (pw === undefined) return r;
   r.close();
   return Reader.open(file, { password: pw, ...extra });
+}
+
+/** A warning when the container ends in the leftovers of an interrupted commit (readers skip them). */
+export function warnTornTail(ctx: Ctx, r: Reader): void {
+  if (r.tornTail > 0) {
+    ctx.warn(
+      `${r.tornTail} bytes after the last complete commit belong to an interrupted commit; 'bfc recover' removes them`,
+    );
+  }
 }
 
 /** Whether an error means the key is wrong or missing (rather than the data being damaged). */

@@ -12,12 +12,16 @@ interface SignOptions extends UpdateCliOptions {
 
 async function sign(ctx: Ctx, container: string, o: SignOptions): Promise<number> {
   if (!o.key) throw new UsageError("--key <private.pem> is required");
-  // Opened once here for the credentials (and to fail early on a locked or damaged container).
-  const probe = await openForUpdate(ctx, container, o);
-  const creds = probe.credentials;
-  probe.close();
-  const { signContainer } = await import("../container/signature.ts");
-  const r = await signContainer(container, o.key, { ...creds, lockTimeout: 0 });
+  const { readSigningKey, signOpen } = await import("../container/signature.ts");
+  // The key first: a bad key file fails before a password is asked for or a lock taken.
+  const key = readSigningKey(o.key, "private");
+  const c = await openForUpdate(ctx, container, o);
+  let r: Awaited<ReturnType<typeof signOpen>>;
+  try {
+    r = await signOpen(c, key, o.message);
+  } finally {
+    c.close();
+  }
   ctx.say(`Signed commit ${r.commit} of '${container}'`);
   ctx.say(`root digest ${r.digest}`);
   ctx.say(`public key  ${r.publicKey}`);

@@ -6,7 +6,7 @@ import { normalizeLookup } from "../format/path.ts";
 import { type Ctx, printJson, run } from "./common.ts";
 import { extendedOf, extrasOf, type Listed } from "./extended.ts";
 import { type EntryExtras, entryJson, fullModeString, hex8, localNs } from "./format.ts";
-import { readerOptions } from "./password.ts";
+import { readerOptions, warnTornTail } from "./password.ts";
 
 export interface StatOptions {
   commit?: string;
@@ -70,6 +70,7 @@ async function stat(ctx: Ctx, container: string, name: string, o: StatOptions): 
   const { Reader } = await import("../container/reader.ts");
   ctx.debug(`Opening container: ${container}`);
   const r = await Reader.open(container, readerOptions(o));
+  warnTornTail(ctx, r);
   try {
     const x = extendedOf(r);
     const l = find(r, x, name);

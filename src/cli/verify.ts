@@ -4,7 +4,10 @@
  * raw bytes, so it fails every compressed or encrypted container); encrypted containers need the
  * password or key for that.
  */
+import type { KeyObject } from "node:crypto";
 import type { Command } from "commander";
+import type { checkSignature } from "../container/signature.ts";
+import type { VerifyProblem } from "../container/verify.ts";
 import { BfcError } from "../errors.ts";
 import { type Ctx, printJson, run } from "./common.ts";
 import { parseRootDigest } from "./digest.ts";
@@ -25,6 +28,12 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
   const started = performance.now();
   const deep = o.deep === true;
   const expected = o.root === undefined ? null : parseRootDigest(o.root);
+  // The key file is read first, so a missing or malformed one fails before any work.
+  let signing: { key: KeyObject; check: typeof checkSignature } | null = null;
+  if (o.pubkey !== undefined) {
+    const s = await import("../container/signature.ts");
+    signing = { key: s.readSigningKey(o.pubkey, "public"), check: s.checkSignature };
+  }
   const r = await openWithCredentials(
     ctx,
     container,
@@ -71,26 +80,26 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
           });
         }
       } catch (e) {
-        const err = e instanceof BfcError ? e : null;
-        report.problems.push({
-          path: err?.path === container ? null : (err?.path ?? null),
-          reason: err?.reason ?? "IO_ERROR",
-          message: `cannot compute the root digest: ${err?.message ?? String((e as Error)?.message ?? e)}`,
-        });
+        report.problems.push(digestProblem(e, container, "cannot compute the root digest"));
       }
       report.ok = report.problems.length === 0;
     }
     let signed: { ok: boolean; key: string | null } | null = null;
-    if (o.pubkey !== undefined && report.ok) {
-      const { checkSignature } = await import("../container/signature.ts");
-      const s = await checkSignature(r, o.pubkey);
-      signed = { ok: s.ok, key: s.signature?.publicKey.toString("hex") ?? null };
-      if (!s.ok)
-        report.problems.push({
-          path: null,
-          reason: "SIGNATURE_INVALID",
-          message: `signature check failed: ${s.problem}`,
-        });
+    if (signing !== null && report.ok) {
+      try {
+        const s = await signing.check(r, signing.key);
+        signed = { ok: s.ok, key: s.signature?.publicKey.toString("hex") ?? null };
+        if (!s.ok)
+          report.problems.push({
+            path: null,
+            reason: "SIGNATURE_INVALID",
+            message: `signature check failed: ${s.problem}`,
+          });
+      } catch (e) {
+        // The digest the signature covers could not be computed (a damaged entry, a missing key).
+        signed = { ok: false, key: r.extension.signature?.publicKey.toString("hex") ?? null };
+        report.problems.push(digestProblem(e, container, "cannot check the signature"));
+      }
       report.ok = report.problems.length === 0;
     }
     const seconds = (performance.now() - started) / 1000;
@@ -141,6 +150,16 @@ async function verifyCommand(ctx: Ctx, container: string, o: VerifyCliOptions): 
   } finally {
     r.close();
   }
+}
+
+/** A failure while computing the root digest, as a verification problem. */
+function digestProblem(e: unknown, container: string, what: string): VerifyProblem {
+  const err = e instanceof BfcError ? e : null;
+  return {
+    path: err?.path === container ? null : (err?.path ?? null),
+    reason: err?.reason ?? "IO_ERROR",
+    message: `${what}: ${err?.message ?? String((e as Error)?.message ?? e)}`,
+  };
 }
 
 export function register(program: Command): void {

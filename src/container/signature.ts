@@ -12,7 +12,8 @@ import type { Reader } from "./reader.ts";
  * longer describe the container), so a signature always speaks for the commit that holds it.
  */
 
-function loadKey(file: string, kind: "private" | "public"): crypto.KeyObject {
+/** Reads an Ed25519 key from a PEM file (BAD_KEY when it is not one). */
+export function readSigningKey(file: string, kind: "private" | "public"): crypto.KeyObject {
   let pem: Buffer;
   try {
     pem = fs.readFileSync(file);
@@ -55,12 +56,20 @@ export function generateSigningKey(privateFile: string, publicFile: string): voi
       mode: 0o600,
       flag: "wx",
     });
+  } catch (e) {
+    throw fromSystemError(e, `cannot write the private key '${privateFile}'`, privateFile);
+  }
+  try {
     fs.writeFileSync(publicFile, publicKey.export({ format: "pem", type: "spki" }), {
       mode: 0o644,
       flag: "wx",
     });
   } catch (e) {
-    throw fromSystemError(e, "cannot write the key files");
+    // A private key without its public half would only be in the way of the next attempt.
+    try {
+      fs.unlinkSync(privateFile);
+    } catch {}
+    throw fromSystemError(e, `cannot write the public key '${publicFile}'`, publicFile);
   }
 }
 
@@ -74,24 +83,41 @@ export interface SignResult {
 export async function signContainer(
   file: string,
   privateKeyFile: string,
-  options: UpdateOptions = {},
+  options: UpdateOptions & { message?: string } = {},
 ): Promise<SignResult> {
-  const key = loadKey(privateKeyFile, "private");
-  const c = await Container.openForUpdate(file, options);
+  const key = readSigningKey(privateKeyFile, "private");
+  const { message, ...update } = options;
+  const c = await Container.openForUpdate(file, update);
   try {
-    if (c.hasChanges) {
-      throw new BfcError("EINVAL", "INVALID_ARGUMENT", "sign the latest commit, not an older one");
-    }
-    const d = await rootDigest(c.base);
-    const digest = Buffer.from(d.digest, "hex");
-    const publicKey = rawPublic(crypto.createPublicKey(key));
-    const signature = crypto.sign(null, digest, key);
-    c.setSignature({ publicKey, digest, signature });
-    const r = await c.commit({ message: "signature" });
-    return { commit: r.commit, digest: d.digest, publicKey: publicKey.toString("hex") };
+    return await signOpen(c, key, message);
   } finally {
     c.close();
   }
+}
+
+/**
+ * Signs the commit an open container is based on and commits the signature record. Nothing may be
+ * staged: the signature must describe a tree that is on disk.
+ */
+export async function signOpen(
+  c: Container,
+  privateKey: crypto.KeyObject,
+  message = "signature",
+): Promise<SignResult> {
+  if (c.hasChanges) {
+    throw new BfcError(
+      "EINVAL",
+      "INVALID_ARGUMENT",
+      "sign the latest commit, not an older one or staged changes",
+    );
+  }
+  const d = await rootDigest(c.base);
+  const digest = Buffer.from(d.digest, "hex");
+  const publicKey = rawPublic(crypto.createPublicKey(privateKey));
+  const signature = crypto.sign(null, digest, privateKey);
+  c.setSignature({ publicKey, digest, signature });
+  const r = await c.commit({ message });
+  return { commit: r.commit, digest: d.digest, publicKey: publicKey.toString("hex") };
 }
 
 export interface SignatureCheck {
@@ -102,11 +128,14 @@ export interface SignatureCheck {
 }
 
 /**
- * Checks the signature recorded in the reader's commit: made by `publicKeyFile`'s key, valid over
- * the recorded digest, and that digest equal to the container's actual root digest.
+ * Checks the signature recorded in the reader's commit: made by `publicKey` (a PEM file or a key),
+ * valid over the recorded digest, and that digest equal to the container's actual root digest.
  */
-export async function checkSignature(reader: Reader, publicKeyFile: string): Promise<SignatureCheck> {
-  const key = loadKey(publicKeyFile, "public");
+export async function checkSignature(
+  reader: Reader,
+  publicKey: string | crypto.KeyObject,
+): Promise<SignatureCheck> {
+  const key = typeof publicKey === "string" ? readSigningKey(publicKey, "public") : publicKey;
   const sig = reader.extension.signature;
   if (!sig) return { ok: false, problem: `commit ${reader.commit} is not signed` };
   if (!sig.publicKey.equals(rawPublic(key))) {

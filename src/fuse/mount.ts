@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { BfcError } from "../errors.ts";
 import type { Vfs } from "../vfs/vfs.ts";
+import { hostMounts } from "./host-mounts.ts";
 import { createOperations } from "./operations.ts";
 
 export interface FuseMountOptions {
@@ -72,22 +73,8 @@ function loadFuse(): FuseClass {
 /** Mount points of this mount namespace whose type is FUSE, from /proc/self/mountinfo. */
 export function fuseMountpoints(): Set<string> {
   const out = new Set<string>();
-  let text = "";
-  try {
-    text = fs.readFileSync("/proc/self/mountinfo", "utf8");
-  } catch {
-    return out;
-  }
-  for (const line of text.split("\n")) {
-    const sep = line.indexOf(" - ");
-    if (sep < 0) continue;
-    const fstype = line.slice(sep + 3).split(" ")[0] ?? "";
-    if (fstype !== "fuse" && !fstype.startsWith("fuse.")) continue;
-    const mp = line.slice(0, sep).split(" ")[4];
-    // mountinfo escapes space, tab, newline and backslash as octal.
-    if (mp)
-      out.add(mp.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))));
-  }
+  for (const m of hostMounts())
+    if (m.fstype === "fuse" || m.fstype.startsWith("fuse.")) out.add(m.mountpoint);
   return out;
 }
 

@@ -10,6 +10,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fuseMountpoints } from "../../src/fuse/mount.ts";
+import { processesWhere } from "../../src/fuse/mount-process.ts";
 import { prng, ROOT, randomBytes } from "../helpers.ts";
 
 export const MAIN = path.join(ROOT, "src", "cli", "main.ts");
@@ -125,26 +126,10 @@ export function mountsUnder(root: string): string[] {
  * one else's process matches). `under` narrows it to one mountpoint.
  */
 export function servingPids(root: string, under?: string): number[] {
-  const out: number[] = [];
-  let names: string[] = [];
-  try {
-    names = fs.readdirSync("/proc");
-  } catch {
-    return out;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    let argv: string[];
-    try {
-      argv = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    if (!argv.includes("mount")) continue;
-    // (a zombie's cmdline is empty, so whatever matches here is alive)
-    if (under ? argv.includes(under) : argv.some((a) => a.startsWith(`${root}/`))) out.push(Number(name));
-  }
-  return out;
+  return processesWhere(
+    (argv) =>
+      argv.includes("mount") && (under ? argv.includes(under) : argv.some((a) => a.startsWith(`${root}/`))),
+  );
 }
 
 function kill(pid: number, signal: NodeJS.Signals): void {

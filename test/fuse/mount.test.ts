@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { Container } from "../../src/container/container.ts";
 import { Reader } from "../../src/container/reader.ts";
 import { Writer, type WriterOptions } from "../../src/container/writer.ts";
 import { mountFuse } from "../../src/fuse/mount.ts";
@@ -544,6 +545,31 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     const loop = await run("stat", ["-L", path.join(mnt, "loop1")]);
     assert.match(loop.stderr, /Too many levels of symbolic links/);
     await umountCli(mnt);
+  });
+
+  it("--commit N mounts an older commit; --commit with a folder is a usage error", async (t) => {
+    const file = root.path("commits.bfc");
+    const w = await Writer.create(file);
+    await w.addFile("note.txt", Buffer.from("first\n"));
+    await w.finish();
+    const c = await Container.openForUpdate(file);
+    await c.addFile("note.txt", Buffer.from("second\n"));
+    await c.addFile("later.txt", Buffer.from("later\n"));
+    await c.commit();
+    c.close();
+    const old = await mountCli(t, file, "commit1", ["--commit", "1"]);
+    assert.equal((await run("ls", [old])).stdout.toString(), "note.txt\n");
+    assert.equal((await run("cat", [path.join(old, "note.txt")])).stdout.toString(), "first\n");
+    await umountCli(old);
+    const latest = await mountCli(t, file, "commit2", ["--commit", "2"]);
+    assert.equal((await run("cat", [path.join(latest, "note.txt")])).stdout.toString(), "second\n");
+    await umountCli(latest);
+    const missing = await bfc(["mount", "--commit", "3", file, root.mountpoint("commit3")]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /has no commit 3 \(NOT_FOUND\)/);
+    const usage = await bfc(["mount", "--commit", "1", src, root.mountpoint("commit-dir")]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--commit applies to BFC containers only \(USAGE\)/);
   });
 
   describe("errors of the command", () => {
