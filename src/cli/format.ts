@@ -273,3 +273,8 @@ export function entryJson(
   }
   return out;
 }
+
+/** "1 file", "2 files" (or the plural given). */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

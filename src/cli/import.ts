@@ -11,7 +11,7 @@ import type { ImportSummary } from "../disk/import.ts";
 import { isBfcError } from "../errors.ts";
 import { CliError, type Ctx, intOption, run, UsageError } from "./common.ts";
 import { backingPolicy, fsText, partitionRows, repeatable, tableText } from "./disk.ts";
-import { humanSize } from "./format.ts";
+import { humanSize, plural } from "./format.ts";
 import { type CreateSecretOptions, createCredentials } from "./password.ts";
 import { Progress, progressAllowed } from "./progress.ts";
 
@@ -58,11 +58,11 @@ async function listPartitions(ctx: Ctx, image: string, o: ImportCliOptions): Pro
 function summaryLines(s: ImportSummary): string[] {
   const where = s.partition === null ? "the whole disk" : `partition ${s.partition}`;
   const parts = [
-    `${s.files} files`,
-    `${s.directories} directories`,
-    `${s.symlinks} symlinks`,
-    `${s.hardlinks} hard links`,
-    `${s.specials} special files`,
+    plural(s.files, "file"),
+    plural(s.directories, "directory", "directories"),
+    plural(s.symlinks, "symlink"),
+    plural(s.hardlinks, "hard link"),
+    plural(s.specials, "special file"),
   ];
   const lines = [
     `Imported ${s.filesystem} from ${where} of '${s.image}' into '${s.container}'.`,

@@ -417,6 +417,8 @@ export class Reader {
     const t = s + pathLen;
     const mode = b.readUInt32LE(t + 16);
     const objectSize = b.readUInt32LE(t + 12) * 0x100000000 + b.readUInt32LE(t + 8);
+    // A hard link's object carries the name of the file it links to, not its own.
+    const owner = this.linkOwner === null ? i : this.objectOwner(i);
     return {
       path: b.toString("utf8", s, t),
       type: typeOfMode(mode),
@@ -429,7 +431,7 @@ export class Reader {
       crc32c: b.readUInt32LE(t + 44),
       objectOffset: b.readUInt32LE(t + 4) * 0x100000000 + b.readUInt32LE(t),
       objectSize,
-      storedSize: objectSize - objectPrefixSize(pathLen),
+      storedSize: objectSize - objectPrefixSize(owner === i ? pathLen : ix.pathByteLength(owner)),
       index: i,
     };
   }
