@@ -1,60 +1,94 @@
 /**
- * Disk-image import: `node bench/disk-import.ts [--reps 3] [--files 30000] [--keep] [--only a,b]`.
+ * The "disk-import" group: `bfc import` of an ext4 disk image against the route users take today,
+ * mounting the image with fuse2fs and packing the mountpoint.
  *
- * Builds (once, in bench/data/disk-import/) a source tree of ~30k node_modules-like small files plus
- * a few large ones, a 1 GiB ext4 image of it (`mkfs.ext4 -d`) and a zstd-compressed QCOW2 of that
- * image, then times, each as a whole command in a fresh process (best of N, page cache warm, peak
- * RSS from GNU time):
- *
- *   bfc import <image> out.bfc [-c zstd]                          raw and QCOW2 images
- *   fuse2fs -o ro,fakeroot <image> mnt && bfc create out.bfc mnt  the route users take today
- *   fuse2fs … && mksquashfs mnt out.sqfs                          (QCOW2: qemu-img convert first)
- *
- * and reports MB/s (content bytes) and entries/s. Every container is checked once against the source
- * tree (entry count and content bytes). Needs e2fsprogs, qemu-utils, fuse2fs, squashfs-tools,
- * /dev/fuse and root (fuse2fs mounts).
+ * Dataset (kept in bench/data/<scale>/disk-import/, rebuilt when its manifest does not match): a
+ * source tree of ~30k node_modules-like small files (3k with --quick) plus five large files, an ext4
+ * image of it (`mkfs.ext4 -d`, 1 GiB; 256 MiB with --quick) and a zstd-compressed QCOW2 of that image.
+ * Columns, each a whole command (or pipeline) in fresh processes, page cache warm, best of N:
+ *   bfc-import          bfc import [-c zstd -l 3] <image> out.bfc           (raw or QCOW2 directly)
+ *   fuse2fs-bfc         [qemu-img convert -O raw] + fuse2fs -o ro,fakeroot + bfc create + fusermount -u
+ *   fuse2fs-squashfs    the same with mksquashfs (-noI -noD -noF -noX, or -comp zstd -Xcompression-level 3)
+ * MB/s counts content bytes, entries/s every entry (lost+found included). Peak RSS is the packing
+ * process's (bfc import / bfc create / mksquashfs, from GNU time); fuse2fs's own peak is noted.
+ * Every container made is checked once (content bytes and entries).
  */
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { Reader } from "../src/container/reader.ts";
 import { convertToQcow2, missingTools } from "../test/disk/disk-fixtures.ts";
 import { fillFrom, makePool, prng } from "./datasets.ts";
+import type { RuntimeContext } from "./runtime.ts";
+import { MKSQUASHFS_ZSTD3, type ToolId } from "./tools.ts";
 
-const { values: opts } = parseArgs({
-  options: {
-    reps: { type: "string", default: "3" },
-    files: { type: "string", default: "30000" },
-    keep: { type: "boolean", default: false },
-    only: { type: "string" },
-  },
-});
-const reps = Number(opts.reps);
-const wantFiles = Number(opts.files);
-const only = opts.only ? new Set(opts.only.split(",")) : null;
+export const DISK_IMPORT_COLUMNS = [
+  "bfc-import",
+  "fuse2fs-bfc",
+  "fuse2fs-squashfs",
+] as const satisfies readonly ToolId[];
+type Col = (typeof DISK_IMPORT_COLUMNS)[number];
 
-const missing = missingTools(["mkfs.ext4", "qemu-img", "fuse2fs", "mksquashfs", "fusermount"]);
-if (missing.length > 0) {
-  console.error(
-    `needs ${missing.join(", ")} (apt-get install e2fsprogs qemu-utils fuse2fs squashfs-tools fuse)`,
-  );
-  process.exit(1);
+/** The runtime group's context, with the scale instead of a byte count. */
+export interface DiskImportContext extends Omit<RuntimeContext, "bytes"> {
+  quick: boolean;
 }
 
 const MiB = 1024 * 1024;
-const dir = path.join(import.meta.dirname, "data", "disk-import");
-const src = path.join(dir, "src");
-const image = path.join(dir, "rootfs.img");
-const qcow = path.join(dir, "rootfs-zstd.qcow2");
-const mnt = path.join(dir, "mnt");
-const tmp = path.join(dir, "tmp");
-const cli = path.join(import.meta.dirname, "..", "src", "cli", "main.ts");
-const LARGE = [48, 64, 96, 128, 160].map((m) => m * MiB);
+const SOURCES = ["raw", "qcow2"] as const;
+const COMPS = ["none", "zstd"] as const;
+type Source = (typeof SOURCES)[number];
+type Comp = (typeof COMPS)[number];
 
-/** The source tree: `node_modules/` of ~`files` small files in packages, and `big/` large files. */
-function generate(): { files: number; bytes: number } {
+interface Shape {
+  files: number;
+  large: number[];
+  imageSize: string;
+}
+const SHAPES: Record<"full" | "quick", Shape> = {
+  full: { files: 30_000, large: [48, 64, 96, 128, 160].map((m) => m * MiB), imageSize: "1G" },
+  quick: { files: 3_000, large: [16, 32].map((m) => m * MiB), imageSize: "256M" },
+};
+
+export function diskImportRows(quick: boolean): { key: string; label: string; target?: string }[] {
+  const size = SHAPES[quick ? "quick" : "full"].imageSize.replace("G", " GiB").replace("M", " MiB");
+  const rows: { key: string; label: string; target?: string }[] = [];
+  for (const s of SOURCES) {
+    for (const c of COMPS) {
+      const what = `import ${size} ext4 image (${s === "raw" ? "raw" : "qcow2 zstd"}) ${c}`;
+      const k = `diskimport.${s}.${c}`;
+      rows.push({ key: `${k}.MBps`, label: `${what}, MB/s`, target: "> fuse2fs routes" });
+      rows.push({ key: `${k}.entriesps`, label: `${what}, entries/s`, target: "> fuse2fs routes" });
+      rows.push({ key: `${k}.rss`, label: `${what}, peak RSS MiB`, target: "< 200" });
+    }
+  }
+  return rows;
+}
+
+/** Why the group cannot run here, or undefined. */
+export function diskImportSkipReason(): string | undefined {
+  const missing = missingTools(["mkfs.ext4", "qemu-img", "fuse2fs", "mksquashfs", "fusermount"]);
+  if (missing.length > 0) {
+    return `needs ${missing.join(", ")} (apt-get install e2fsprogs qemu-utils fuse2fs squashfs-tools fuse3)`;
+  }
+  if (!fs.existsSync("/usr/bin/time")) return "needs GNU time (apt-get install time)";
+  if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is missing (fuse2fs)";
+  return undefined;
+}
+
+interface Dataset {
+  version: number;
+  files: number;
+  /** Content bytes of regular files. */
+  bytes: number;
+  /** Every entry of the filesystem but its root (lost+found included). */
+  entries: number;
+  image: string;
+  qcow: string;
+}
+
+/** The source tree: `node_modules/` of small files in packages, and `big/` of large files. */
+function generate(src: string, shape: Shape): { files: number; bytes: number; entries: number } {
   fs.rmSync(src, { recursive: true, force: true });
   const pool = makePool(7);
   const rand = prng(21);
@@ -64,8 +98,10 @@ function generate(): { files: number; bytes: number } {
     );
   let files = 0;
   let bytes = 0;
+  const dirs = new Set<string>();
   const write = (rel: string, size: number) => {
     const full = path.join(src, rel);
+    for (let d = path.dirname(rel); d !== "." && !dirs.has(d); d = path.dirname(d)) dirs.add(d);
     fs.mkdirSync(path.dirname(full), { recursive: true });
     const buf = Buffer.allocUnsafe(size);
     fillFrom(pool, rand, buf, `// ${rel}\n`);
@@ -73,7 +109,7 @@ function generate(): { files: number; bytes: number } {
     files++;
     bytes += size;
   };
-  for (let pkg = 0; files < wantFiles; pkg++) {
+  for (let pkg = 0; files < shape.files; pkg++) {
     const base = `node_modules/${words[pkg % words.length]}-${pkg}`;
     write(`${base}/package.json`, 300 + Math.floor(rand() * 1500));
     write(`${base}/README.md`, 500 + Math.floor(rand() * 6000));
@@ -86,10 +122,10 @@ function generate(): { files: number; bytes: number } {
     }
   }
   const chunk = Buffer.allocUnsafe(8 * MiB);
-  LARGE.forEach((size, k) => {
-    const full = path.join(src, "big", `blob-${k}.bin`);
-    fs.mkdirSync(path.dirname(full), { recursive: true });
-    const fd = fs.openSync(full, "w");
+  dirs.add("big");
+  fs.mkdirSync(path.join(src, "big"), { recursive: true });
+  shape.large.forEach((size, k) => {
+    const fd = fs.openSync(path.join(src, "big", `blob-${k}.bin`), "w");
     for (let done = 0; done < size; done += chunk.length) {
       fillFrom(pool, rand, chunk);
       fs.writeSync(fd, chunk, 0, Math.min(chunk.length, size - done), done);
@@ -98,7 +134,36 @@ function generate(): { files: number; bytes: number } {
     files++;
     bytes += size;
   });
-  return { files, bytes };
+  // + lost+found, made by mkfs.
+  return { files, bytes, entries: files + dirs.size + 1 };
+}
+
+function ensureDataset(ctx: DiskImportContext): Dataset {
+  const shape = SHAPES[ctx.quick ? "quick" : "full"];
+  const dir = path.join(ctx.data, "disk-import");
+  const manifest = path.join(dir, "manifest.json");
+  const image = path.join(dir, "rootfs.img");
+  const qcow = path.join(dir, "rootfs-zstd.qcow2");
+  try {
+    const m = JSON.parse(fs.readFileSync(manifest, "utf8")) as Dataset & { shape: Shape };
+    if (m.version === 2 && JSON.stringify(m.shape) === JSON.stringify(shape) && fs.existsSync(qcow)) {
+      return { ...m, image, qcow };
+    }
+  } catch {
+    // (re)build
+  }
+  ctx.progress(`disk-import: generating ${shape.files} files and a ${shape.imageSize} ext4 image`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  const src = path.join(dir, "src");
+  const g = generate(src, shape);
+  sh(["mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", src, image, shape.imageSize]);
+  convertToQcow2(image, qcow, { compression: "zstd" });
+  // The image is what is measured; the tree is not needed again.
+  fs.rmSync(src, { recursive: true, force: true });
+  const d: Dataset = { version: 2, ...g, image, qcow };
+  fs.writeFileSync(manifest, JSON.stringify({ ...d, shape }));
+  return d;
 }
 
 function sh(argv: string[]): void {
@@ -110,124 +175,63 @@ function sh(argv: string[]): void {
 }
 
 interface Run {
-  wall: number;
+  seconds: number;
   rssKiB: number;
+  /** fuse2fs's peak RSS (VmHWM) in the fuse routes. */
+  fuseKiB?: number;
 }
 
-/** Runs a command under GNU time: wall seconds and peak RSS of that process (children included). */
-function timed(argv: string[]): Run {
+/** Runs a command under GNU time: wall seconds and its peak RSS. */
+function timed(argv: string[], tmp: string): Run {
   const out = path.join(tmp, "time.txt");
   const t0 = performance.now();
   const r = spawnSync("/usr/bin/time", ["-f", "%M", "-o", out, ...argv], {
     stdio: ["ignore", "ignore", "pipe"],
     encoding: "utf8",
   });
-  const wall = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`${argv.join(" ")}: exit ${r.status}: ${r.stderr}`);
-  return { wall, rssKiB: Number(fs.readFileSync(out, "utf8").trim().split("\n").pop()) };
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`${argv.join(" ")}: exit ${r.status}: ${r.stderr.slice(-500)}`);
+  return { seconds, rssKiB: Number(fs.readFileSync(out, "utf8").trim().split("\n").pop()) };
 }
 
-function fuseMount(img: string): number {
-  const t0 = performance.now();
-  fs.mkdirSync(mnt, { recursive: true });
-  sh(["fuse2fs", "-o", "ro,fakeroot", img, mnt]);
-  return (performance.now() - t0) / 1000;
-}
-
-function fuseUnmount(): void {
-  spawnSync("fusermount", ["-u", mnt]);
-}
-
-const node = process.execPath;
-const bfc = (...args: string[]) => [node, cli, "-q", ...args];
-
-interface Route {
-  id: string;
-  label: string;
-  /** The command lines, for the report. */
-  commands: string[];
-  /** One timed run: total seconds and the bfc/mksquashfs process's peak RSS. */
-  run(out: string): Run;
-  out: string;
-  check: "bfc" | "sqfs";
-}
-
-function routes(): Route[] {
-  const c = path.join(tmp, "out.bfc");
-  const q = path.join(tmp, "out.sqfs");
-  const raw = path.join(tmp, "converted.img");
-  const viaFuse = (img: string, pack: string[], pre?: () => number): Run => {
-    let extra = pre ? pre() : 0;
-    extra += fuseMount(img);
+/** fuse2fs processes serving `mnt` (found in /proc by their argv; they were started here). */
+function fuse2fsPids(mnt: string): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
     try {
-      const r = timed(pack);
-      return { wall: r.wall + extra, rssKiB: r.rssKiB };
-    } finally {
-      fuseUnmount();
-    }
-  };
-  const convert = () => {
-    const t0 = performance.now();
-    sh(["qemu-img", "convert", "-O", "raw", qcow, raw]);
-    return (performance.now() - t0) / 1000;
-  };
-  const sq = (zstd: boolean) => [
-    "mksquashfs",
-    mnt,
-    q,
-    "-noappend",
-    "-no-progress",
-    "-quiet",
-    ...(zstd ? ["-comp", "zstd", "-Xcompression-level", "3"] : ["-noI", "-noD", "-noF", "-noX"]),
-  ];
-  const list: Route[] = [];
-  for (const [src0, img, tag] of [
-    ["raw", image, "raw"],
-    ["qcow2", qcow, "qcow2-zstd"],
-  ] as const) {
-    for (const zstd of [false, true]) {
-      const cflag = zstd ? ["-c", "zstd", "-l", "3"] : [];
-      const ctag = zstd ? "zstd" : "none";
-      list.push({
-        id: `import-${tag}-${ctag}`,
-        label: `bfc import, ${src0} image, ${ctag}`,
-        commands: [`bfc import -f ${cflag.join(" ")} ${path.basename(img)} out.bfc`.replace(/ +/g, " ")],
-        run: () => timed(bfc("import", "-f", "--no-progress", ...cflag, img, c)),
-        out: c,
-        check: "bfc",
-      });
-      const pre = src0 === "qcow2" ? convert : undefined;
-      const conv = src0 === "qcow2" ? [`qemu-img convert -O raw ${path.basename(img)} converted.img`] : [];
-      const fimg = src0 === "qcow2" ? raw : img;
-      list.push({
-        id: `fuse2fs-create-${tag}-${ctag}`,
-        label: `fuse2fs + bfc create, ${src0} image, ${ctag}`,
-        commands: [
-          ...conv,
-          `fuse2fs -o ro,fakeroot ${path.basename(fimg)} mnt`,
-          `bfc create -f ${cflag.join(" ")} out.bfc mnt`.replace(/ +/g, " "),
-          "fusermount -u mnt",
-        ],
-        run: () => viaFuse(fimg, bfc("create", "-f", "--no-progress", ...cflag, c, mnt), pre),
-        out: c,
-        check: "bfc",
-      });
-      list.push({
-        id: `fuse2fs-mksquashfs-${tag}-${ctag}`,
-        label: `fuse2fs + mksquashfs, ${src0} image, ${ctag}`,
-        commands: [
-          ...conv,
-          `fuse2fs -o ro,fakeroot ${path.basename(fimg)} mnt`,
-          `mksquashfs mnt out.sqfs -noappend ${zstd ? "-comp zstd -Xcompression-level 3" : "-noI -noD -noF -noX"}`,
-          "fusermount -u mnt",
-        ],
-        run: () => viaFuse(fimg, sq(zstd), pre),
-        out: q,
-        check: "sqfs",
-      });
+      const argv = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0");
+      if (path.basename(argv[0] ?? "") === "fuse2fs" && argv.includes(mnt)) pids.push(Number(name));
+    } catch {
+      // gone
     }
   }
-  return list;
+  return pids;
+}
+
+function peakKiB(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Mounts with fuse2fs, runs `pack` under GNU time, unmounts; the seconds include all three. */
+function viaFuse(img: string, mnt: string, pack: string[], tmp: string): Run {
+  fs.mkdirSync(mnt, { recursive: true });
+  const t0 = performance.now();
+  sh(["fuse2fs", "-o", "ro,fakeroot", img, mnt]);
+  let r: Run;
+  let fuseKiB = 0;
+  try {
+    r = timed(pack, tmp);
+    for (const pid of fuse2fsPids(mnt)) fuseKiB = Math.max(fuseKiB, peakKiB(pid));
+  } finally {
+    spawnSync("fusermount", ["-u", mnt]);
+  }
+  return { seconds: (performance.now() - t0) / 1000, rssKiB: r.rssKiB, fuseKiB };
 }
 
 /** Entries and content bytes of a container (special entries counted as entries). */
@@ -246,76 +250,132 @@ function containerTotals(file: string): { entries: number; bytes: number } {
   }
 }
 
-// ------------------------------------------------------------------ main
-fs.mkdirSync(tmp, { recursive: true });
-const manifest = path.join(dir, "manifest.json");
-let meta: { files: number; bytes: number; entries: number; version: number } | null = null;
-try {
-  meta = JSON.parse(fs.readFileSync(manifest, "utf8"));
-} catch {
-  meta = null;
+interface Route {
+  col: Col;
+  /** The commands, for the notes. */
+  commands: string[];
+  run(): Run;
+  /** The container to check (bfc routes), and the entries it must hold. */
+  check?: { file: string; entries: number };
 }
-if (meta === null || meta.version !== 1 || meta.files < wantFiles || !fs.existsSync(qcow)) {
-  console.error("generating the source tree and images…");
-  const g = generate();
-  fs.rmSync(image, { force: true });
-  sh(["mkfs.ext4", "-q", "-F", "-E", "root_owner=0:0", "-d", src, image, "1G"]);
-  convertToQcow2(image, qcow, { compression: "zstd" });
-  let entries = 0;
-  for (const _ of fs.readdirSync(src, { recursive: true })) entries++;
-  // + lost+found, made by mkfs.
-  meta = { ...g, entries: entries + 1, version: 1 };
-  fs.writeFileSync(manifest, JSON.stringify(meta));
-}
-const MB = 1e6;
-const load = os
-  .loadavg()
-  .map((l) => l.toFixed(1))
-  .join(" ");
-console.log(
-  `ext4 image ${(fs.statSync(image).size / MiB).toFixed(0)} MiB (${((fs.statSync(image).blocks * 512) / MiB).toFixed(0)} MiB allocated), qcow2 zstd ${(fs.statSync(qcow).size / MiB).toFixed(0)} MiB; ` +
-    `${meta.entries} entries, ${meta.files} files, ${(meta.bytes / MB).toFixed(0)} MB of content; best of ${reps}; load average ${load}`,
-);
-console.log("route                                         s      MB/s   entries/s   peak RSS MiB");
-const results: Record<string, unknown>[] = [];
-for (const r of routes()) {
-  if (only && ![...only].some((o) => r.id.includes(o))) continue;
-  let best: Run | null = null;
-  let peak = 0;
-  for (let i = 0; i < reps; i++) {
-    const run = r.run(r.out);
-    peak = Math.max(peak, run.rssKiB);
-    if (best === null || run.wall < best.wall) best = run;
-    if (i === 0 && r.check === "bfc") {
-      const t = containerTotals(r.out);
-      if (t.bytes !== meta.bytes)
-        throw new Error(`${r.id}: ${t.bytes} content bytes, expected ${meta.bytes}`);
-      if (t.entries < meta.entries - 1)
-        throw new Error(`${r.id}: ${t.entries} entries, expected ${meta.entries}`);
-    }
-    fs.rmSync(r.out, { force: true });
-  }
-  const b = best as Run;
-  const row = {
-    id: r.id,
-    seconds: b.wall,
-    mbPerSecond: meta.bytes / MB / b.wall,
-    entriesPerSecond: meta.entries / b.wall,
-    peakRssMiB: peak / 1024,
-    commands: r.commands,
+
+function routes(ctx: DiskImportContext, d: Dataset, source: Source, comp: Comp): Route[] {
+  const dir = path.join(ctx.tmp, "disk-import");
+  const out = path.join(dir, "out.bfc");
+  const sqfs = path.join(dir, "out.sqfs");
+  const mnt = path.join(dir, "mnt");
+  const converted = path.join(dir, "converted.img");
+  const img = source === "raw" ? d.image : d.qcow;
+  const cflag = comp === "zstd" ? ["-c", "zstd", "-l", "3"] : [];
+  const sqflags =
+    comp === "zstd"
+      ? MKSQUASHFS_ZSTD3
+      : ["-noappend", "-no-progress", "-quiet", "-noI", "-noD", "-noF", "-noX"];
+  const name = path.basename(img);
+  // QCOW2 through fuse2fs needs a raw image first: the conversion is part of that route.
+  const convert = (): number => {
+    if (source === "raw") return 0;
+    const t0 = performance.now();
+    sh(["qemu-img", "convert", "-O", "raw", img, converted]);
+    return (performance.now() - t0) / 1000;
   };
-  results.push(row);
-  console.log(
-    `${r.label.padEnd(42)} ${b.wall.toFixed(2).padStart(6)} ${row.mbPerSecond.toFixed(0).padStart(8)} ${row.entriesPerSecond.toFixed(0).padStart(11)} ${row.peakRssMiB.toFixed(0).padStart(14)}`,
-  );
+  const fuseImg = source === "raw" ? img : converted;
+  const pre = source === "raw" ? [] : [`qemu-img convert -O raw ${name} converted.img`];
+  const withConvert = (pack: string[]): Run => {
+    const extra = convert();
+    try {
+      const r = viaFuse(fuseImg, mnt, pack, dir);
+      return { ...r, seconds: r.seconds + extra };
+    } finally {
+      if (source !== "raw") fs.rmSync(converted, { force: true });
+    }
+  };
+  return [
+    {
+      col: "bfc-import",
+      commands: [`bfc import -f ${cflag.join(" ")} ${name} out.bfc`.replace(/ +/g, " ")],
+      run: () => timed([...ctx.cli, "-q", "import", "-f", "--no-progress", ...cflag, img, out], dir),
+      check: { file: out, entries: d.entries },
+    },
+    {
+      col: "fuse2fs-bfc",
+      commands: [
+        ...pre,
+        `fuse2fs -o ro,fakeroot ${path.basename(fuseImg)} mnt`,
+        `bfc create -f ${cflag.join(" ")} out.bfc mnt`.replace(/ +/g, " "),
+        "fusermount -u mnt",
+      ],
+      run: () => withConvert([...ctx.cli, "-q", "create", "-f", "--no-progress", ...cflag, out, mnt]),
+      // Stored under the mountpoint's name: one more directory.
+      check: { file: out, entries: d.entries + 1 },
+    },
+    {
+      col: "fuse2fs-squashfs",
+      commands: [
+        ...pre,
+        `fuse2fs -o ro,fakeroot ${path.basename(fuseImg)} mnt`,
+        `mksquashfs mnt out.sqfs ${sqflags.join(" ")}`,
+        "fusermount -u mnt",
+      ],
+      run: () => withConvert(["mksquashfs", mnt, sqfs, ...sqflags]),
+    },
+  ];
 }
-console.log("\ncommands:");
-for (const r of routes())
-  if (!only || [...only].some((o) => r.id.includes(o))) console.log(`  ${r.id}: ${r.commands.join(" && ")}`);
-fs.mkdirSync(path.join(import.meta.dirname, "results"), { recursive: true });
-fs.writeFileSync(
-  path.join(import.meta.dirname, "results", "disk-import.json"),
-  JSON.stringify({ load, reps, dataset: meta, results }, null, 2),
-);
-fs.rmSync(tmp, { recursive: true, force: true });
-if (!opts.keep) fs.rmSync(dir, { recursive: true, force: true });
+
+export function measureDiskImport(ctx: DiskImportContext): void {
+  const d = ensureDataset(ctx);
+  const dir = path.join(ctx.tmp, "disk-import");
+  fs.mkdirSync(dir, { recursive: true });
+  const MB = 1e6;
+  ctx.note(
+    `disk-import: ${d.entries} entries, ${d.files} files, ${(d.bytes / MB).toFixed(0)} MB of content; ext4 image ` +
+      `${(fs.statSync(d.image).size / MiB).toFixed(0)} MiB, qcow2 zstd ${(fs.statSync(d.qcow).size / MiB).toFixed(0)} MiB`,
+  );
+  try {
+    for (const source of SOURCES) {
+      for (const comp of COMPS) {
+        const key = `diskimport.${source}.${comp}`;
+        for (const r of routes(ctx, d, source, comp)) {
+          ctx.progress(`disk-import: ${source} ${comp} ${r.col}`);
+          let best: Run | null = null;
+          let rss = 0;
+          let fuseKiB = 0;
+          try {
+            for (let i = 0; i < ctx.reps; i++) {
+              const run = r.run();
+              rss = Math.max(rss, run.rssKiB);
+              fuseKiB = Math.max(fuseKiB, run.fuseKiB ?? 0);
+              if (best === null || run.seconds < best.seconds) best = run;
+              if (i === 0 && r.check) {
+                const t = containerTotals(r.check.file);
+                if (t.bytes !== d.bytes || t.entries !== r.check.entries) {
+                  throw new Error(
+                    `${t.entries} entries and ${t.bytes} content bytes, expected ${r.check.entries} and ${d.bytes}`,
+                  );
+                }
+              }
+            }
+          } catch (e) {
+            ctx.put(`${key}.MBps`, r.col, "fails");
+            ctx.note(`disk-import ${key} ${r.col}: ${(e as Error).message.slice(0, 300)}`);
+            continue;
+          } finally {
+            fs.rmSync(path.join(dir, "out.bfc"), { force: true });
+            fs.rmSync(path.join(dir, "out.sqfs"), { force: true });
+          }
+          const b = best as Run;
+          ctx.put(`${key}.MBps`, r.col, d.bytes / MB / b.seconds);
+          ctx.put(`${key}.entriesps`, r.col, d.entries / b.seconds);
+          ctx.put(`${key}.rss`, r.col, rss / 1024);
+          if (fuseKiB > 0)
+            ctx.note(`disk-import ${key} ${r.col}: fuse2fs peak RSS ${(fuseKiB / 1024).toFixed(0)} MiB`);
+          if (source === "qcow2" && comp === "zstd")
+            ctx.note(`disk-import ${r.col}: ${r.commands.join(" && ")}`);
+        }
+      }
+    }
+  } finally {
+    spawnSync("fusermount", ["-u", path.join(dir, "mnt")], { stdio: "ignore" });
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
