@@ -18,6 +18,7 @@ import { type Measure, MKSQUASHFS_ZSTD3, type ToolId } from "./tools.ts";
 
 export const FUSE_COLUMNS = [
   "bfcfs",
+  "bfcfs-baseline",
   "squashfuse_ll",
   "kernel-squashfs",
 ] as const satisfies readonly ToolId[];
@@ -40,6 +41,11 @@ export interface FuseContext {
   tmp: string;
   /** argv prefix running the bfc CLI (`node src/cli/main.ts` or `node dist/cli/main.js`). */
   cli: string[];
+  /**
+   * argv prefix of another build's bfc CLI (BFC_FUSE_BASELINE: e.g. a checkout of an older commit),
+   * measured as the "bfcfs-baseline" column for before/after comparisons.
+   */
+  baselineCli?: string[];
   /** Wall-clock budget of one big-file command (dd, random reads): slower ones stop early. */
   budgetMs: number;
   /** Any other command is killed after this long. */
@@ -414,22 +420,24 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
 
   const mnt: Record<Col, string> = {
     bfcfs: path.join(root, "mnt-bfcfs"),
+    "bfcfs-baseline": path.join(root, "mnt-bfcfs-baseline"),
     squashfuse_ll: path.join(root, "mnt-squashfuse_ll"),
     "kernel-squashfs": path.join(root, "mnt-kernel"),
   };
   for (const m of Object.values(mnt)) fs.mkdirSync(m);
-  const imageOf = (col: Col, id: ImageId) => (col === "bfcfs" ? images.get(id)?.bfc : images.get(id)?.sqfs);
-  const cols = new Set<Col>(FUSE_COLUMNS);
+  const isBfc = (col: Col) => col === "bfcfs" || col === "bfcfs-baseline";
+  const cliOf = (col: Col) => (col === "bfcfs-baseline" ? (ctx.baselineCli as string[]) : ctx.cli);
+  const imageOf = (col: Col, id: ImageId) => (isBfc(col) ? images.get(id)?.bfc : images.get(id)?.sqfs);
+  const cols = new Set<Col>(FUSE_COLUMNS.filter((c) => c !== "bfcfs-baseline" || ctx.baselineCli));
 
   async function mount(col: Col, id: ImageId): Promise<Mounted> {
     const img = imageOf(col, id)!;
     const at = mnt[col];
-    const argv =
-      col === "bfcfs"
-        ? [...ctx.cli, "mount", img, at]
-        : col === "squashfuse_ll"
-          ? ["squashfuse_ll", img, at]
-          : ["mount", "-t", "squashfs", "-o", "loop,ro", img, at];
+    const argv = isBfc(col)
+      ? [...cliOf(col), "mount", img, at]
+      : col === "squashfuse_ll"
+        ? ["squashfuse_ll", img, at]
+        : ["mount", "-t", "squashfs", "-o", "loop,ro", img, at];
     const t0 = performance.now();
     const r = await exec(argv, { timeoutMs: 60_000 });
     if (r.code !== 0) {
@@ -455,12 +463,11 @@ async function run(ctx: FuseContext, root: string, datasets: Record<ImageId, Dat
   }
 
   async function unmount(m: Mounted): Promise<void> {
-    const argv =
-      m.col === "bfcfs"
-        ? [...ctx.cli, "umount", m.mnt]
-        : m.col === "squashfuse_ll"
-          ? ["fusermount3", "-u", m.mnt]
-          : ["umount", m.mnt];
+    const argv = isBfc(m.col)
+      ? [...cliOf(m.col), "umount", m.mnt]
+      : m.col === "squashfuse_ll"
+        ? ["fusermount3", "-u", m.mnt]
+        : ["umount", m.mnt];
     const r = await exec(argv, { timeoutMs: 30_000 });
     if (r.code !== 0) ctx.note(`fuse: ${m.col}: unmount failed (${tail(r.stderr)}); detached lazily`);
     // The serving process goes once it notices (bfc mount polls once a second).

@@ -1,5 +1,5 @@
 /**
- * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat,vfs,fuse] [--reps N]`.
+ * Benchmark harness: `npm run bench [-- --quick] [--only create,list,extract,verify,stat,vfs,fuse,runtime,commits,fuse-rw] [--reps N]`.
  * Generates the datasets on first use (bench/data/<scale>/), runs every operation in a fresh child
  * process (bfcfs through bench/tasks/*.ts, other tools as commands), keeps the best of a few runs
  * with warm caches, prints a table and writes it as JSON to bench/results/.
@@ -33,6 +33,11 @@ import { anchorVersions, measureVfs, VFS_ANCHORS, vfsRows, vfsVerdicts } from ".
 const BENCH = import.meta.dirname;
 const DATA = path.join(BENCH, "data");
 const TMP = path.join(DATA, "tmp");
+/**
+ * Groups measured here, then groups that are scripts of their own (bench/<name>.ts, run as children
+ * after the table, printing their own tables).
+ */
+const SCRIPT_GROUPS = { commits: "commits.ts", "fuse-rw": "fuse-rw.ts" } as const;
 const GROUPS = [
   "create",
   "list",
@@ -43,6 +48,7 @@ const GROUPS = [
   "fuse",
   "runtime",
   "disk-import",
+  ...(Object.keys(SCRIPT_GROUPS) as (keyof typeof SCRIPT_GROUPS)[]),
 ] as const;
 type Group = (typeof GROUPS)[number];
 
@@ -67,7 +73,10 @@ group mounts with \`bfc mount\` against squashfuse_ll and the kernel's squashfs 
 runtime group times \`bfc container run\` from create to first output (bfc none/zstd, dir) against a
 squashfs + squashfuse_ll + overlay + runc pipeline (needs root and runc); the disk-import group times
 \`bfc import\` of an ext4 image (raw and QCOW2) against fuse2fs + bfc create / mksquashfs (needs fuse2fs,
-squashfs-tools, qemu-utils and /dev/fuse).`);
+squashfs-tools, qemu-utils and /dev/fuse); commits times commits of 1,
+100 and 10,000 changes and the space of 100 commits before and after compaction (bench/commits.ts);
+fuse-rw untars ~30k small files into \`bfc mount --rw\`, an ext4 image through fuse2fs and a plain
+folder (bench/fuse-rw.ts, needs root).`);
   process.exit(0);
 }
 const groups = new Set<Group>();
@@ -77,6 +86,22 @@ for (const g of (opts.only ?? GROUPS.join(",")).split(",").filter(Boolean)) {
     process.exit(2);
   }
   groups.add(g as Group);
+}
+/** The script groups asked for, each run as a child with the same --quick/--reps. */
+function runScriptGroups(): void {
+  for (const [g, script] of Object.entries(SCRIPT_GROUPS)) {
+    if (!groups.has(g as Group)) continue;
+    const args = [path.join(BENCH, script)];
+    if (opts.quick) args.push("--quick");
+    if (opts.reps) args.push("--reps", opts.reps);
+    console.log(`\n== ${g} (bench/${script})`);
+    const r = spawnSync(process.execPath, args, { stdio: "inherit" });
+    if (r.status !== 0) console.log(`${g}: failed (exit ${r.status ?? r.signal})`);
+  }
+}
+if ([...groups].every((g) => g in SCRIPT_GROUPS)) {
+  runScriptGroups();
+  process.exit(0);
 }
 const scale = SCALES[opts.quick ? "quick" : "full"];
 const repsArg = opts.reps ? Number.parseInt(opts.reps, 10) : 0;
@@ -437,6 +462,9 @@ try {
         bigReps: repsArg || 2,
         tmp: TMP,
         cli: [process.execPath, path.join(BENCH, "..", opts.dist ? "dist/cli/main.js" : "src/cli/main.ts")],
+        baselineCli: process.env.BFC_FUSE_BASELINE
+          ? [process.execPath, process.env.BFC_FUSE_BASELINE]
+          : undefined,
         budgetMs: opts.quick ? 20_000 : 60_000,
         timeoutMs: opts.quick ? 300_000 : 900_000,
       },
@@ -568,3 +596,4 @@ const json = {
 };
 fs.writeFileSync(jsonPath, JSON.stringify(json, null, 2) + "\n");
 progress(`results written to ${path.relative(process.cwd(), jsonPath)}`);
+runScriptGroups();

@@ -11,6 +11,7 @@ import type { Dataset } from "./datasets.ts";
 export type Comp = "none" | "zstd";
 export type ToolId =
   | "bfcfs"
+  | "bfcfs-baseline"
   | "reference"
   | "tar"
   | "squashfs"

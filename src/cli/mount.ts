@@ -1,15 +1,19 @@
 /**
- * `bfc mount <source> <mountpoint>`: serves a container (or a zip, a folder, or the ext2/3/4
- * filesystem of a disk image) through FUSE so other processes use it as an ordinary read-only
- * folder. Without --foreground the command returns once the mount is ready (a child process reports
- * readiness on a pipe) and the filesystem keeps running in the background until `bfc umount`,
- * SIGINT or SIGTERM.
+ * `bfc mount <source> <mountpoint>`: serves a container (or a zip, a folder, or the ext2/3/4 filesystem
+ * of a disk image) through FUSE so other processes use it as an ordinary folder (read-only, or with --rw a container whose changes become
+ * commits). Without --foreground the command returns once
+ * the mount is ready (a child process reports readiness on a pipe) and the filesystem keeps running
+ * in the background until `bfc umount`, SIGINT or SIGTERM.
  */
 import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
+import type { SpillStore } from "../container/spill.ts";
 import { BfcError } from "../errors.ts";
+import type { FuseSource } from "../fuse/mount.ts";
+import type { BfcMountOptions } from "../vfs/types/bfc.ts";
 import type { DiskMountOptions } from "../vfs/types/disk.ts";
+import type { Vfs } from "../vfs/vfs.ts";
 import { CliError, type Ctx, intOption, run, UsageError } from "./common.ts";
 import { backingPolicy, repeatable } from "./disk.ts";
 import {
@@ -29,10 +33,21 @@ interface MountOptions extends SecretOptions {
   gid?: string;
   debug?: boolean;
   log?: string;
+  fuseBackend?: "kernel" | "native";
+  threads?: string;
+  readdirplus?: "always" | "auto" | "never";
   readyFd?: string;
+  rw?: boolean;
+  commitInterval?: string;
+  compression?: string;
+  compressionLevel?: string;
+  message?: string;
   partition?: string;
   allowBacking?: string[];
 }
+
+/** Seconds between commits of a read-write mount when --commit-interval is not given. */
+const DEFAULT_COMMIT_INTERVAL = 30;
 
 const TYPES = ["bfc", "zip", "dir", "disk"] as const;
 
@@ -71,11 +86,41 @@ export function detectType(source: string): (typeof TYPES)[number] {
   );
 }
 
+function parseThreads(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 64)
+    throw new UsageError(`--threads must be a number from 1 to 64, not '${v}'`);
+  return Number(v);
+}
+
 function parseId(v: string | undefined, what: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v) || Number(v) > 0xffffffff)
     throw new UsageError(`${what} must be a number, not '${v}'`);
   return Number(v);
+}
+
+/** The writable bfc type's options from --commit-interval, -c, -l and -m (checked before mounting). */
+function writableOptions(o: MountOptions): {
+  commitInterval: number;
+  compression: "none" | "zstd" | "auto";
+  level?: number;
+  message?: string;
+} {
+  const compression = o.compression ?? "none";
+  if (compression !== "none" && compression !== "zstd" && compression !== "auto") {
+    throw new UsageError(`-c/--compression must be none, zstd or auto, got '${o.compression}'`);
+  }
+  const interval = o.commitInterval ?? String(DEFAULT_COMMIT_INTERVAL);
+  if (!/^\d+$/.test(interval) || Number(interval) > 86400) {
+    throw new UsageError(`--commit-interval must be a number of seconds (0 to 86400), not '${interval}'`);
+  }
+  return {
+    commitInterval: Number(interval),
+    compression,
+    level: intOption(o.compressionLevel, "-l/--compression-level", 1, 22),
+    message: o.message ?? "bfc mount --rw",
+  };
 }
 
 /** The disk type's mount options from --partition and --allow-backing. */
@@ -102,30 +147,88 @@ async function serve(
   const creds = (await explicitCredentials(o)) ?? {};
   if (!("key" in creds) && !creds.password && process.env[PASSWORD_ENV])
     creds.password = process.env[PASSWORD_ENV];
-  const { createVfs } = await import("../vfs/index.ts");
   const { mountFuse } = await import("../fuse/mount.ts");
-  const vfs = createVfs();
   const abs = path.resolve(source);
-  if (type === "bfc") await vfs.mount("bfc", "/", { path: abs, ...creds, ...readerOptions(o) });
-  else if (type === "zip") await vfs.mount("zip", "/", { path: abs });
-  else if (type === "dir") await vfs.mount("host", "/", { root: abs, readonly: true });
-  else if (type === "disk") await vfs.mount("disk", "/", diskOptions(abs, o));
-  else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
+  let fuseSource: FuseSource;
+  let spill: SpillStore | undefined;
+  let live: Vfs | undefined;
+  let containerFd: number | undefined;
+  if (o.rw) {
+    // Changes are staged beside the container and committed by this thread: one VFS, served here.
+    const { createVfs } = await import("../vfs/index.ts");
+    live = createVfs();
+    await live.mount("bfc", "/", { path: abs, ...creds, ...writableOptions(o), writable: true });
+    fuseSource = live;
+  } else if (type === "bfc") {
+    const { SpillStore } = await import("../container/spill.ts");
+    const bfcOptions: BfcMountOptions = { path: abs, ...creds, ...readerOptions(o) };
+    if (creds.password !== undefined) {
+      // Serving threads each open the container: derive the key once and give them that.
+      const { Reader } = await import("../container/reader.ts");
+      const r = await Reader.open(abs, creds);
+      try {
+        const key = await r.knownKey();
+        if (key) {
+          delete bfcOptions.password;
+          bfcOptions.key = key;
+        }
+      } finally {
+        r.close();
+      }
+    }
+    spill = SpillStore.create();
+    // One descriptor for every thread: the kernel's readahead on the container then sees the
+    // threads' reads as the one sequential stream they usually are.
+    containerFd = fs.openSync(abs, "r");
+    bfcOptions.fd = containerFd;
+    fuseSource = {
+      mounts: [
+        {
+          type: "bfc",
+          target: "/",
+          options: { ...bfcOptions, spill },
+          // Serving threads may block: they make a large file's decoded copy themselves.
+          threadOptions: { ...bfcOptions, spill: spill.share(), spillSync: true },
+        },
+      ],
+    };
+  } else if (type === "zip") {
+    fuseSource = { mounts: [{ type: "zip", target: "/", options: { path: abs } }] };
+  } else if (type === "disk") {
+    // An image is immutable while mounted: serving threads each open it.
+    fuseSource = { mounts: [{ type: "disk", target: "/", options: diskOptions(abs, o) }] };
+  } else if (type === "dir") {
+    // A host folder can change under the mount: one thread serves it, from a VFS made here.
+    const { createVfs } = await import("../vfs/index.ts");
+    live = createVfs();
+    await live.mount("host", "/", { root: abs, readonly: true });
+    fuseSource = live;
+  } else throw new UsageError(`unknown --type '${type}' (one of: ${TYPES.join(", ")})`);
+  const release = async () => {
+    await live?.unmountAll();
+    spill?.close();
+    if (containerFd !== undefined) fs.closeSync(containerFd);
+  };
   let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
-    m = await mountFuse(vfs, mountpoint, {
-      immutable: true,
+    m = await mountFuse(fuseSource, mountpoint, {
+      immutable: !o.rw,
       allowOther: o.allowOther,
       debug: o.debug,
       uid,
       gid,
       fsname: abs,
+      backend: o.fuseBackend,
+      threads: parseThreads(o.threads),
+      readdirplus: o.readdirplus,
     });
   } catch (e) {
-    await vfs.unmountAll();
+    await release();
     throw e;
   }
-  ctx.debug(`mounted ${abs} (${type}) at ${m.mountpoint}`);
+  ctx.debug(
+    `mounted ${abs} (${type}${o.rw ? ", read-write" : ""}) at ${m.mountpoint} (${m.backend} backend)`,
+  );
   ready();
   const stop = (): void => {
     m.unmount().catch((e: unknown) => ctx.report(e));
@@ -134,8 +237,38 @@ async function serve(
   process.once("SIGTERM", stop);
   process.once("SIGHUP", stop);
   await m.closed;
-  await vfs.unmountAll();
+  await release();
   return 0;
+}
+
+/**
+ * Whether a container is password-encrypted. Only a header with a salt can be (checked first: the
+ * index of a large container costs a noticeable part of the time to mount to read), and then its
+ * entries must be encrypted.
+ */
+async function needsPassword(source: string): Promise<boolean> {
+  const { HEADER_SIZE } = await import("../format/constants.ts");
+  const { decodeHeader, hasPasswordSalt } = await import("../format/header.ts");
+  const head = Buffer.alloc(HEADER_SIZE);
+  const fd = fs.openSync(source, "r");
+  try {
+    fs.readSync(fd, head, 0, HEADER_SIZE, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    if (!hasPasswordSalt(decodeHeader(head))) return false;
+  } catch {
+    // not decodable here: the mount process reports what is wrong
+    return false;
+  }
+  const { Reader } = await import("../container/reader.ts");
+  const r = await Reader.open(source);
+  try {
+    return r.encryptionMode === "password";
+  } finally {
+    r.close();
+  }
 }
 
 /** Starts `bfc mount --foreground` in the background and waits for it to say the mount is ready. */
@@ -143,15 +276,9 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   // Ask for a password here, on the terminal, and hand it over in the environment (not argv).
   const env = { ...process.env };
   const creds = await explicitCredentials(o);
-  if (!creds && (o.type ?? detectType(source)) === "bfc") {
-    const { Reader } = await import("../container/reader.ts");
-    const r = await Reader.open(source);
-    const needs = r.encryptionMode === "password";
-    r.close();
-    if (needs) {
-      const pw = await implicitPassword(ctx, `'${source}'`);
-      if (pw !== undefined) env[PASSWORD_ENV] = pw;
-    }
+  if (!creds && (o.type ?? detectType(source)) === "bfc" && (await needsPassword(source))) {
+    const pw = await implicitPassword(ctx, `'${source}'`);
+    if (pw !== undefined) env[PASSWORD_ENV] = pw;
   } else if (creds?.password !== undefined) env[PASSWORD_ENV] = Buffer.from(creds.password).toString();
   const args: string[] = [];
   if (o.type) args.push("--type", o.type);
@@ -161,6 +288,14 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.gid) args.push("--gid", o.gid);
   if (o.commit !== undefined) args.push("--commit", o.commit);
   if (o.debug) args.push("--debug");
+  if (o.rw) args.push("--rw");
+  if (o.commitInterval !== undefined) args.push("--commit-interval", o.commitInterval);
+  if (o.compression !== undefined) args.push("--compression", o.compression);
+  if (o.compressionLevel !== undefined) args.push("--compression-level", o.compressionLevel);
+  if (o.message !== undefined) args.push("--message", o.message);
+  if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
+  if (o.threads) args.push("--threads", o.threads);
+  if (o.readdirplus) args.push("--readdirplus", o.readdirplus);
   if (o.partition !== undefined) args.push("--partition", o.partition);
   for (const dir of o.allowBacking ?? [])
     args.push("--allow-backing", dir === "any" ? dir : path.resolve(dir));
@@ -196,6 +331,21 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
   if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
     throw new UsageError("--commit applies to BFC containers only");
   }
+  if (o.rw) {
+    if ((o.type ?? detectType(source)) !== "bfc") throw new UsageError("--rw applies to BFC containers only");
+    if (o.commit !== undefined) {
+      throw new UsageError("--rw shows the latest commit; --commit mounts an older one read-only");
+    }
+    writableOptions(o);
+  } else {
+    const given = [
+      o.commitInterval !== undefined && "--commit-interval",
+      o.compression !== undefined && "-c/--compression",
+      o.compressionLevel !== undefined && "-l/--compression-level",
+      o.message !== undefined && "-m/--message",
+    ].filter(Boolean);
+    if (given.length) throw new UsageError(`${given.join(", ")} apply to read-write mounts (--rw) only`);
+  }
   if (!o.foreground) return background(ctx, source, mountpoint, o);
   const readyFd = o.readyFd === undefined ? undefined : Number(o.readyFd);
   let told = false;
@@ -224,13 +374,23 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
 export function register(program: Command): void {
   const cmd = program
     .command("mount")
-    .description("serve a container (or zip, folder, or disk image) as a read-only folder through FUSE")
+    .description(
+      "serve a container (or zip, folder, or disk image) as a folder through FUSE (read-only unless --rw)",
+    )
     .argument("<source>", "a BFC container, a zip archive, a folder, or a raw or QCOW2 disk image (ext2/3/4)")
     .argument("<mountpoint>", "an empty directory")
     .addOption(
       new Option("-t, --type <type>", "source type (default: from the file's magic)").choices([...TYPES]),
     )
     .option("-f, --foreground", "stay in the foreground until unmounted (Ctrl-C unmounts)")
+    .option("-w, --rw", "read-write (BFC containers): changes are committed as new commits")
+    .option(
+      "--commit-interval <seconds>",
+      `--rw: commit staged changes this often, besides fsync and unmount (0: only then; default ${DEFAULT_COMMIT_INTERVAL})`,
+    )
+    .option("-c, --compression <type>", "--rw: how new and changed files are stored: none, zstd or auto")
+    .option("-l, --compression-level <n>", "--rw: zstd level 1..22 (default 3)")
+    .option("-m, --message <text>", "--rw: the message recorded with the mount's commits")
     .option(
       "--allow-other",
       "let other users see the mount (needs user_allow_other in /etc/fuse.conf unless root)",
@@ -245,16 +405,31 @@ export function register(program: Command): void {
       "disk images: also follow QCOW2 backing files under <dir> ('any': anywhere); repeatable",
       repeatable,
     )
+    .addOption(
+      new Option(
+        "--fuse-backend <backend>",
+        "kernel: FUSE protocol on /dev/fuse from worker threads (root); native: fuse-native/libfuse 2 (default: kernel when it can mount, else native)",
+      ).choices(["kernel", "native"]),
+    )
+    .option("--threads <n>", "kernel backend: threads serving a container or zip (default: one per core)")
+    .addOption(new Option("--readdirplus <when>").choices(["always", "auto", "never"]).hideHelp())
     .addOption(new Option("--ready-fd <fd>").hideHelp());
   addSecretOptions(cmd)
     .addHelpText(
       "after",
       `
-The mount is read-only; the kernel caches names, attributes and pages for an hour (the source is
+A read-only mount lets the kernel cache names, attributes and pages for an hour (the source is
 immutable while mounted). Files whose integrity check fails read as I/O errors, never as wrong bytes.
+
+With --rw (BFC containers) writes are staged in a scratch folder beside the container and committed
+as a new commit on fsync, every --commit-interval seconds and at unmount; each commit appends only
+what changed and the earlier commits stay readable ('bfc log', --commit N). Killing the mount process
+loses at most the uncommitted changes, never the container. Other updates ('bfc add' …) wait for
+the mount to end.
 
 Examples:
   bfc mount site.bfc /mnt/site && ls /mnt/site && bfc umount /mnt/site
+  bfc mount --rw -c zstd work.bfc /mnt/work && cp -r src /mnt/work && bfc umount /mnt/work
   bfc mount -f --debug deps.zip /mnt/deps
   BFC_PASSWORD=secret bfc mount secret.bfc /mnt/secret
   bfc mount --partition 1 vm.qcow2 /mnt/vm`,

@@ -1,14 +1,26 @@
 /**
  * `bfc umount [--lazy] <mountpoint>`: unmounts a `bfc mount` (any FUSE mount, also a stale one whose
- * process was killed). The serving process notices within a second and exits.
+ * process was killed). Returns once the serving process has exited (a read-write mount commits its
+ * last changes first), unless --lazy or --no-wait.
  */
+import path from "node:path";
 import type { Command } from "commander";
 import { type Ctx, run } from "./common.ts";
 
-async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean }): Promise<number> {
+async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean; wait?: boolean }): Promise<number> {
   const { unmountFuse } = await import("../fuse/mount.ts");
-  await unmountFuse(mountpoint, { lazy: o.lazy });
-  ctx.debug(`unmounted ${mountpoint}`);
+  const { mountProcesses, waitGone } = await import("../fuse/mount-process.ts");
+  const mp = path.resolve(mountpoint);
+  // The serving process still has work after the kernel lets go: a read-write mount commits its
+  // last changes. Returning only once it exits means the container is complete when we do.
+  const pids = mountProcesses(mp);
+  await unmountFuse(mp, { lazy: o.lazy });
+  ctx.debug(`unmounted ${mp}`);
+  if (o.lazy || o.wait === false || pids.length === 0) return 0;
+  if (!(await waitGone(pids, 1500))) {
+    ctx.warn(`waiting for the mount process (pid ${pids.join(", ")}) to finish its last commit and exit …`);
+    await waitGone(pids, Number.POSITIVE_INFINITY);
+  }
   return 0;
 }
 
@@ -18,6 +30,7 @@ export function register(program: Command): void {
     .description("unmount a folder mounted with 'bfc mount'")
     .argument("<mountpoint>", "the mounted folder")
     .option("-z, --lazy", "detach now even if files are open there; finish when they close")
+    .option("--no-wait", "return once unmounted, without waiting for the mount process to exit")
     .addHelpText(
       "after",
       `
@@ -25,7 +38,7 @@ Examples:
   bfc umount /mnt/site
   bfc umount --lazy /mnt/site   # a busy or stale mount`,
     )
-    .action((mountpoint: string, opts: { lazy?: boolean }, c: Command) =>
+    .action((mountpoint: string, opts: { lazy?: boolean; wait?: boolean }, c: Command) =>
       run(c, (ctx) => umount(ctx, mountpoint, opts)),
     );
 }

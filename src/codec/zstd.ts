@@ -71,12 +71,179 @@ export function createZstdEncoder(level: number, size: number): zlib.ZstdCompres
   return zlib.createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });
 }
 
+/** The parts of a node:zlib stream that its own synchronous path drives (see syncStream). */
+interface ZlibInternals {
+  _handle: {
+    writeSync(
+      flush: number,
+      input: Uint8Array,
+      inOff: number,
+      inLen: number,
+      out: Uint8Array,
+      outOff: number,
+      outLen: number,
+    ): void;
+    onerror: (message: string, errno: number) => void;
+  };
+  _writeState: Uint32Array;
+  _finishFlushFlag: number;
+}
+
 /**
- * Decodes frames whose output must be exactly `expected` bytes; anything longer is cut off by
- * maxOutputLength (a bomb cannot allocate more than the entry claims).
+ * One zstd decoder set up once and reused frame after frame. zlib.zstdDecompressSync builds and
+ * tears down a whole stream per call, which costs several times more than decoding a file of a few
+ * KiB (reading many small files is dominated by it). This keeps one stream and drives its native
+ * handle the way node:zlib's own sync path does (`handle.writeSync` and the stream's write state):
+ * node:zlib's internal interface, so it is checked for before use and any surprise (an error, more
+ * output than expected) replaces the decoder; without it, zlib.zstdDecompressSync is used.
+ *
+ * Returns such a stream with its errors reported to `onError`, or undefined when node:zlib does not
+ * have the expected internals.
  */
-export function zstdDecompressSync(data: Uint8Array, expected: number): Buffer {
-  return zlib.zstdDecompressSync(data, { maxOutputLength: Math.max(1, expected) });
+function syncStream(onError: (e: Error) => void): ZlibInternals | undefined {
+  const z = zlib.createZstdDecompress() as unknown as Partial<ZlibInternals>;
+  const ok =
+    typeof z._handle?.writeSync === "function" &&
+    z._writeState instanceof Uint32Array &&
+    typeof z._finishFlushFlag === "number";
+  if (!ok) return undefined;
+  const full = z as ZlibInternals;
+  full._handle.onerror = (message, errno) => onError(Object.assign(new Error(message), { errno }));
+  return full;
+}
+
+/**
+ * One zstd decoding context kept per thread (see the comment above), for complete frames whose
+ * header declares the expected size: zstd then decodes in one pass straight into our buffer and
+ * leaves the context at a frame boundary. Any error, output of another size or input left over
+ * discards the context and answers undefined, so the caller can ask the one-shot call instead.
+ */
+export class ReusableZstdDecoder {
+  private z: ZlibInternals | undefined;
+  private failed = false;
+  private unsupported = false;
+  /** Output buffer kept between calls that say so. */
+  private kept: Buffer | undefined;
+
+  private stream(): ZlibInternals | undefined {
+    if (this.z || this.unsupported) return this.z;
+    this.z = syncStream(() => {
+      this.failed = true;
+    });
+    if (!this.z) this.unsupported = true;
+    else (this.z as unknown as zlib.ZstdDecompress).on("error", () => {});
+    return this.z;
+  }
+
+  private discard(): void {
+    (this.z as unknown as zlib.ZstdDecompress | undefined)?.destroy();
+    this.z = undefined;
+  }
+
+  /**
+   * `frame` decoded to exactly `expected` bytes, or undefined. With `reuse` the bytes are a view of
+   * a buffer kept for the next such call.
+   */
+  decode(frame: Uint8Array, expected: number, reuse = false): Buffer | undefined {
+    const z = this.stream();
+    if (!z) return undefined;
+    let out: Buffer;
+    if (reuse) {
+      if (!this.kept || this.kept.length < expected) this.kept = Buffer.allocUnsafe(expected);
+      out = this.kept.subarray(0, expected);
+    } else out = Buffer.allocUnsafe(expected);
+    this.failed = false;
+    try {
+      // The finish flag makes a frame that ends early an error instead of a decoder left mid-frame.
+      z._handle.writeSync(z._finishFlushFlag, frame, 0, frame.length, out, 0, expected);
+    } catch {
+      this.failed = true;
+    }
+    // Write state: output room left, input left. Both zero: the whole frame became `expected` bytes.
+    if (this.failed || z._writeState[0] !== 0 || z._writeState[1] !== 0) {
+      this.discard();
+      return undefined;
+    }
+    return out;
+  }
+}
+
+const frames = new ReusableZstdDecoder();
+
+/**
+ * Decodes frames whose output must be exactly `expected` bytes; anything longer fails before more is
+ * allocated (a bomb cannot allocate more than the entry claims). `reuse`: the result may be a view
+ * of a buffer this thread reuses for the next such call (no allocation per file for a caller that
+ * copies the bytes out at once).
+ */
+export function zstdDecompressSync(data: Uint8Array, expected: number, reuse = false): Buffer {
+  // The reused context takes only what both writers produce: one complete frame declaring the
+  // entry's size. Anything else, and any frame that fails there, gets node:zlib's one-shot call,
+  // so results and errors are the one-shot call's.
+  if (expected > 0 && isSingleFrameOf(data, expected)) {
+    const out = frames.decode(data, expected, reuse);
+    if (out) return out;
+  }
+  const out = zlib.zstdDecompressSync(data, { maxOutputLength: Math.max(1, expected) });
+  // maxOutputLength cannot be 0: an entry of 0 bytes whose frame holds one is caught here.
+  if (out.length > expected) throw new RangeError(`zstd frame decodes to more than ${expected} bytes`);
+  return out;
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * Whether `data` is exactly one complete zstd frame whose header declares `expected` content
+ * bytes: the header, then blocks up to the last-block flag, then the checksum if flagged, ending
+ * at the last byte. Only the structure is read (block headers), never the compressed bytes.
+ */
+export function isSingleFrameOf(data: Uint8Array, expected: number): boolean {
+  const n = data.length;
+  if (n < 6 || (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0 !== ZSTD_MAGIC) {
+    return false;
+  }
+  const fhd = data[4] as number;
+  if (fhd & 0x08) return false; // reserved bit
+  const fcsFlag = fhd >> 6;
+  const singleSegment = (fhd >> 5) & 1;
+  const dictIdSize = [0, 1, 2, 4][fhd & 3] as number;
+  const fcsSize = fcsFlag === 0 ? singleSegment : ([0, 2, 4, 8][fcsFlag] as number);
+  if (fcsSize === 0) return false; // content size not recorded
+  let p = 5 + (singleSegment ? 0 : 1) + dictIdSize;
+  if (p + fcsSize > n) return false;
+  let size: number;
+  if (fcsSize === 1) size = data[p] as number;
+  else if (fcsSize === 2) size = ((data[p] as number) | ((data[p + 1] as number) << 8)) + 256;
+  else {
+    const lo =
+      ((data[p] as number) |
+        ((data[p + 1] as number) << 8) |
+        ((data[p + 2] as number) << 16) |
+        ((data[p + 3] as number) << 24)) >>>
+      0;
+    const hi =
+      fcsSize === 8
+        ? ((data[p + 4] as number) |
+            ((data[p + 5] as number) << 8) |
+            ((data[p + 6] as number) << 16) |
+            ((data[p + 7] as number) << 24)) >>>
+          0
+        : 0;
+    size = hi * 0x100000000 + lo;
+  }
+  if (size !== expected) return false;
+  p += fcsSize;
+  for (;;) {
+    if (p + 3 > n) return false;
+    const h = (data[p] as number) | ((data[p + 1] as number) << 8) | ((data[p + 2] as number) << 16);
+    const type = (h >> 1) & 3;
+    if (type === 3) return false; // reserved block type
+    p += 3 + (type === 1 ? 1 : h >>> 3); // an RLE block stores one byte
+    if (p > n) return false;
+    if (h & 1) break;
+  }
+  if (fhd & 0x04) p += 4; // content checksum
+  return p === n;
 }
 
 export function createZstdDecoder(): zlib.ZstdDecompress {
@@ -86,4 +253,69 @@ export function createZstdDecoder(): zlib.ZstdDecompress {
 /** Magic number at the start of every zstd frame (little-endian 0xFD2FB528). */
 export function looksLikeZstd(data: Uint8Array): boolean {
   return data.length >= 4 && data[0] === 0x28 && data[1] === 0xb5 && data[2] === 0x2f && data[3] === 0xfd;
+}
+
+/**
+ * A synchronous streaming zstd decoder (the same driven handle as ReusableZstdDecoder): input
+ * goes in pieces, output comes out in pieces of at most `chunk` bytes, all from one reused buffer,
+ * so memory stays bounded however far a frame expands. For threads that may block (a verification
+ * pass of a large entry in a FUSE serving thread); node:zlib's own streams are asynchronous only.
+ */
+export class ZstdStreamDecoder {
+  private readonly z: ZlibInternals;
+  private readonly out: Buffer;
+  private failure: Error | undefined;
+
+  private constructor(chunk: number) {
+    const z = syncStream((e) => {
+      this.failure = e;
+    });
+    if (!z) throw new Error("node:zlib has no synchronous zstd stream here");
+    this.z = z;
+    this.out = Buffer.allocUnsafe(chunk);
+  }
+
+  private static usable: boolean | undefined;
+
+  /** Whether decoders can be made here (checked once). */
+  static available(): boolean {
+    ZstdStreamDecoder.usable ??= ZstdStreamDecoder.create(16) !== undefined;
+    return ZstdStreamDecoder.usable;
+  }
+
+  /** A decoder, or undefined where node:zlib lacks the internals it drives. */
+  static create(chunk = 1024 * 1024): ZstdStreamDecoder | undefined {
+    try {
+      return new ZstdStreamDecoder(chunk);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Decodes `input`; `last` says the frame's input ends here (a frame cut short is then an error).
+   * Each yielded piece is a view of the reused output buffer, valid until the next step. Throws on
+   * corrupt data; the decoder is then unusable.
+   */
+  *decode(input: Uint8Array, last: boolean): Generator<Buffer> {
+    const { z, out } = this;
+    const flush = last ? z._finishFlushFlag : 0;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      this.failure = undefined;
+      z._handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
+      if (this.failure) throw this.failure;
+      const availOut = z._writeState[0] as number;
+      const availIn = z._writeState[1] as number;
+      const got = out.length - availOut;
+      const consumed = inLen - availIn;
+      inOff += consumed;
+      inLen = availIn;
+      if (got > 0) yield out.subarray(0, got);
+      // Output room left over means the decoder wanted more input: this piece is done (input left
+      // over then lies after the frame's end, which ends decoding as one-shot decoding does).
+      if (availOut > 0 && (inLen === 0 || (consumed === 0 && got === 0))) return;
+    }
+  }
 }

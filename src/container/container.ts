@@ -34,6 +34,11 @@ export interface UpdateOptions extends Credentials {
    */
   onSnapshot?: (staged: Staged[]) => void;
   onCommitEnd?: (staged: Staged[], ok: boolean) => void;
+  /**
+   * The content of a staged path that the caller keeps in memory instead of in the file (a writable
+   * filesystem's small scratch files), or undefined to read the file.
+   */
+  scratchContent?: (path: string) => Buffer | undefined;
 }
 
 /** A node as a commit saw it when it started. */
@@ -945,6 +950,13 @@ export class Container {
       return n;
     }
     if (s?.kind === "path") {
+      const mem = this.opts.scratchContent?.(s.path);
+      if (mem) {
+        if (position >= mem.length) return 0;
+        const n = Math.min(length, mem.length - position);
+        buffer.set(mem.subarray(position, position + n), offset);
+        return n;
+      }
       const fd = fs.openSync(s.path, "r");
       try {
         return fs.readSync(fd, buffer, offset, length, position);
@@ -1184,7 +1196,7 @@ export class Container {
           const s = n.staged;
           const source =
             s.kind === "path"
-              ? s.path
+              ? (this.opts.scratchContent?.(s.path) ?? s.path)
               : s.kind === "buffer"
                 ? s.data
                 : limited(s.source, p, budget, knownBytes, (k) => {

@@ -96,8 +96,24 @@ function alive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM";
   }
+  return !zombie(pid);
+}
+
+/**
+ * Whether `pid` has exited but not been reaped (a killed mount process whose parent is gone, in a
+ * namespace whose init does not reap): signals still reach it, yet it holds nothing any more.
+ */
+function zombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return false; // no procfs: trust the signal
+  }
+  // "pid (comm) S …": comm may hold spaces and parentheses, so the state follows the last ')'.
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state === "Z" || state === "X";
 }

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
 import { crc32c } from "../codec/crc32c.ts";
-import { createZstdDecoder, zstdDecompressSync } from "../codec/zstd.ts";
+import { createZstdDecoder, ZstdStreamDecoder, zstdDecompressSync } from "../codec/zstd.ts";
 import { BfcError, corrupt, fromSystemError } from "../errors.ts";
 import {
   AEAD_OVERHEAD,
@@ -47,6 +47,7 @@ import {
 } from "./commits.ts";
 import { ContentCache } from "./content-cache.ts";
 import { type Credentials, KeyResolver } from "./keys.ts";
+import type { SpillStore } from "./spill.ts";
 
 /** What the library reports about one entry. */
 export interface Entry {
@@ -72,7 +73,10 @@ export interface Entry {
 }
 
 export interface ReaderOptions extends Credentials {
-  /** Bytes of decoded content kept for repeated random reads (default 64 MiB). */
+  /**
+   * Bytes kept for repeated random reads (default 64 MiB): decoded contents of compressed or
+   * encrypted files, and blocks of the container read for small reads of stored files.
+   */
   cacheBytes?: number;
   /**
    * Skip the first-read verification of each entry's object header and checksum. Off by default:
@@ -86,6 +90,17 @@ export interface ReaderOptions extends Credentials {
    * commit before the torn tail (default). `false` fails with TRUNCATED instead.
    */
   recover?: boolean;
+  /**
+   * Decoded copies of large compressed entries, made during their verification pass, so random
+   * reads of them are positioned reads (see spill.ts). Readers of one container, in one thread or
+   * several, may share a store.
+   */
+  spill?: SpillStore;
+  /**
+   * An open descriptor of the container to read through instead of opening `path` (left open on
+   * close). Readers in several threads sharing one descriptor share the kernel's readahead on it.
+   */
+  fd?: number;
 }
 
 /** Where an entry's payload lies and how it is encoded. */
@@ -109,6 +124,11 @@ const MAX_CURSORS = 4;
 const MAX_SYMLINK_TARGET = 64 * 1024;
 /** Largest run of back-to-back objects readFilesSync reads at once. */
 const RUN_SPAN = 8 * 1024 * 1024;
+/**
+ * Reads shorter than this of stored files that fit the cache are served from cached blocks of
+ * the container this large: a pread costs several times a copy out of memory.
+ */
+const BLOCK_SIZE = 64 * 1024;
 
 /** A compressed entry being read front to back, kept so sequential positioned reads stay O(n). */
 interface Cursor {
@@ -116,6 +136,40 @@ interface Cursor {
   pos: number;
   pending: Buffer;
   iter: AsyncIterator<Buffer>;
+}
+
+let syncBuffer: Buffer | undefined;
+
+/**
+ * One read buffer for the synchronous block paths (nothing can interleave with them). Blocks kept
+ * in the cache are copied out of it: freshly allocated pages that read() fills were measured to
+ * cost several times more on their first later access than pages filled by a copy.
+ */
+function syncScratch(): Buffer {
+  syncBuffer ??= Buffer.allocUnsafe(CHUNK);
+  return syncBuffer;
+}
+
+/** Running size and checksum of an entry's decoded bytes; more bytes than the entry holds fail at once. */
+class ContentCheck {
+  produced = 0;
+  crc = 0;
+  private readonly loc: Location;
+
+  constructor(loc: Location) {
+    this.loc = loc;
+  }
+
+  take(piece: Buffer): Buffer {
+    this.produced += piece.length;
+    if (this.produced > this.loc.size) {
+      throw corrupt("SIZE_MISMATCH", `'${this.loc.path}': decodes to more than ${this.loc.size} bytes`, {
+        path: this.loc.path,
+      });
+    }
+    this.crc = crc32c(piece, this.crc);
+    return piece;
+  }
 }
 
 function readAsync(fd: number, buf: Buffer, position: number): Promise<number> {
@@ -165,6 +219,12 @@ export class Reader {
   private attrTable: Map<number, EntryAttrs> | undefined;
   /** Hard links whose object is shared: entry → target; null when there are none. */
   private linkOwner: Map<number, number> | null | undefined;
+  /** The last entry located: positioned reads through one descriptor locate the same entry. */
+  private lastLocation: Location | undefined;
+  private readonly spill: SpillStore | undefined;
+  private readonly borrowedFd: boolean;
+  /** Reused by whole-entry sync reads into the caller's buffer. */
+  private scratch: Buffer | undefined;
 
   private constructor(
     path: string,
@@ -185,9 +245,12 @@ export class Reader {
     this.cache = new ContentCache(options.cacheBytes ?? 64 * 1024 * 1024);
     this.trust = options.trustContent === true;
     this.verified = new Uint8Array(index.count);
+    this.spill = options.spill;
+    this.borrowedFd = options.fd !== undefined;
   }
 
   static openSync(path: string, options: ReaderOptions = {}): Reader {
+    if (options.fd !== undefined) return Reader.load(path, options.fd, options);
     let fd: number;
     try {
       fd = fs.openSync(path, "r");
@@ -203,6 +266,7 @@ export class Reader {
   }
 
   static async open(path: string, options: ReaderOptions = {}): Promise<Reader> {
+    if (options.fd !== undefined) return Reader.load(path, options.fd, options);
     const fd = await new Promise<number>((resolve, reject) =>
       fs.open(path, "r", (err, fd) =>
         err ? reject(fromSystemError(err, `cannot open container '${path}'`, path)) : resolve(fd),
@@ -283,7 +347,7 @@ export class Reader {
 
   close(): void {
     if (this.fd >= 0) {
-      fs.closeSync(this.fd);
+      if (!this.borrowedFd) fs.closeSync(this.fd);
       this.fd = -1;
       this.cache.clear();
       for (const c of this.cursors) void c.iter.return?.(undefined).catch(() => {});
@@ -396,6 +460,14 @@ export class Reader {
    */
   async unlock(): Promise<void> {
     if (this.keys.available && this.encrypted) await this.keys.get(this.path);
+  }
+
+  /**
+   * The container key once `unlock` derived it (or a key was given), for opening more readers of
+   * the same container without deriving it again (FUSE worker threads); undefined otherwise.
+   */
+  async knownKey(): Promise<Buffer | undefined> {
+    return this.keys.available && this.encrypted ? Buffer.from(await this.keys.get(this.path)) : undefined;
   }
 
   // ---------------------------------------------------------------- lookups
@@ -634,6 +706,8 @@ export class Reader {
   }
 
   private locate(i: number): Location {
+    const last = this.lastLocation;
+    if (last !== undefined && last.i === i) return last;
     const ix = this.index;
     const owner = this.objectOwner(i);
     const pathLen = ix.pathByteLength(owner);
@@ -661,7 +735,7 @@ export class Reader {
         },
       );
     }
-    return {
+    const loc: Location = {
       i,
       path,
       aad: ix.pathBytes(owner),
@@ -672,6 +746,8 @@ export class Reader {
       payloadOffset: ix.objOffset(i) + prefix,
       payloadSize,
     };
+    this.lastLocation = loc;
+    return loc;
   }
 
   /** Compares the object header in front of the payload with the index entry. */
@@ -744,7 +820,7 @@ export class Reader {
    * Reads, authenticates, decodes and checks a whole entry in memory (sync). Used for entries small
    * enough to cache and for sync reads of compressed data.
    */
-  private decodeWholeSync(loc: Location, scratch?: Buffer): Buffer {
+  private decodeWholeSync(loc: Location, scratch?: Buffer, reuseOut = false): Buffer {
     const fd = this.checkOpen();
     const hdr = this.objectHeaderBytes(loc);
     const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
@@ -754,10 +830,10 @@ export class Reader {
 
     readFully(fd, raw, loc.payloadOffset - lead, loc.path);
     if (lead) this.checkObjectHeader(loc, raw.subarray(0, hdr));
-    return this.decodePayloadSync(loc, raw.subarray(lead));
+    return this.decodePayloadSync(loc, raw.subarray(lead), reuseOut);
   }
 
-  private decodePayloadSync(loc: Location, payload: Buffer): Buffer {
+  private decodePayloadSync(loc: Location, payload: Buffer, reuseOut = false): Buffer {
     let data = payload;
     if (loc.enc) {
       const key = this.keys.getSync(loc.path);
@@ -766,7 +842,7 @@ export class Reader {
       this.keyConfirmed = true;
       data = opened;
     }
-    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data);
+    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data, reuseOut);
     this.finishCheck(loc, data.length, crc32c(data));
     this.verified[loc.i] = 1;
     return data;
@@ -835,9 +911,9 @@ export class Reader {
     return out;
   }
 
-  private zstdWholeSync(loc: Location, frame: Buffer): Buffer {
+  private zstdWholeSync(loc: Location, frame: Buffer, reuseOut = false): Buffer {
     try {
-      return zstdDecompressSync(frame, loc.size);
+      return zstdDecompressSync(frame, loc.size, reuseOut);
     } catch (e) {
       if (e instanceof RangeError || (e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
         throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
@@ -899,19 +975,9 @@ export class Reader {
       src = this.payloadChunks(loc, 0, loc.payloadSize);
     }
     if (loc.comp === COMP_ZSTD) src = this.zstdChunks(loc, src);
-    let produced = 0;
-    let crc = 0;
-    for await (const chunk of src) {
-      produced += chunk.length;
-      if (produced > loc.size) {
-        throw corrupt("SIZE_MISMATCH", `'${loc.path}': decodes to more than ${loc.size} bytes`, {
-          path: loc.path,
-        });
-      }
-      crc = crc32c(chunk, crc);
-      yield chunk;
-    }
-    this.finishCheck(loc, produced, crc);
+    const check = new ContentCheck(loc);
+    for await (const chunk of src) yield check.take(chunk);
+    this.finishCheck(loc, check.produced, check.crc);
     this.verified[i] = 1;
   }
 
@@ -1111,6 +1177,10 @@ export class Reader {
       this.cache.set(i, data);
       return Buffer.from(data.subarray(start, end));
     }
+    if (loc.comp && this.spill) {
+      const spilled = await this.spilledRead(loc, start, end);
+      if (spilled) return spilled;
+    }
     if (!this.verified[i] && !this.trust) await this.verifyEntry(i);
     if (!loc.comp) return this.ctrRead(loc, start, end);
     return this.cursorRead(i, start, end);
@@ -1131,12 +1201,17 @@ export class Reader {
     if (!loc.comp && !loc.enc) {
       if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
       const buf = Buffer.allocUnsafe(end - start);
-      readFully(this.checkOpen(), buf, loc.payloadOffset + start, loc.path);
+      this.readStoredSync(loc, buf, 0, start, end);
       return buf;
     }
     if (!loc.comp && size > WHOLE_DECODE_LIMIT) {
       if (!this.verified[i] && !this.trust) this.verifyEncryptedSync(loc);
       return this.ctrReadSync(loc, start, end);
+    }
+    if (size > WHOLE_DECODE_LIMIT && this.spill) {
+      const buf = Buffer.allocUnsafe(end - start);
+      const n = this.spilledReadSync(loc, buf, 0, start, end);
+      if (n >= 0) return buf.subarray(0, n);
     }
     const data = this.decodeWholeSync(loc);
     this.cache.set(i, data);
@@ -1149,17 +1224,38 @@ export class Reader {
    */
   readIntoAtSync(i: number, target: Uint8Array, offset: number, length: number, position: number): number {
     const loc = this.locate(i);
-    const [start, end] = clampRange(position, length, loc.size);
+    checkRange(position, length);
+    // Not clampRange: this path runs per 4 KiB read and allocates nothing.
+    const start = Math.min(position, loc.size);
+    const end = Math.min(loc.size, start + length);
     if (start >= end) return 0;
+    // Stored files are never in the cache under their index (only their container blocks).
+    if (!loc.comp && !loc.enc) {
+      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
+      this.readStoredSync(loc, target, offset, start, end);
+      return end - start;
+    }
     const cached = this.cache.get(i);
     if (cached) {
       target.set(cached.subarray(start, end), offset);
       return end - start;
     }
-    if (!loc.comp && !loc.enc) {
-      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
-      const view = Buffer.from(target.buffer, target.byteOffset + offset, end - start);
-      readFully(this.checkOpen(), view, loc.payloadOffset + start, loc.path);
+    if (loc.comp && loc.size > WHOLE_DECODE_LIMIT && this.spill) {
+      const n = this.spilledReadSync(loc, target, offset, start, end);
+      if (n >= 0) return n;
+    }
+    if (loc.size <= WHOLE_DECODE_LIMIT) {
+      if (start === 0 && end === loc.size) {
+        // A read of the whole entry leaves nothing worth caching: decoded in reused buffers, copied
+        // once (no allocation per file, which costs more than the copy for MiB-sized files).
+        const need = objectPrefixSize(loc.aad.length) + loc.payloadSize;
+        if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
+        target.set(this.decodeWholeSync(loc, this.scratch, true), offset);
+        return end - start;
+      }
+      const data = this.decodeWholeSync(loc);
+      this.cache.set(i, data);
+      target.set(data.subarray(start, end), offset);
       return end - start;
     }
     const data = this.readAtSync(i, start, end - start);
@@ -1193,31 +1289,100 @@ export class Reader {
     return data.length;
   }
 
+  /**
+   * Bytes [start, end) of a stored (plain) file into `target` at `offset`. Short reads
+   * of a file that fits the cache copy from cached blocks of the container, so random reads cost a
+   * copy instead of a pread; they are the same bytes a pread returns, and the caller has verified
+   * the entry. Larger reads, and files larger than the cache, go straight to the file.
+   */
+  private readStoredSync(
+    loc: Location,
+    target: Uint8Array,
+    offset: number,
+    start: number,
+    end: number,
+  ): void {
+    const fd = this.checkOpen();
+    const from = loc.payloadOffset + start;
+    const length = end - start;
+    if (length >= BLOCK_SIZE || loc.size > this.cache.budget) {
+      readFully(fd, Buffer.from(target.buffer, target.byteOffset + offset, length), from, loc.path);
+      return;
+    }
+    const to = loc.payloadOffset + end;
+    let done = 0;
+    for (let b = Math.floor(from / BLOCK_SIZE); done < length; b++) {
+      // Blocks share the content cache and its budget; their keys are negative.
+      let block = this.cache.get(-1 - b);
+      if (block === undefined) {
+        block = this.readBlockSync(fd, b, to, loc.path);
+        this.cache.set(-1 - b, block);
+      }
+      const inBlock = from + done - b * BLOCK_SIZE;
+      const n = Math.min(block.length - inBlock, to - from - done);
+      block.copy(target, offset + done, inBlock, inBlock + n);
+      done += n;
+    }
+  }
+
+  /**
+   * Container block `b`, cut at the end of the file, but never before `need` (so a payload that
+   * runs past the end fails as TRUNCATED instead of coming up short).
+   */
+  private readBlockSync(fd: number, b: number, need: number, what: string): Buffer {
+    const at = b * BLOCK_SIZE;
+    const chunk = syncScratch().subarray(0, Math.min(BLOCK_SIZE, Math.max(this.fileSize, need) - at));
+    readFully(fd, chunk, at, what);
+    return Buffer.from(chunk);
+  }
+
   private verifyPlainSync(loc: Location): void {
     this.readPayloadHeadSync(loc);
     const fd = this.checkOpen();
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, loc.size));
+    const first = loc.payloadOffset;
+    const last = first + loc.size;
+    // Every byte passes through memory here: a file that fits the cache keeps its blocks for the
+    // reads that follow (as a compressed file's decoded content is kept), once the checksum has
+    // matched. The pass then covers whole blocks.
+    const keep = loc.size > 0 && loc.size <= this.cache.budget;
+    const from = keep ? Math.floor(first / BLOCK_SIZE) * BLOCK_SIZE : first;
+    const to = keep
+      ? Math.min(Math.ceil(last / BLOCK_SIZE) * BLOCK_SIZE, Math.max(this.fileSize, last))
+      : last;
+    const scratch = syncScratch();
+    const blocks: Buffer[] = [];
     let crc = 0;
-    for (let pos = 0; pos < loc.size; ) {
-      const n = Math.min(buf.length, loc.size - pos);
-      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
-      crc = crc32c(buf.subarray(0, n), crc);
-      pos += n;
+    for (let at = from; at < to; at += scratch.length) {
+      const n = Math.min(scratch.length, to - at);
+      const chunk = scratch.subarray(0, n);
+      readFully(fd, chunk, at, loc.path);
+      crc = crc32c(chunk.subarray(Math.max(first - at, 0), Math.min(last - at, n)), crc);
+      if (keep) {
+        for (let k = 0; k < n; k += BLOCK_SIZE) blocks.push(Buffer.from(chunk.subarray(k, k + BLOCK_SIZE)));
+      }
     }
     this.finishCheck(loc, loc.size, crc);
+    const b0 = from / BLOCK_SIZE;
+    for (let k = 0; k < blocks.length; k++) this.cache.set(-1 - (b0 + k), blocks[k] as Buffer);
     this.verified[loc.i] = 1;
   }
 
   /** Authenticates a large encrypted, uncompressed entry in one streaming pass (sync). */
-  private verifyEncryptedSync(loc: Location): void {
-    this.readPayloadHeadSync(loc);
+  /** A streaming decipher of an encrypted entry's payload (nonce and tag read from around it). */
+  private decipherSync(loc: Location): ReturnType<typeof createDecryptor> {
     const fd = this.checkOpen();
     const key = this.keys.getSync(loc.path);
     const nonce = Buffer.allocUnsafe(NONCE_SIZE);
     const tag = Buffer.allocUnsafe(TAG_SIZE);
     readFully(fd, nonce, loc.payloadOffset, loc.path);
     readFully(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
-    const d = createDecryptor(key, nonce, loc.aad, tag);
+    return createDecryptor(key, nonce, loc.aad, tag);
+  }
+
+  private verifyEncryptedSync(loc: Location): void {
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    const d = this.decipherSync(loc);
     const buf = Buffer.allocUnsafe(CHUNK);
     let crc = 0;
     const end = loc.payloadSize - TAG_SIZE;
@@ -1235,6 +1400,90 @@ export class Reader {
     this.keyConfirmed = true;
     this.finishCheck(loc, end - NONCE_SIZE, crc);
     this.verified[loc.i] = 1;
+  }
+
+  /**
+   * A large compressed entry from its decoded copy, made now by the verification pass when there is
+   * none; null when no copy can be kept (the caller decodes from a cursor).
+   */
+  private async spilledRead(loc: Location, start: number, end: number): Promise<Buffer | null> {
+    const spill = this.spill as SpillStore;
+    const buf = Buffer.allocUnsafe(end - start);
+    let n = spill.readInto(loc.i, buf, 0, buf.length, start);
+    if (n < 0 && (await spill.fill(loc.i, loc.size, () => this.contentChunks(loc.i))))
+      n = spill.readInto(loc.i, buf, 0, buf.length, start);
+    return n < 0 ? null : buf.subarray(0, n);
+  }
+
+  /**
+   * spilledRead for sync callers (a thread that may block): the copy is made by a synchronous
+   * verification pass, or waited for while another thread makes it; -1 when there can be none.
+   */
+  private spilledReadSync(
+    loc: Location,
+    target: Uint8Array,
+    offset: number,
+    start: number,
+    end: number,
+  ): number {
+    const spill = this.spill as SpillStore;
+    const n = spill.readInto(loc.i, target, offset, end - start, start);
+    if (n >= 0 || !ZstdStreamDecoder.available()) return n;
+    if (!spill.fillSync(loc.i, loc.size, () => this.contentChunksSync(loc.i))) return -1;
+    return spill.readInto(loc.i, target, offset, end - start, start);
+  }
+
+  /**
+   * contentChunks for sync callers: the entry's decoded bytes in pieces (views of reused buffers,
+   * valid until the next piece), size, checksum and tag checked as it ends.
+   */
+  private *contentChunksSync(i: number): Generator<Buffer> {
+    const loc = this.locate(i);
+    this.readPayloadHeadSync(loc);
+    const fd = this.checkOpen();
+    let from = 0;
+    let to = loc.payloadSize;
+    let decipher: ReturnType<typeof createDecryptor> | undefined;
+    if (loc.enc) {
+      decipher = this.decipherSync(loc);
+      from = NONCE_SIZE;
+      to = loc.payloadSize - TAG_SIZE;
+    }
+    const zstd = loc.comp === COMP_ZSTD ? ZstdStreamDecoder.create() : undefined;
+    if (loc.comp === COMP_ZSTD && !zstd)
+      throw corrupt("UNSUPPORTED", `'${loc.path}': no synchronous zstd decoder`);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    const check = new ContentCheck(loc);
+    for (let pos = from; pos < to; ) {
+      const n = Math.min(CHUNK, to - pos);
+      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+      pos += n;
+      let data = buf.subarray(0, n);
+      if (decipher) data = decipher.update(data);
+      if (!zstd) {
+        yield check.take(data);
+        continue;
+      }
+      try {
+        for (const out of zstd.decode(data, pos >= to)) yield check.take(out);
+      } catch (e) {
+        if (e instanceof BfcError) throw e;
+        throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
+          path: loc.path,
+          cause: e,
+        });
+      }
+    }
+    if (decipher) {
+      try {
+        decipher.final();
+      } catch {
+        throw this.authFailed(loc.path);
+      }
+      this.keyConfirmed = true;
+    }
+    this.finishCheck(loc, check.produced, check.crc);
+    this.verified[i] = 1;
   }
 
   private async ctrRead(loc: Location, start: number, end: number): Promise<Buffer> {
@@ -1455,13 +1704,17 @@ function zstdWhole(loc: Location, frame: Buffer): Promise<Buffer> {
   });
 }
 
-function clampRange(position: number, length: number, size: number): [number, number] {
+function checkRange(position: number, length: number): void {
   if (!Number.isSafeInteger(position) || position < 0) {
     throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid position ${position}`);
   }
   if (!Number.isSafeInteger(length) || length < 0) {
     throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid length ${length}`);
   }
+}
+
+function clampRange(position: number, length: number, size: number): [number, number] {
+  checkRange(position, length);
   const start = Math.min(position, size);
   return [start, Math.min(size, start + length)];
 }

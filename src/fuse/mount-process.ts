@@ -112,7 +112,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function waitGone(pids: number[], ms: number): Promise<boolean> {
+/** Whether every process in `pids` exited within `ms` (zombies count as exited). */
+export async function waitGone(pids: number[], ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   for (;;) {
     if (!pids.some(alive)) return true;

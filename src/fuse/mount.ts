@@ -1,16 +1,24 @@
-import { execFile } from "node:child_process";
-import fs from "node:fs";
-import { createRequire } from "node:module";
-import path from "node:path";
 import { BfcError } from "../errors.ts";
-import type { Vfs } from "../vfs/vfs.ts";
-import { hostMounts } from "./host-mounts.ts";
-import { createOperations } from "./operations.ts";
+import {
+  type FuseSource,
+  isRecipe,
+  kernelBackendUnavailable,
+  type MountSpec,
+  mountKernel,
+  openRecipe,
+} from "./kernel-mount.ts";
+import { checkMountpoint } from "./mountpoints.ts";
+
+export { checkMountpoint, fuseMountpoints, unmountFuse } from "./mountpoints.ts";
+export type { FuseSource, MountSpec };
+
+export type FuseBackend = "kernel" | "native";
 
 export interface FuseMountOptions {
   /**
    * The served tree never changes (containers, zips): the kernel may cache attributes, names,
-   * negative lookups and file pages for an hour, and the mount is read-only to the kernel too.
+   * negative lookups, listings and file pages for an hour, and the mount is read-only to the kernel
+   * too.
    */
   immutable?: boolean;
   allowOther?: boolean;
@@ -19,229 +27,62 @@ export interface FuseMountOptions {
   gid?: number;
   /** Shown as the source in /proc/mounts and `df`. */
   fsname?: string;
-  /** Seconds between checks that the mount is still there (it goes when someone unmounts it). */
+  /**
+   * "kernel": speak the FUSE kernel protocol on /dev/fuse from worker threads (needs root);
+   * "native": fuse-native (libfuse 2, works unprivileged through fusermount). Default: kernel where
+   * it can be used, else native.
+   */
+  backend?: FuseBackend;
+  /** Kernel backend, immutable recipes: serving threads (default: one per core). */
+  threads?: number;
+  /** Kernel backend: when directory listings carry attributes (see HandlerOptions.readdirplus). */
+  readdirplus?: "always" | "auto" | "never";
+  /** Native backend: seconds between checks that the mount is still there. */
   pollSeconds?: number;
 }
 
 export interface FuseMount {
   readonly mountpoint: string;
+  readonly backend: FuseBackend;
   /** Unmounts (idempotent); resolves once the kernel has let go. */
   unmount(): Promise<void>;
   /** Resolves when the mount is gone, whoever unmounted it. */
   readonly closed: Promise<void>;
 }
 
-interface FuseInstance {
-  mount(cb: (err: Error | null) => void): void;
-  unmount(cb: (err: Error | null) => void): void;
-  _fuseOptions(): string;
-}
-type FuseClass = (new (
-  mnt: string,
-  ops: object,
-  opts: object,
-) => FuseInstance) & {
-  unmount(mnt: string, cb: (err: Error | null) => void): void;
-};
-
-let fuseClass: FuseClass | undefined;
-
-/** fuse-native is loaded on first mount only: the library works without libfuse installed. */
-function loadFuse(): FuseClass {
-  if (fuseClass) return fuseClass;
-  const require = createRequire(import.meta.url);
-  try {
-    const Fuse = require("fuse-native") as FuseClass;
-    // An instance's unmount runs this static (`fusermount -uz`) and releases its native session
-    // (which holds the event loop) only if that succeeds. When the mount is already gone (bfc
-    // umount, or fusermount from elsewhere) fusermount fails: count that as done, or the process
-    // never exits.
-    const unmount = Fuse.unmount.bind(Fuse);
-    Fuse.unmount = (mnt, cb) =>
-      unmount(mnt, (err) => cb(err && fuseMountpoints().has(path.resolve(mnt)) ? err : null));
-    fuseClass = Fuse;
-  } catch (e) {
-    const msg = (e as Error).message;
-    const hint = /libfuse\.so/.test(msg)
-      ? "install libfuse2 (Debian: apt-get install libfuse2 fuse3)"
-      : "is the fuse-native package installed?";
-    throw new BfcError("ENOTSUP", "UNSUPPORTED", `FUSE is not available: ${msg}; ${hint}`, { cause: e });
-  }
-  return fuseClass;
-}
-
-/** Mount points of this mount namespace whose type is FUSE, from /proc/self/mountinfo. */
-export function fuseMountpoints(): Set<string> {
-  const out = new Set<string>();
-  for (const m of hostMounts())
-    if (m.fstype === "fuse" || m.fstype.startsWith("fuse.")) out.add(m.mountpoint);
-  return out;
-}
-
 /**
- * Checks a mountpoint before mounting: an existing, empty directory, not a stale FUSE mount left by
- * a killed process (which answers ENOTCONN) — that one is reported with the command that clears it.
+ * Serves `source` at `mountpoint` through FUSE until unmounted: a live VFS, or the recipe of one
+ * (which lets the kernel backend serve an immutable source from one thread per core).
  */
-export function checkMountpoint(mountpoint: string): string {
-  const mp = path.resolve(mountpoint);
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(mp);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === "ENOTCONN" || code === "ECONNABORTED") {
-      throw new BfcError(
-        "EBUSY",
-        "STALE_MOUNT",
-        `'${mp}' is a stale FUSE mount (the process serving it is gone); clear it with: bfc umount ${mp}`,
-        { path: mp },
-      );
-    }
-    if (code === "ENOENT")
-      throw new BfcError("ENOENT", "NOT_FOUND", `mountpoint '${mp}' does not exist`, { path: mp });
-    throw new BfcError(
-      (code as "EACCES") ?? "EIO",
-      "IO_ERROR",
-      `cannot use mountpoint '${mp}': ${(e as Error).message}`,
-      {
-        path: mp,
-      },
-    );
-  }
-  if (!st.isDirectory())
-    throw new BfcError("ENOTDIR", "NOT_A_DIRECTORY", `mountpoint '${mp}' is not a directory`, { path: mp });
-  if (fuseMountpoints().has(mp)) {
-    throw new BfcError("EBUSY", "ALREADY_EXISTS", `'${mp}' is already a FUSE mountpoint; unmount it first`, {
-      path: mp,
-    });
-  }
-  if (fs.readdirSync(mp).length > 0) {
-    throw new BfcError("ENOTEMPTY", "ALREADY_EXISTS", `mountpoint '${mp}' is not empty`, { path: mp });
-  }
-  return mp;
-}
-
-/** Serves `vfs`'s root at `mountpoint` through FUSE until unmounted. */
 export async function mountFuse(
-  vfs: Vfs,
+  source: FuseSource,
   mountpoint: string,
   options: FuseMountOptions = {},
 ): Promise<FuseMount> {
-  const Fuse = loadFuse();
   const mp = checkMountpoint(mountpoint);
-  const extra: string[] = ["use_ino", "subtype=bfc"];
-  if (options.fsname) extra.push(`fsname=${options.fsname.replace(/[,\\]/g, "_")}`);
-  if (options.immutable)
-    extra.push("ro", "kernel_cache", "entry_timeout=3600", "attr_timeout=3600", "negative_timeout=3600");
-  else extra.push("entry_timeout=1", "attr_timeout=1");
-  if (options.allowOther) extra.push("default_permissions");
-
-  // fuse-native builds its -o list from a fixed set of flags; the rest is appended here.
-  class BfcFuse extends Fuse {
-    override _fuseOptions(): string {
-      const base = super._fuseOptions();
-      return base ? `${base},${extra.join(",")}` : `-o${extra.join(",")}`;
+  if (options.backend !== "native") {
+    const why = kernelBackendUnavailable();
+    if (why === undefined) {
+      try {
+        return await mountKernel(source, mp, options);
+      } catch (e) {
+        if (options.backend === "kernel" || (e as BfcError).reason !== "UNSUPPORTED") throw e;
+        if (options.debug) process.stderr.write(`bfc mount: ${(e as Error).message}; using fuse-native\n`);
+      }
+    } else if (options.backend === "kernel") {
+      throw new BfcError("ENOTSUP", "UNSUPPORTED", `the kernel FUSE backend cannot be used here: ${why}`);
     }
   }
-  const ops = createOperations(vfs, {
-    debug: options.debug,
-    uid: options.uid,
-    gid: options.gid,
-    immutable: options.immutable,
-  });
-  const fuse = new BfcFuse(mp, ops, {
-    force: false,
-    mkdir: false,
-    allowOther: options.allowOther,
-    debug: options.debug,
-    // fuse-native would arm a timer per request (a measurable cost per lookup) and answer EIO when
-    // it fires; a first read of a large entry legitimately takes seconds (it is verified whole).
-    timeout: false,
-  });
-  await new Promise<void>((resolve, reject) => {
-    fuse.mount((err) => {
-      if (err) {
-        reject(
-          new BfcError("EIO", "IO_ERROR", `cannot mount at '${mp}': ${err.message}`, {
-            path: mp,
-            cause: err,
-          }),
-        );
-      } else resolve();
-    });
-  });
-
-  let done = false;
-  let resolveClosed: () => void = () => {};
-  const closed = new Promise<void>((r) => {
-    resolveClosed = r;
-  });
-  const finish = (): void => {
-    if (done) return;
-    done = true;
-    clearInterval(poll);
-    resolveClosed();
-  };
-  // Someone else may unmount (bfc umount, fusermount -u): notice and let go of the session.
-  const poll = setInterval(
-    () => {
-      if (!fuseMountpoints().has(mp)) {
-        fuse.unmount(() => finish());
-      }
-    },
-    (options.pollSeconds ?? 1) * 1000,
-  );
-  poll.unref();
-
-  return {
-    mountpoint: mp,
-    closed,
-    unmount: () =>
-      new Promise<void>((resolve, reject) => {
-        if (done) {
-          resolve();
-          return;
-        }
-        fuse.unmount((err) => {
-          if (err && fuseMountpoints().has(mp)) {
-            reject(
-              new BfcError("EBUSY", "IO_ERROR", `cannot unmount '${mp}': ${err.message}`, {
-                path: mp,
-                cause: err,
-              }),
-            );
-            return;
-          }
-          finish();
-          resolve();
-        });
-      }),
-  };
-}
-
-/** Unmounts a FUSE mountpoint (also a stale one) with fusermount; `lazy` detaches a busy one. */
-export async function unmountFuse(mountpoint: string, options: { lazy?: boolean } = {}): Promise<void> {
-  const mp = path.resolve(mountpoint);
-  if (!fuseMountpoints().has(mp)) {
-    throw new BfcError("EINVAL", "NOT_FOUND", `'${mp}' is not a FUSE mountpoint`, { path: mp });
+  // fuse-native (and libfuse) are loaded only when this fallback is taken.
+  const { mountNative } = await import("./native-mount.ts");
+  if (!isRecipe(source)) return mountNative(source, mp, options);
+  const vfs = await openRecipe(source);
+  let m: FuseMount;
+  try {
+    m = await mountNative(vfs, mp, options);
+  } catch (e) {
+    await vfs.unmountAll();
+    throw e;
   }
-  const tool = fs.existsSync("/usr/bin/fusermount3") ? "fusermount3" : "fusermount";
-  const args = [options.lazy ? "-uz" : "-u", mp];
-  await new Promise<void>((resolve, reject) => {
-    execFile(tool, args, (err, _out, stderr) => {
-      if (!err) {
-        resolve();
-        return;
-      }
-      const busy = /busy/i.test(stderr);
-      reject(
-        new BfcError(
-          busy ? "EBUSY" : "EIO",
-          "IO_ERROR",
-          `cannot unmount '${mp}': ${stderr.trim() || err.message}${busy ? " (files are open there; --lazy detaches it now and unmounts when they close)" : ""}`,
-          { path: mp },
-        ),
-      );
-    });
-  });
+  return { ...m, closed: m.closed.then(() => vfs.unmountAll()), unmount: m.unmount };
 }

@@ -1,6 +1,7 @@
 import fs from "node:fs";
-import { type ErrnoCode, errnoNumber } from "../errors.ts";
 import type { Vfs } from "../vfs/vfs.ts";
+import { errnoOf } from "./errno.ts";
+import { PathHandles } from "./path-handles.ts";
 
 /**
  * The FUSE operations table (fuse-native's path-based callback protocol) over any VFS: every call is
@@ -43,60 +44,9 @@ export interface OperationsOptions {
   maxOpenFiles?: number;
 }
 
-/** Open VFS descriptors by path, least recently used first out; never closes one with reads in flight. */
-class PathHandles {
-  private readonly open = new Map<string, { fd: number; busy: number }>();
-  private readonly vfs: Vfs;
-  private readonly max: number;
-
-  constructor(vfs: Vfs, max: number) {
-    this.vfs = vfs;
-    this.max = max;
-  }
-
-  acquire(path: string): { fd: number; busy: number } {
-    let h = this.open.get(path);
-    if (h) {
-      this.open.delete(path);
-    } else {
-      h = { fd: this.vfs.openSync(path, "r"), busy: 0 };
-      if (this.open.size >= this.max) this.evict();
-    }
-    this.open.set(path, h);
-    h.busy++;
-    return h;
-  }
-
-  private evict(): void {
-    for (const [p, h] of this.open) {
-      if (this.open.size < this.max) break;
-      if (h.busy > 0) continue;
-      this.open.delete(p);
-      try {
-        this.vfs.closeSync(h.fd);
-      } catch {
-        // already gone with its mount
-      }
-    }
-  }
-}
-
-const EIO = -5;
 /** Directory entries kept in answered listings of an immutable mount. */
 const LISTING_ENTRIES = 1_000_000;
 const { O_CREAT, O_RDWR, O_EXCL } = fs.constants;
-
-/** The negative errno for anything the VFS threw (EIO when it carries none). */
-export function errnoOf(e: unknown): number {
-  const n = (e as { errno?: unknown })?.errno;
-  if (typeof n === "number" && n < 0) return n;
-  const code = (e as { code?: unknown })?.code;
-  if (typeof code === "string") {
-    const v = errnoNumber(code as ErrnoCode);
-    if (v !== -1 || code === "EPERM") return v;
-  }
-  return EIO;
-}
 
 /**
  * fuse-native keeps inode numbers in 32 bits. Numbers that fit are passed through (container
@@ -329,7 +279,11 @@ export function createOperations(vfs: Vfs, options: OperationsOptions = {}): Fus
       sync("ftruncate", path, cb, () => vfs.ftruncateSync(fd, size));
     },
     fsync(path, _datasync, fd, cb) {
-      sync("fsync", path, cb, () => vfs.fsyncSync(fd));
+      // A writable container commits on fsync: answer once the commit is durable.
+      vfs.fsyncAsync(fd).then(
+        () => cb(0),
+        (e) => cb(fail("fsync", path, e)),
+      );
     },
     flush(_path, _fd, cb) {
       cb(0);

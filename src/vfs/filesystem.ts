@@ -48,6 +48,8 @@ export interface NodeStat {
 export interface DirEntry {
   name: string;
   type: FileType;
+  /** The child's inode number, when the type knows it without a lookup (what `lstat` would say). */
+  ino?: number;
 }
 
 /** An open file of a filesystem type. Positions are absolute; the kernel tracks the file offset. */
@@ -85,6 +87,12 @@ export interface Capabilities {
    * whose `lstat` would follow symlinks in parent components at the OS level.
    */
   structuralLookup: boolean;
+  /**
+   * Nothing changes while mounted, neither through the VFS nor from outside (a container or an
+   * archive read once): the kernel may keep what it has listed. Not so for a read-only host
+   * folder, which others can change.
+   */
+  immutable?: boolean;
 }
 
 export interface StatFs {
@@ -106,6 +114,11 @@ export interface FileSystem {
   lstat(path: string): NodeStat | undefined;
   /** Children of a directory (the kernel checked it is one), in the type's natural order. */
   readdir(path: string): DirEntry[];
+  /**
+   * Children with their stats, when the type can produce them cheaper than `readdir` and an `lstat`
+   * per child (a container index holds a directory's entries side by side). Same order as `readdir`.
+   */
+  readdirStats?(path: string): { name: string; stat: NodeStat }[];
   /** Target of a symlink (the kernel checked it is one), exactly as stored. */
   readlink(path: string): string;
   /**

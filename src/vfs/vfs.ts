@@ -4,7 +4,7 @@ import { BfcError, type ErrnoCode } from "../errors.ts";
 import { VfsDir } from "./dir.ts";
 import { nodeError, toNodeError } from "./errors.ts";
 import { FdTable, type OpenFile } from "./fd-table.ts";
-import type { FileHandle, FileSystem, FileSystemType, NodeStat } from "./filesystem.ts";
+import type { DirEntry, FileHandle, FileSystem, FileSystemType, NodeStat } from "./filesystem.ts";
 import { canRead, canWrite, isWriting, parseFlags } from "./flags.ts";
 import { type Mount, MountTable } from "./mount-table.ts";
 import { compareNames } from "./names.ts";
@@ -343,7 +343,7 @@ export class Vfs implements FdIo {
   }
 
   /** Names in a directory, merged with mount points directly inside it. */
-  private listDir(loc: Located, syscall: string, path: string): { name: string; type: NodeStat["type"] }[] {
+  private listDir(loc: Located, syscall: string, path: string): DirEntry[] {
     let entries = loc.synthetic ? [] : this.op(syscall, path, () => loc.mount.fs.readdir(loc.rel));
     const extra = this.table.mountChildren(loc.vpath);
     if (extra) {
@@ -387,6 +387,62 @@ export class Vfs implements FdIo {
     }
   }
 
+  /**
+   * The node at `path` (a final symlink not followed) as its filesystem type describes it, or
+   * undefined when nothing is there: for adapters that encode stats themselves (the FUSE server),
+   * so no fs.Stats is built and times keep their nanoseconds.
+   */
+  lstatNode(path: string): NodeStat | undefined {
+    // Missing paths are the common answer here (every file a FUSE client creates is looked up
+    // first) and their errors are dropped: capturing stack traces for them was a large share of
+    // such a lookup's cost.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return this.walker.resolve(path, false, "lstat", path).st;
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
+
+  /** A directory's children with their types (mount points merged), without Dirent objects. */
+  readdirNodes(path: string): DirEntry[] {
+    const loc = this.walker.resolve(path, true, "scandir", path);
+    if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", path);
+    return this.listDir(loc, "scandir", path);
+  }
+
+  /** `fstatSync`'s node, as `lstatNode` gives it. */
+  /**
+   * A directory's children with their stats (mount points merged): one pass where the type can
+   * (`readdirStats`), else an lstat per child. For adapters such as the FUSE server's READDIRPLUS.
+   */
+  readdirStats(path: string): { name: string; stat: NodeStat }[] {
+    const loc = this.walker.resolve(path, true, "scandir", path);
+    if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", path);
+    const fsys = loc.mount.fs;
+    if (fsys.readdirStats && !loc.synthetic && !this.table.mountChildren(loc.vpath)) {
+      const list = fsys.readdirStats.bind(fsys);
+      return this.op("scandir", path, () => list(loc.rel));
+    }
+    const out: { name: string; stat: NodeStat }[] = [];
+    for (const e of this.listDir(loc, "scandir", path)) {
+      const stat = this.lstatNode(joinV(loc.vpath, e.name));
+      if (stat) out.push({ name: e.name, stat });
+    }
+    return out;
+  }
+
+  fstatNode(fd: number): NodeStat {
+    const f = this.fds.get(fd, "fstat");
+    return f.handle
+      ? this.op("fstat", undefined, () => (f.handle as FileHandle).stat())
+      : (f.dirStat as NodeStat);
+  }
+
   fstatSync(fd: number, options?: StatOptions & { bigint?: false }): fs.Stats;
   fstatSync(fd: number, options: StatOptions & { bigint: true }): fs.BigIntStats;
   fstatSync(fd: number, options?: StatOptions): fs.Stats | fs.BigIntStats;
@@ -427,6 +483,11 @@ export class Vfs implements FdIo {
     if ((bits & want) !== want) throw nodeError("EACCES", "access", p);
   }
 
+  private cacheNames(key: string, names: string[]): void {
+    if (this.nameCache.size >= NAME_CACHE_DIRS) this.nameCache.clear();
+    this.nameCache.set(key, names);
+  }
+
   readdirSync(
     path: PathLike,
     options?: ReaddirOptions | BufferEncoding | "buffer",
@@ -434,18 +495,28 @@ export class Vfs implements FdIo {
     const p = toPath(path);
     const opts = typeof options === "object" && options !== null ? options : {};
     const enc = encodingOf(options);
-    const loc = this.walker.resolve(p, true, "scandir", p);
+    const namesOnly = !opts.recursive && !opts.withFileTypes && enc !== "buffer";
+    if (namesOnly) {
+      // A path that one lookup resolved in an immutable mount lists the same names until the
+      // mount table changes (which empties the cache): no walk at all.
+      const known = this.nameCache.get(p);
+      if (known !== undefined) return known.slice();
+    }
+    const direct = this.walker.lookupStructural(p, true, "scandir", p);
+    const loc = direct ?? this.walker.resolve(p, true, "scandir", p);
     if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", p);
     if (!opts.recursive) {
-      // Read-only mounts never change while mounted: their name lists are built once, copied out.
-      if (!opts.withFileTypes && enc !== "buffer" && loc.mount.readonly && !loc.synthetic) {
+      // Immutable mounts never change while mounted: their name lists are built once, copied out.
+      // Keys: "<mount id>\0<path in the mount>", and the caller's path for one-lookup paths
+      // (never containing NUL, so the two cannot collide).
+      if (namesOnly && loc.mount.fs.capabilities.immutable === true && !loc.synthetic) {
         const key = `${loc.mount.id}\0${loc.rel}`;
         let names = this.nameCache.get(key);
         if (!names) {
           names = this.listDir(loc, "scandir", p).map((e) => e.name);
-          if (this.nameCache.size >= NAME_CACHE_DIRS) this.nameCache.clear();
-          this.nameCache.set(key, names);
+          this.cacheNames(key, names);
         }
+        if (direct) this.cacheNames(p, names);
         return names.slice();
       }
       const entries = this.listDir(loc, "scandir", p);
@@ -687,6 +758,28 @@ export class Vfs implements FdIo {
     position?: number | bigint | null,
   ): number;
   readSync(fd: number, buffer: unknown, offset?: unknown, length?: unknown, position?: unknown): number {
+    if (
+      buffer instanceof Uint8Array &&
+      typeof position === "number" &&
+      Number.isSafeInteger(position) &&
+      position >= 0 &&
+      typeof offset === "number" &&
+      typeof length === "number" &&
+      Number.isInteger(offset) &&
+      Number.isInteger(length) &&
+      offset >= 0 &&
+      length > 0 &&
+      offset + length <= buffer.byteLength
+    ) {
+      // A pread with plain numbers that readArgs would accept unchanged, without its argument
+      // tuple and closure: allocating in a 1 us read loop costs more in collections than the read.
+      const f = this.readable(fd, "read");
+      try {
+        return (f.handle as FileHandle).read(buffer, offset, length, position);
+      } catch (e) {
+        throw toNodeError(e, "read");
+      }
+    }
     const [buf, off, len, pos] = this.readArgs(buffer, offset, length, position);
     const f = this.readable(fd, "read");
     if (len === 0) return 0;
@@ -1113,6 +1206,11 @@ export class Vfs implements FdIo {
    * else through its async path. For callers that own a thread anyway, such as the FUSE adapter,
    * where a hop through the thread pool costs more than the read.
    */
+  /** Whether a sync read of `fd` costs at most a pread or a copy (see `FileHandle.syncReadCheap`). */
+  syncReadCheap(fd: number): boolean {
+    return this.readable(fd, "read").handle?.syncReadCheap === true;
+  }
+
   readFdFast(
     fd: number,
     buffer: Uint8Array,

@@ -109,24 +109,31 @@ export class Walker {
    * ENOENT, ENOTDIR or ELOOP where Linux does.
    */
   resolve(path: string, follow: boolean, syscall: string, userPath = path): Located {
+    return (
+      this.lookupStructural(path, follow, syscall, userPath) ??
+      this.walk(path.charCodeAt(0) === 47 ? path : `/${path}`, follow, syscall, userPath, false)
+    );
+  }
+
+  /**
+   * The one-lookup path of `resolve`: a simple path on a filesystem with structural lookup, found
+   * by one `lstat` in the mount that owns it. Its answer depends only on the mount table and that
+   * mount's contents (no other component is looked at). undefined: use `resolve`.
+   */
+  lookupStructural(path: string, follow: boolean, syscall: string, userPath = path): Located | undefined {
     const p = path.charCodeAt(0) === 47 ? path : `/${path}`;
-    if (isSimple(p)) {
-      const m = this.table.owner(p);
-      if (m.fs.capabilities.structuralLookup) {
-        const rel = this.table.relOf(m, p);
-        let st: NodeStat | undefined;
-        try {
-          st = rel === "" ? this.rootStat(m, p) : m.fs.lstat(rel);
-        } catch (e) {
-          throw toNodeError(e, syscall, userPath);
-        }
-        if (st !== undefined && (!follow || st.type !== "symlink")) {
-          return { mount: m, rel, vpath: p, st, synthetic: false };
-        }
-      }
+    if (!isSimple(p)) return undefined;
+    const m = this.table.owner(p);
+    if (!m.fs.capabilities.structuralLookup) return undefined;
+    const rel = this.table.relOf(m, p);
+    let st: NodeStat | undefined;
+    try {
+      st = rel === "" ? this.rootStat(m, p) : m.fs.lstat(rel);
+    } catch (e) {
+      throw toNodeError(e, syscall, userPath);
     }
-    const f = this.walk(p, follow, syscall, userPath, false);
-    return f as Located;
+    if (st === undefined || (follow && st.type === "symlink")) return undefined;
+    return { mount: m, rel, vpath: p, st, synthetic: false };
   }
 
   /**

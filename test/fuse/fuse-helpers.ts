@@ -4,6 +4,7 @@
  * with its leak bookkeeping (mounts under it, serving processes whose argv names it), and the
  * generated source tree.
  */
+import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import { createRequire } from "node:module";
@@ -16,8 +17,15 @@ import { prng, ROOT, randomBytes } from "../helpers.ts";
 export const MAIN = path.join(ROOT, "src", "cli", "main.ts");
 export const FUSERMOUNT = fs.existsSync("/usr/bin/fusermount3") ? "fusermount3" : "fusermount";
 
-/** Why the FUSE tests cannot run here, or undefined when they can. */
+/** Why the FUSE tests cannot run here, or undefined when they can (either backend will do). */
 export function fuseSkipReason(): string | undefined {
+  if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent (no FUSE in this kernel or container)";
+  if (process.getuid?.() === 0) return undefined;
+  return nativeSkipReason();
+}
+
+/** Why the fuse-native backend cannot be used here, or undefined when it can. */
+export function nativeSkipReason(): string | undefined {
   if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent (no FUSE in this kernel or container)";
   try {
     createRequire(import.meta.url)("fuse-native");
@@ -98,6 +106,17 @@ export function bfc(args: string[], opts: ExecOptions = {}): Promise<Result> {
 /** `sh -c script "$@"`, for pipelines. */
 export function sh(script: string, args: string[] = [], opts: ExecOptions = {}): Promise<Result> {
   return run("sh", ["-c", script, "sh", ...args], opts);
+}
+
+/** sha256sum of `files` (relative to `dir`) run as one child: path → hash. */
+export async function sha256sums(dir: string, files: string[]): Promise<Map<string, string>> {
+  const r = await run("sha256sum", ["--", ...files], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  const out = new Map<string, string>();
+  for (const line of r.stdout.toString("utf8").split("\n")) {
+    if (line) out.set(line.slice(66), line.slice(0, 64));
+  }
+  return out;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -216,6 +235,14 @@ export class SuiteRoot {
     for (const pid of servingPids(this.dir)) kill(pid, "SIGKILL");
     if (mountsUnder(this.dir).length === 0) fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** `bfc umount`, then the mount is gone and its serving process exits within a couple of seconds. */
+export async function umountCli(root: SuiteRoot, mnt: string): Promise<void> {
+  const r = await bfc(["umount", mnt]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!mountsUnder(mnt).includes(mnt), "still mounted after bfc umount");
+  assert.ok(await waitFor(() => servingPids(root.dir, mnt).length === 0, 5000), "serving process lingers");
 }
 
 /** Starts a foreground mount (`bfc mount -f`) as a direct child; resolves when it exits. */

@@ -9,7 +9,8 @@
  * t.after, so also when it fails), the suite's after() hook and an exit handler lazily unmount and
  * kill whatever is left, and the last test asserts that nothing was left for them to do.
  *
- * Skipped, with the reason printed, only where /dev/fuse is absent or fuse-native cannot load.
+ * Skipped, with the reason printed, only where /dev/fuse is absent, or where neither backend can
+ * run (not root, and fuse-native cannot load).
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -30,8 +31,10 @@ import {
   SuiteRoot,
   servingPids,
   sh,
+  sha256sums,
   spawnForeground,
   type TreeInfo,
+  umountCli,
   waitFor,
 } from "./fuse-helpers.ts";
 
@@ -49,8 +52,8 @@ async function buildBfc(srcDir: string, file: string, options: WriterOptions = {
 /**
  * `find -printf` of everything under `dir` (type, mode, size, link target, mtime, path), sorted.
  * Directory sizes differ by nature (4096 on the host, 0 in a container) and are left out. mtimes:
- * fuse-native passes them to the kernel in whole milliseconds (truncated), so `%T@` is compared
- * truncated to milliseconds; zip stores whole seconds, so for a zip to seconds.
+ * the fuse-native backend passes them to the kernel in whole milliseconds (truncated), so `%T@` is
+ * compared truncated to milliseconds; zip stores whole seconds, so for a zip to seconds.
  */
 async function listing(dir: string, mtime: "ms" | "s"): Promise<string[]> {
   const r = await run("find", [dir, "-mindepth", "1", "-printf", "%y\\t%m\\t%s\\t%l\\t%T@\\t%P\\0"]);
@@ -64,17 +67,6 @@ async function listing(dir: string, mtime: "ms" | "s"): Promise<string[]> {
     out.push([y, m, y === "d" ? "-" : s, l, time, p].join(" "));
   }
   return out.sort();
-}
-
-/** sha256sum of `files` (relative to `dir`) run as one child: path → hash. */
-async function sha256sums(dir: string, files: string[]): Promise<Map<string, string>> {
-  const r = await run("sha256sum", ["--", ...files], { cwd: dir });
-  assert.equal(r.code, 0, r.stderr);
-  const out = new Map<string, string>();
-  for (const line of r.stdout.toString("utf8").split("\n")) {
-    if (line) out.set(line.slice(66), line.slice(0, 64));
-  }
-  return out;
 }
 
 function hostHashes(dir: string, files: string[]): Map<string, string> {
@@ -117,14 +109,6 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     assert.ok(mountsUnder(mnt).includes(mnt), "mounted, but not in /proc/self/mountinfo");
     assert.equal(servingPids(root.dir, mnt).length, 1, "one serving process");
     return mnt;
-  }
-
-  /** `bfc umount`, then the serving process exits within a couple of poll intervals. */
-  async function umountCli(mnt: string): Promise<void> {
-    const r = await bfc(["umount", mnt]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.ok(!mountsUnder(mnt).includes(mnt), "still mounted after bfc umount");
-    assert.ok(await waitFor(() => servingPids(root.dir, mnt).length === 0, 5000), "serving process lingers");
   }
 
   describe("a container of the generated tree", () => {
@@ -223,7 +207,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       const ls1 = await run("ls", ["-i", "-1", mnt]);
       const ls2 = await run("ls", ["-i", "-1", second]);
       assert.equal(ls2.stdout.toString(), ls1.stdout.toString());
-      await umountCli(second);
+      await umountCli(root, second);
     });
   });
 
@@ -231,7 +215,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     const mnt = await mountCli(t, container, "parallel");
     const results = await Promise.all(Array.from({ length: 8 }, () => sha256sums(mnt, tree.files)));
     for (const got of results) assert.deepEqual(got, expected);
-    await umountCli(mnt);
+    await umountCli(root, mnt);
   });
 
   describe("large files read at random offsets: 1 GiB uncompressed, 64 MiB zstd", () => {
@@ -346,7 +330,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       }
       const size = await run("stat", ["-c", "%s", file]);
       assert.equal(size.stdout.toString(), `${1024 ** 3}\n`);
-      await umountCli(mnt);
+      await umountCli(root, mnt);
     });
 
     // Concurrent reads of one large zstd entry (the kernel makes them even for a single reader:
@@ -360,7 +344,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       assert.equal(whole.stdout.toString().slice(0, 64), sha256(fs.readFileSync(mid())));
       const size = await run("stat", ["-c", "%s", file]);
       assert.equal(size.stdout.toString(), `${64 * 1024 ** 2}\n`);
-      await umountCli(mnt);
+      await umountCli(root, mnt);
     });
   });
 
@@ -471,7 +455,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     it("mounted with BFC_PASSWORD, every file reads right", async (t) => {
       const mnt = await mountCli(t, file, "enc-env", [], { BFC_PASSWORD: PASSWORD });
       assert.deepEqual(await sha256sums(mnt, files), hashes);
-      await umountCli(mnt);
+      await umountCli(root, mnt);
     });
 
     it("mounted with --password-file, every file reads right", async (t) => {
@@ -479,7 +463,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       fs.writeFileSync(pw, `${PASSWORD}\n`);
       const mnt = await mountCli(t, file, "enc-file", ["--password-file", pw]);
       assert.deepEqual(await sha256sums(mnt, files), hashes);
-      await umountCli(mnt);
+      await umountCli(root, mnt);
     });
 
     // A wrong password fails the mount itself (the bfc type proves the credentials on the smallest
@@ -508,7 +492,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
         assert.equal(cat.stdout.length, 0);
         assert.match(cat.stderr, /Permission denied/);
       }
-      await umountCli(mnt);
+      await umountCli(root, mnt);
     });
 
     // Without any password (none given, no terminal to ask on) there is nothing to prove: the mount
@@ -526,7 +510,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
         assert.equal(r.stdout.length, 0);
         assert.match(r.stderr, /Permission denied/);
       }
-      await umountCli(mnt);
+      await umountCli(root, mnt);
       // --debug --log: the serving process logged the failing calls with their errno
       assert.match(fs.readFileSync(log, "utf8"), /bfc mount: (open|read) \/plain\.txt: -13 /);
     });
@@ -544,7 +528,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     assert.deepEqual(await sha256sums(mnt, tree.files), expected);
     const loop = await run("stat", ["-L", path.join(mnt, "loop1")]);
     assert.match(loop.stderr, /Too many levels of symbolic links/);
-    await umountCli(mnt);
+    await umountCli(root, mnt);
   });
 
   it("--commit N mounts an older commit; --commit with a folder is a usage error", async (t) => {
@@ -560,10 +544,10 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     const old = await mountCli(t, file, "commit1", ["--commit", "1"]);
     assert.equal((await run("ls", [old])).stdout.toString(), "note.txt\n");
     assert.equal((await run("cat", [path.join(old, "note.txt")])).stdout.toString(), "first\n");
-    await umountCli(old);
+    await umountCli(root, old);
     const latest = await mountCli(t, file, "commit2", ["--commit", "2"]);
     assert.equal((await run("cat", [path.join(latest, "note.txt")])).stdout.toString(), "second\n");
-    await umountCli(latest);
+    await umountCli(root, latest);
     const missing = await bfc(["mount", "--commit", "3", file, root.mountpoint("commit3")]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /has no commit 3 \(NOT_FOUND\)/);
@@ -613,7 +597,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       assert.equal(servingPids(root.dir, mnt).length, 1, "still exactly one serving process");
       const cat = await run("cat", [path.join(mnt, "hello.txt")]);
       assert.equal(cat.stdout.toString(), "hello world\n");
-      await umountCli(mnt);
+      await umountCli(root, mnt);
       const again = await bfc(["umount", mnt]);
       assert.equal(again.code, 1);
       assert.match(errorLine(again.stderr), /not a FUSE mountpoint/);
@@ -647,7 +631,7 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       assert.equal(m2.code, 0, m2.stderr);
       const cat = await run("cat", [path.join(mnt, "hello.txt")]);
       assert.equal(cat.stdout.toString(), "hello world\n");
-      await umountCli(mnt);
+      await umountCli(root, mnt);
     });
   });
 

@@ -251,4 +251,66 @@ describe("bfc type, writable", () => {
     assert.equal((await r.readFile("big")).subarray(0, 8).toString(), "CHANGED\x01");
     r.close();
   });
+
+  it("scratch content in memory and in files: any mix of writes, holes, truncations and commits reads back and commits exactly (property)", async () => {
+    const KiB = 1024;
+    const op = fc.oneof(
+      fc.record({
+        k: fc.constant("write" as const),
+        at: fc.nat(1600 * KiB),
+        len: fc.integer({ min: 1, max: 300 * KiB }),
+        b: fc.integer({ min: 1, max: 255 }),
+      }),
+      fc.record({ k: fc.constant("truncate" as const), to: fc.nat(1500 * KiB) }),
+      fc.record({ k: fc.constant("commit" as const) }),
+      fc.record({ k: fc.constant("reopen" as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 14 }), async (ops) => {
+        const file = await fresh();
+        const vfs = createVfs();
+        await vfs.mount("bfc", "/b", { path: file, writable: true });
+        let model = Buffer.alloc(0);
+        let fd = vfs.openSync("/b/f", "w+");
+        for (const o of ops) {
+          if (o.k === "write") {
+            const data = Buffer.alloc(o.len, o.b);
+            vfs.writeSync(fd, data, 0, data.length, o.at);
+            if (model.length < o.at + o.len)
+              model = Buffer.concat([model, Buffer.alloc(o.at + o.len - model.length)]);
+            data.copy(model, o.at);
+          } else if (o.k === "truncate") {
+            vfs.ftruncateSync(fd, o.to);
+            model =
+              o.to <= model.length
+                ? Buffer.from(model.subarray(0, o.to))
+                : Buffer.concat([model, Buffer.alloc(o.to - model.length)]);
+          } else if (o.k === "commit") {
+            // a commit takes the content as it is; later writes go to a copy
+            await vfs.fsyncAsync(fd);
+          } else {
+            vfs.closeSync(fd);
+            fd = vfs.openSync("/b/f", "r+");
+          }
+          assert.equal(vfs.fstatSync(fd).size, model.length);
+        }
+        assert.ok((vfs.readFileSync("/b/f") as Buffer).equals(model), "reads through the mount");
+        vfs.closeSync(fd);
+        await vfs.unmountAll();
+        const r = await Reader.open(file);
+        try {
+          assert.ok((await r.readFile("f")).equals(model), "the last commit");
+          assert.equal((await verify(r, { deep: true })).ok, true);
+        } finally {
+          r.close();
+        }
+        assert.deepEqual(
+          fs.readdirSync(path.dirname(file)).filter((n) => n.includes("scratch")),
+          [],
+          "no scratch left",
+        );
+      }),
+      { seed: 0x5c2a7c4, numRuns: 25 },
+    );
+  });
 });

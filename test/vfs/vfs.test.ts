@@ -795,3 +795,53 @@ describe("vfs: bfc containers", () => {
     }
   });
 });
+
+describe("vfs: kept listings", () => {
+  async function bfcWith(file: string, names: string[]): Promise<void> {
+    const w = await Writer.create(file, { compression: "none" });
+    await w.addDirectory("docs");
+    for (const n of names) await w.addFile(`docs/${n}`, Buffer.from(n));
+    await w.finish();
+  }
+
+  it("readdirSync of an immutable mount hands out a fresh array each time, and follows remounts", async () => {
+    const a = path.join(BASE, "list-a.bfc");
+    const b = path.join(BASE, "list-b.bfc");
+    await bfcWith(a, ["x", "y"]);
+    await bfcWith(b, ["z"]);
+    const vfs = createVfs();
+    try {
+      await vfs.mount("bfc", "/c", { path: a });
+      for (const p of ["/c/docs", "c/docs", "/c/./docs", "/c/docs/"]) {
+        const first = vfs.readdirSync(p) as string[];
+        assert.deepEqual(first, ["x", "y"], p);
+        first.push("mine");
+        first.reverse();
+        assert.deepEqual(vfs.readdirSync(p), ["x", "y"], `${p} again, after the caller changed its copy`);
+      }
+      assert.throws(() => vfs.readdirSync("/c/docs/x"), code("ENOTDIR"));
+      await vfs.unmount("/c");
+      await vfs.mount("bfc", "/c", { path: b });
+      assert.deepEqual(vfs.readdirSync("/c/docs"), ["z"]);
+      assert.deepEqual(vfs.readdirSync("c/docs"), ["z"]);
+    } finally {
+      await vfs.unmountAll();
+    }
+  });
+
+  it("a read-only host folder is listed afresh: others may change it", async () => {
+    const root = fs.mkdtempSync(path.join(BASE, "ro-host-"));
+    fs.writeFileSync(path.join(root, "a"), "1");
+    const vfs = createVfs();
+    try {
+      await vfs.mount("host", "/h", { root, readonly: true });
+      assert.deepEqual(vfs.readdirSync("/h"), ["a"]);
+      fs.writeFileSync(path.join(root, "b"), "2");
+      assert.deepEqual(vfs.readdirSync("/h"), ["a", "b"]);
+      fs.rmSync(path.join(root, "a"));
+      assert.deepEqual(vfs.readdirSync("/h"), ["b"]);
+    } finally {
+      await vfs.unmountAll();
+    }
+  });
+});

@@ -30,17 +30,30 @@ export interface WritableBfcOptions extends UpdateOptions {
 
 const CAPS: Capabilities = { readonly: false, symlinks: true, structuralLookup: true };
 const COPY_CHUNK = 1024 * 1024;
+/**
+ * Scratch content up to this size stays in memory (creating, writing and deleting a file per small
+ * file was most of the cost of writing many small files), within MEMORY_BUDGET in all; a scratch
+ * that grows past either becomes a file.
+ */
+const MEMORY_SCRATCH_MAX = 1024 * 1024;
+const MEMORY_BUDGET = 128 * 1024 * 1024;
 
 function nsToMs(ns: bigint): number {
   const sec = ns / 1_000_000_000n;
   return Number(sec) * 1e3 + Number(ns - sec * 1_000_000_000n) / 1e6;
 }
 
-/** One scratch file: the whole current content of one file being written. */
+/**
+ * One scratch file: the whole current content of one file being written. Small ones live in
+ * memory (`mem`) under a path that is never created; the path is their name all the same.
+ */
 interface Scratch {
   path: string;
   /** Open while a handle writes through it (-1 otherwise: 30k new files must not hold 30k fds). */
   fd: number;
+  /** In-memory content (its first `len` bytes), or null once the scratch is a file. */
+  mem: Buffer | null;
+  len: number;
   /** Open handles using it. */
   handles: number;
   /** The node it was made for; it stays while that node stages it. */
@@ -66,6 +79,8 @@ export class WritableBfcFileSystem implements FileSystem {
   private readonly ids = new WeakMap<Node, number>();
   private nextIno = 2;
   private scratchSeq = 0;
+  /** Bytes held by in-memory scratches (their buffers' capacity). */
+  private memBytes = 0;
   private readonly uid: number;
   private readonly gid: number;
   private readonly umask: number;
@@ -103,6 +118,7 @@ export class WritableBfcFileSystem implements FileSystem {
       ...options,
       onSnapshot: (staged) => self?.seal(staged),
       onCommitEnd: (staged, ok) => self?.unseal(staged, ok),
+      scratchContent: (p) => self?.memoryOf(p),
     });
     try {
       fs.mkdirSync(scratchDir, { mode: 0o700 });
@@ -148,22 +164,79 @@ export class WritableBfcFileSystem implements FileSystem {
     }
     if (this.sealed.has(p) || this.staged(s)) return;
     this.scratches.delete(p);
+    if (s.mem) {
+      this.memBytes -= s.mem.length;
+      s.mem = null;
+      return;
+    }
     try {
       fs.unlinkSync(p);
     } catch {}
   }
 
+  /** The in-memory content of a scratch (for commits and reads), or undefined for a file. */
+  memoryOf(p: string): Buffer | undefined {
+    const s = this.scratches.get(p);
+    return s?.mem ? s.mem.subarray(0, s.len) : undefined;
+  }
+
+  /** The scratch's descriptor; an in-memory scratch becomes a file first. */
   fdOf(s: Scratch): number {
+    if (s.mem) {
+      const fd = fs.openSync(s.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+      let w = 0;
+      try {
+        while (w < s.len) w += fs.writeSync(fd, s.mem, w, s.len - w, w);
+      } catch (e) {
+        fs.closeSync(fd);
+        fs.rmSync(s.path, { force: true });
+        throw e;
+      }
+      this.memBytes -= s.mem.length;
+      s.mem = null;
+      s.fd = fd;
+    }
     if (s.fd < 0) s.fd = fs.openSync(s.path, "r+");
     return s.fd;
   }
 
   private newScratch(node: Node): Scratch {
     const p = path.join(this.scratchDir, String(++this.scratchSeq));
-    const fd = fs.openSync(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-    const s: Scratch = { path: p, fd, handles: 0, node };
+    const s: Scratch = { path: p, fd: -1, mem: Buffer.alloc(0), len: 0, handles: 0, node };
     this.scratches.set(p, s);
     return s;
+  }
+
+  /** Writes into a scratch at `position`, in memory while it stays small, else to its file. */
+  writeScratch(s: Scratch, data: Uint8Array, offset: number, length: number, position: number): void {
+    const end = position + length;
+    if (s.mem && end > s.mem.length) {
+      const cap = Math.max(end, Math.min(MEMORY_SCRATCH_MAX, s.mem.length * 2, end * 2), 4096);
+      if (end <= MEMORY_SCRATCH_MAX && this.memBytes + cap - s.mem.length <= MEMORY_BUDGET) {
+        const grown = Buffer.alloc(cap);
+        s.mem.copy(grown, 0, 0, s.len);
+        this.memBytes += cap - s.mem.length;
+        s.mem = grown;
+      } else this.fdOf(s);
+    }
+    if (s.mem) {
+      // A write past the end leaves a hole, which reads as zeros (alloc zero-fills).
+      s.mem.set(data.subarray(offset, offset + length), position);
+      if (end > s.len) s.len = end;
+      return;
+    }
+    const fd = this.fdOf(s);
+    let done = 0;
+    while (done < length) done += fs.writeSync(fd, data, offset + done, length - done, position + done);
+  }
+
+  private truncateScratch(s: Scratch, length: number): void {
+    if (s.mem && length <= s.mem.length) {
+      if (length < s.len) s.mem.fill(0, length, s.len);
+      s.len = length;
+      return;
+    }
+    fs.ftruncateSync(this.fdOf(s), length);
   }
 
   /**
@@ -178,10 +251,10 @@ export class WritableBfcFileSystem implements FileSystem {
     if (copy) {
       const buf = Buffer.allocUnsafe(COPY_CHUNK);
       for (;;) {
-        const n = this.container.readNodeSync(node, buf, 0, buf.length, size);
+        // Our own reads: the content may be in another (sealed) scratch, in memory.
+        const n = this.readNodeSync(node, buf, 0, buf.length, size);
         if (n === 0) break;
-        let w = 0;
-        while (w < n) w += fs.writeSync(s.fd, buf, w, n - w, size + w);
+        this.writeScratch(s, buf, 0, n, size);
         size += n;
       }
     }
@@ -204,12 +277,17 @@ export class WritableBfcFileSystem implements FileSystem {
     const type = n.kind === "file" ? S_IFREG : n.kind === "directory" ? S_IFDIR : S_IFLNK;
     const size = n.kind === "directory" ? 0 : Math.max(0, n.size);
     const a = n.attrs;
+    const container = this.container;
     return {
       type: n.kind,
       mode: type | n.perm,
       size,
       ino: this.inoOf(n),
-      nlink: n.kind === "directory" ? 2 + this.container.subdirectoryCount(n.path) : 1,
+      // Counting a directory's subdirectories costs a pass over its children: only when asked
+      // (a path walk stats every component but never looks at nlink).
+      get nlink() {
+        return n.kind === "directory" ? 2 + container.subdirectoryCount(n.path) : 1;
+      },
       uid: a?.uid ?? this.uid,
       gid: a?.gid ?? this.gid,
       rdev: 0,
@@ -220,12 +298,15 @@ export class WritableBfcFileSystem implements FileSystem {
   }
 
   private rootStat(): NodeStat {
+    const container = this.container;
     return {
       type: "directory",
       mode: S_IFDIR | 0o755,
       size: 0,
       ino: 1,
-      nlink: 2 + this.container.subdirectoryCount(""),
+      get nlink() {
+        return 2 + container.subdirectoryCount("");
+      },
       uid: this.uid,
       gid: this.gid,
       rdev: 0,
@@ -271,7 +352,7 @@ export class WritableBfcFileSystem implements FileSystem {
       if (n.kind === "symlink") throw fsError("ELOOP");
       if (flags & O_TRUNC && flags & (O_WRONLY | O_RDWR) && n.size !== 0) {
         const s = this.scratchFor(n, false);
-        fs.ftruncateSync(this.fdOf(s), 0);
+        this.truncateScratch(s, 0);
         this.container.stageScratch(n, s.path, 0);
         this.release(s.path, false);
       }
@@ -295,6 +376,12 @@ export class WritableBfcFileSystem implements FileSystem {
   readNodeSync(n: Node, buffer: Uint8Array, offset: number, length: number, position: number): number {
     const s = n.staged?.kind === "path" ? this.scratches.get(n.staged.path) : undefined;
     if (s) {
+      if (s.mem) {
+        if (position >= s.len) return 0;
+        const k = Math.min(length, s.len - position);
+        buffer.set(s.mem.subarray(position, position + k), offset);
+        return k;
+      }
       if (s.fd >= 0) return fs.readSync(s.fd, buffer, offset, length, position);
       const fd = fs.openSync(s.path, "r");
       try {
@@ -385,7 +472,7 @@ export class WritableBfcFileSystem implements FileSystem {
     if (!Number.isSafeInteger(length) || length < 0) throw fsError("EINVAL");
     this.container.checkResize(n, length);
     const s = this.scratchFor(n, length > 0);
-    fs.ftruncateSync(this.fdOf(s), length);
+    this.truncateScratch(s, length);
     this.container.stageScratch(n, s.path, length);
     this.release(s.path, false);
   }
@@ -485,9 +572,7 @@ class WritableHandle implements FileHandle {
     this.owner.container.checkResize(n, size);
     const s = this.owner.scratchFor(n, true);
     this.hold(s.path);
-    const fd = this.owner.fdOf(s);
-    let done = 0;
-    while (done < length) done += fs.writeSync(fd, buffer, offset + done, length - done, position + done);
+    this.owner.writeScratch(s, buffer, offset, length, position);
     this.owner.container.stageScratch(n, s.path, size);
     return length;
   }

@@ -1,9 +1,11 @@
 import fs from "node:fs";
 import { ExtendedEntries, makeRdev, specialType } from "../../container/extended-entries.ts";
 import type { Credentials } from "../../container/keys.ts";
-import { type Entry, Reader } from "../../container/reader.ts";
+import { type Entry, Reader, type ReaderOptions } from "../../container/reader.ts";
+import { type SpillShare, SpillStore } from "../../container/spill.ts";
 import { BfcError } from "../../errors.ts";
 import type { EntryAttrs, SpecialEntry } from "../../format/extension.ts";
+import { objectPrefixSize } from "../../format/object-header.ts";
 import { parentOf } from "../../format/path.ts";
 import { fsError } from "../errors.ts";
 import type {
@@ -33,8 +35,21 @@ export interface BfcMountOptions extends Credentials {
   level?: number;
   /** Read this commit instead of the latest (read-only mounts). */
   commit?: number;
-  /** Decoded-content cache budget in bytes (default 64 MiB). */
+  /** The Reader's cache budget in bytes: decoded contents and plain files' blocks (default 64 MiB). */
   cacheBytes?: number;
+  /**
+   * Decoded copies of large compressed files for cheap random reads (container/spill.ts): a store
+   * (its owner makes copies; the caller closes it), or another thread's store to read its copies.
+   */
+  spill?: SpillStore | SpillShare;
+  /**
+   * With `spill`: a sync read of a large compressed file may make its copy on the spot (a whole
+   * decode, done once), so such files count as cheap to read synchronously. For threads that may
+   * block (FUSE serving threads); elsewhere their first read takes the async path.
+   */
+  spillSync?: boolean;
+  /** An open descriptor of the container to read through (the caller closes it; see ReaderOptions.fd). */
+  fd?: number;
   /**
    * Owner reported for every entry; default: the owner recorded in the container's entry
    * attributes (an imported disk image has them), else the container file's owner.
@@ -46,7 +61,7 @@ export interface BfcMountOptions extends Credentials {
 /** Entries up to this size are decoded whole by the Reader anyway (its WHOLE_DECODE_LIMIT). */
 const WHOLE_DECODE_LIMIT = 8 * 1024 * 1024;
 
-const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: true };
+const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: true, immutable: true };
 
 /**
  * Milliseconds as fs.Stats computes them (seconds * 1e3 + nanoseconds / 1e6): dividing the whole
@@ -74,6 +89,11 @@ function withTimes(st: NodeStat, a: EntryAttrs): NodeStat {
   return st;
 }
 
+/** Inode number of a directory that exists only because entries lie beneath it. */
+function implicitIno(path: string): number {
+  return 2 ** 48 + fnv1a(path);
+}
+
 /**
  * A BFC container as a read-only filesystem, straight over the index: lookups are binary searches
  * in the index blob, reads go to the Reader (verified once per entry, decoded with an LRU).
@@ -84,9 +104,8 @@ export class BfcFileSystem implements FileSystem {
   private readonly uid: number;
   private readonly gid: number;
   private readonly rootStat: NodeStat;
-  /** Subdirectory counts by entry index (for st_nlink), -1 until asked. */
-  private readonly subdirs: Int32Array;
-  private readonly implicitSubdirs = new Map<string, number>();
+  /** Subdirectory counts of every directory (for st_nlink), made on first need. */
+  private subdirCounts: Map<string, number> | undefined;
   /** Listings already built (the container never changes), bounded by total entries listed. */
   private readonly listings = new Map<string, DirEntry[]>();
   private listedEntries = 0;
@@ -94,8 +113,13 @@ export class BfcFileSystem implements FileSystem {
   private readonly extended: ExtendedEntries | null;
   private readonly ownerGiven: { uid: boolean; gid: boolean };
 
-  constructor(reader: Reader, options: Omit<BfcMountOptions, "path">) {
+  private readonly spill: SpillStore | undefined;
+  private readonly spillSync: boolean;
+
+  constructor(reader: Reader, options: Omit<BfcMountOptions, "path">, spill?: SpillStore) {
     this.reader = reader;
+    this.spill = spill;
+    this.spillSync = spill !== undefined && options.spillSync === true;
     const st = fs.statSync(reader.path, { bigint: true });
     this.uid = options.uid ?? Number(st.uid);
     this.gid = options.gid ?? Number(st.gid);
@@ -104,7 +128,6 @@ export class BfcFileSystem implements FileSystem {
     this.capabilities = reader.index.hasEntriesBelowNonDirectories()
       ? { ...CAPS, structuralLookup: false }
       : CAPS;
-    this.subdirs = new Int32Array(reader.count).fill(-1);
     this.extended = ExtendedEntries.of(reader);
     this.ownerGiven = { uid: options.uid !== undefined, gid: options.gid !== undefined };
     const ms = nsToMs(st.mtimeNs);
@@ -129,21 +152,45 @@ export class BfcFileSystem implements FileSystem {
     return n;
   }
 
-  private nlinkOf(i: number, path: string): number {
-    if (i >= 0) {
-      let n = this.subdirs[i] as number;
-      if (n < 0) {
-        n = this.countSubdirs(path);
-        this.subdirs[i] = n;
+  private nlinkOf(path: string): number {
+    if (path === "") return this.rootStat.nlink;
+    this.subdirCounts ??= this.countAllSubdirs();
+    return 2 + (this.subdirCounts.get(path) ?? 0);
+  }
+
+  /**
+   * Subdirectory counts of all directories in one pass over the index (names are made only for
+   * directories): every explicit directory entry, and every parent of an entry, is a directory.
+   */
+  private countAllSubdirs(): Map<string, number> {
+    const ix = this.reader.index;
+    const b = ix.blob;
+    const dirs = new Set<string>();
+    let prevStart = 0;
+    let prevLen = -1;
+    for (let j = 0; j < ix.count; j++) {
+      const s = ix.pathStart(j);
+      const e = ix.pathEnd(j);
+      if ((ix.mode(j) & 0o170000) === S_IFDIR) dirs.add(b.toString("utf8", s, e));
+      const slash = b.lastIndexOf(0x2f, e - 1);
+      if (slash < s) continue;
+      // Siblings share a parent: only a parent not seen just before is decoded.
+      if (slash - s === prevLen && b.compare(b, prevStart, prevStart + prevLen, s, slash) === 0) continue;
+      prevStart = s;
+      prevLen = slash - s;
+      for (let d = b.toString("utf8", s, slash); d !== "" && !dirs.has(d); ) {
+        dirs.add(d);
+        const k = d.lastIndexOf("/");
+        d = k < 0 ? "" : d.slice(0, k);
       }
-      return 2 + n;
     }
-    let n = this.implicitSubdirs.get(path);
-    if (n === undefined) {
-      n = this.countSubdirs(path);
-      this.implicitSubdirs.set(path, n);
+    const counts = new Map<string, number>();
+    for (const d of dirs) {
+      const k = d.lastIndexOf("/");
+      const parent = k < 0 ? "" : d.slice(0, k);
+      counts.set(parent, (counts.get(parent) ?? 0) + 1);
     }
-    return 2 + n;
+    return counts;
   }
 
   private statOf(e: Entry): NodeStat {
@@ -153,7 +200,7 @@ export class BfcFileSystem implements FileSystem {
       mode: e.mode,
       size: type === "directory" ? 0 : e.size,
       ino: e.index + 2,
-      nlink: type === "directory" ? this.nlinkOf(e.index, e.path) : 1,
+      nlink: type === "directory" ? this.nlinkOf(e.path) : 1,
       uid: this.uid,
       gid: this.gid,
       rdev: 0,
@@ -205,9 +252,34 @@ export class BfcFileSystem implements FileSystem {
     if (x === null) return undefined;
     const s = x.special(path);
     if (s !== undefined) return this.specialStat(s, x.specialIndex(path));
-    if (x.impliedDirs.has(path))
-      return { ...this.rootStat, ino: 2 ** 48 + fnv1a(path), nlink: this.nlinkOf(-1, path) };
+    if (x.impliedDirs.has(path)) return this.implicitStat(path);
     return undefined;
+  }
+
+  /** statOf for index position `j`, read from the blob without building an Entry. */
+  private statAt(j: number, dir: string, name: string): NodeStat {
+    if (this.extended !== null) return this.statOf(this.reader.entryAt(j));
+    const ix = this.reader.index;
+    const mode = ix.mode(j);
+    const type = typeOfMode(mode);
+    const mtimeNs = ix.mtimeNs(j);
+    return {
+      type,
+      mode,
+      size: type === "directory" ? 0 : ix.origSize(j),
+      ino: j + 2,
+      nlink: type === "directory" ? this.nlinkOf(dir === "" ? name : `${dir}/${name}`) : 1,
+      uid: this.uid,
+      gid: this.gid,
+      rdev: 0,
+      blocks: type === "file" ? Math.ceil((ix.objSize(j) - objectPrefixSize(ix.pathByteLength(j))) / 512) : 0,
+      mtimeMs: nsToMs(mtimeNs),
+      mtimeNs,
+    };
+  }
+
+  private implicitStat(path: string): NodeStat {
+    return { ...this.rootStat, ino: implicitIno(path), nlink: this.nlinkOf(path) };
   }
 
   lstat(path: string): NodeStat | undefined {
@@ -219,21 +291,25 @@ export class BfcFileSystem implements FileSystem {
     const [lo, hi] = ix.descendantRange(key);
     if (lo >= hi) return this.extendedStat(path);
     // A directory that exists only because entries lie beneath it.
-    return {
-      ...this.rootStat,
-      ino: 2 ** 48 + fnv1a(path),
-      nlink: this.nlinkOf(-1, path),
-    };
+    return this.implicitStat(path);
   }
 
-  /** Immediate children straight from the index blob (no Entry objects), in byte order. */
+  /** Immediate children straight from the index blob (no Entry objects), in name order. */
   private children(dir: string): DirEntry[] {
+    return this.childPositions(dir).map((c) => c.entry);
+  }
+
+  /**
+   * Immediate children with their index positions (-1: a directory implied by deeper entries or by
+   * special entries; -2: a special entry), in name order.
+   */
+  private childPositions(dir: string): { entry: DirEntry; at: number }[] {
     const ix = this.reader.index;
     const b = ix.blob;
     const prefix = Buffer.from(dir);
     const [lo, hi] = ix.descendantRange(prefix);
     const base = dir === "" ? 0 : prefix.length + 1;
-    const out: DirEntry[] = [];
+    const out: { entry: DirEntry; at: number }[] = [];
     let last = "";
     let j = lo;
     while (j < hi) {
@@ -242,14 +318,23 @@ export class BfcFileSystem implements FileSystem {
       const slash = b.indexOf(0x2f, s);
       if (slash < 0 || slash >= e) {
         const name = b.toString("utf8", s, e);
-        if (name !== last) out.push({ name, type: typeOfMode(ix.mode(j)) });
+        if (name !== last) {
+          const type = typeOfMode(ix.mode(j));
+          const ino = type === "file" && this.extended ? this.extended.inodeOf(j) + 2 : j + 2;
+          out.push({ entry: { name, type, ino }, at: j });
+        }
         last = name;
         j++;
         continue;
       }
       // A deeper entry: its first component is a child directory (explicit or implicit).
       const name = b.toString("utf8", s, slash);
-      if (name !== last) out.push({ name, type: "directory" });
+      if (name !== last) {
+        out.push({
+          entry: { name, type: "directory", ino: implicitIno(dir === "" ? name : `${dir}/${name}`) },
+          at: -1,
+        });
+      }
       last = name;
       const [, end] = ix.descendantRange(b.subarray(ix.pathStart(j), slash));
       j = Math.max(j + 1, end);
@@ -258,27 +343,30 @@ export class BfcFileSystem implements FileSystem {
     // "a.txt" sorts before "a/x" in the index but "a" before "a.txt" by name: restore name order.
     let sorted = true;
     for (let k = 1; k < out.length && sorted; k++) {
-      if (compareNames((out[k - 1] as DirEntry).name, (out[k] as DirEntry).name) >= 0) sorted = false;
+      if (compareNames(out[k - 1]!.entry.name, out[k]!.entry.name) >= 0) sorted = false;
     }
     if (!sorted) {
-      const seen = new Map<string, DirEntry>();
+      const seen = new Map<string, { entry: DirEntry; at: number }>();
       for (const d of out) {
-        const prev = seen.get(d.name);
-        if (!prev || d.type === "directory") seen.set(d.name, d);
+        const prev = seen.get(d.entry.name);
+        if (!prev || d.entry.type === "directory") seen.set(d.entry.name, d);
       }
-      return [...seen.values()].sort((x, y) => compareNames(x.name, y.name));
+      return [...seen.values()].sort((x, y) => compareNames(x.entry.name, y.entry.name));
     }
     return out;
   }
 
   /** Adds a directory's special entries, and directories that only special entries imply. */
-  private addExtended(dir: string, out: DirEntry[]): void {
+  private addExtended(dir: string, out: { entry: DirEntry; at: number }[]): void {
     const x = this.extended as ExtendedEntries;
     const base = dir === "" ? 0 : dir.length + 1;
-    for (const s of x.specialsIn(dir))
-      out.push({ name: s.path.slice(base), type: specialType(s.mode) as FileType });
+    for (const s of x.specialsIn(dir)) {
+      const ino = this.reader.count + 2 + x.specialIndex(s.path);
+      out.push({ entry: { name: s.path.slice(base), type: specialType(s.mode) as FileType, ino }, at: -2 });
+    }
     for (const d of x.impliedDirs) {
-      if (parentOf(d) === dir) out.push({ name: d.slice(base), type: "directory" });
+      if (parentOf(d) === dir)
+        out.push({ entry: { name: d.slice(base), type: "directory", ino: implicitIno(d) }, at: -1 });
     }
   }
 
@@ -293,6 +381,18 @@ export class BfcFileSystem implements FileSystem {
       this.listedEntries += list.length;
     }
     return list;
+  }
+
+  readdirStats(path: string): { name: string; stat: NodeStat }[] {
+    return this.childPositions(path).map(({ entry, at }) => ({
+      name: entry.name,
+      stat:
+        at >= 0
+          ? this.statAt(at, path, entry.name)
+          : at === -2
+            ? (this.extendedStat(path === "" ? entry.name : `${path}/${entry.name}`) as NodeStat)
+            : this.implicitStat(path === "" ? entry.name : `${path}/${entry.name}`),
+    }));
   }
 
   readlink(path: string): string {
@@ -319,9 +419,17 @@ export class BfcFileSystem implements FileSystem {
     const reader = this.reader;
     const e = reader.entryAt(i);
     const st = this.statOf(e);
+    const cheap =
+      e.compression === "none" ||
+      e.size <= WHOLE_DECODE_LIMIT ||
+      (this.spillSync && this.spill?.fits(e.size));
+    const spill = this.spill;
     return {
-      // Sync reads of a large compressed entry decode it whole; everything else is one pread or a copy.
-      syncReadCheap: e.compression === "none" || e.size <= WHOLE_DECODE_LIMIT,
+      // Sync reads of a large compressed entry decode it whole unless it has a decoded copy;
+      // everything else is one pread or a copy.
+      get syncReadCheap() {
+        return cheap || (spill?.has(i) ?? false);
+      },
       stat: () => st,
       read: (buffer, offset, length, position) => reader.readIntoAtSync(i, buffer, offset, length, position),
       readAsync: (buffer, offset, length, position) => reader.readIntoAt(i, buffer, offset, length, position),
@@ -373,6 +481,12 @@ function smallestEncrypted(reader: Reader): number {
   return best;
 }
 
+function spillStore(option: BfcMountOptions["spill"]): ReaderOptions["spill"] {
+  if (option === undefined || option instanceof SpillStore) return option;
+  if (SpillStore.isShare(option)) return SpillStore.attach(option);
+  throw new BfcError("EINVAL", "INVALID_ARGUMENT", "spill must be a SpillStore or a SpillStore's share()");
+}
+
 function hasCredentials(options: Credentials): boolean {
   return options.password !== undefined || options.key !== undefined;
 }
@@ -390,7 +504,7 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
     checkOptions(options);
     if (options.writable) {
       const { WritableBfcFileSystem } = await import("./bfc-writable.ts");
-      const { path, writable: _w, commit, ...rest } = options;
+      const { path, writable: _w, commit, spill: _sp, spillSync: _ss, fd: _fd, ...rest } = options;
       if (commit !== undefined) {
         throw new BfcError(
           "EINVAL",
@@ -400,8 +514,17 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
       }
       return WritableBfcFileSystem.open(path, rest);
     }
-    const { path, writable: _w, commitInterval: _c, compression: _z, level: _l, ...rest } = options;
-    const reader = await Reader.open(path, rest);
+    const {
+      path,
+      writable: _w,
+      commitInterval: _c,
+      compression: _z,
+      level: _l,
+      spill: spillOption,
+      ...rest
+    } = options;
+    const spill = spillStore(spillOption);
+    const reader = await Reader.open(path, { ...rest, spill });
     try {
       // Derive a password's key now so later sync reads never block on Argon2id.
       await reader.unlock();
@@ -409,7 +532,7 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
         const probe = smallestEncrypted(reader);
         if (probe >= 0) await reader.verifyEntry(probe);
       }
-      return new BfcFileSystem(reader, rest);
+      return new BfcFileSystem(reader, rest, spill);
     } catch (e) {
       reader.close();
       throw e;
@@ -424,14 +547,23 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
         "a writable bfc mount opens asynchronously: use mount(), not mountSync()",
       );
     }
-    const { path, writable: _w, commitInterval: _c, compression: _z, level: _l, ...rest } = options;
-    const reader = Reader.openSync(path, rest);
+    const {
+      path,
+      writable: _w,
+      commitInterval: _c,
+      compression: _z,
+      level: _l,
+      spill: spillOption,
+      ...rest
+    } = options;
+    const spill = spillStore(spillOption);
+    const reader = Reader.openSync(path, { ...rest, spill });
     try {
       if (reader.encrypted && hasCredentials(rest)) {
         const probe = smallestEncrypted(reader);
         if (probe >= 0) reader.readFileAtSync(probe, { owned: true });
       }
-      return new BfcFileSystem(reader, rest);
+      return new BfcFileSystem(reader, rest, spill);
     } catch (e) {
       reader.close();
       throw e;

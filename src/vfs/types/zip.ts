@@ -63,7 +63,13 @@ export interface SkippedMember {
   readonly reason: string;
 }
 
-const CAPABILITIES: Capabilities = { readonly: true, symlinks: true, structuralLookup: true };
+const CAPABILITIES: Capabilities = {
+  readonly: true,
+  symlinks: true,
+  structuralLookup: true,
+  // The central directory is read once at mount.
+  immutable: true,
+};
 
 export const DEFAULT_ZIP_CACHE_BYTES = 64 * 1024 * 1024;
 /** Longest symlink target read at mount (PATH_MAX is 4096 on Linux). */

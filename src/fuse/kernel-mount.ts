@@ -1,0 +1,361 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import { Worker } from "node:worker_threads";
+import { BfcError } from "../errors.ts";
+import { loadBuiltinType } from "../vfs/type-loader.ts";
+import type { MountOptions, Vfs } from "../vfs/vfs.ts";
+import { Backlog } from "./backlog.ts";
+import { EIO } from "./errno.ts";
+import type { RequestHandler } from "./handler.ts";
+import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
+import type { FuseMount, FuseMountOptions } from "./mount.ts";
+import { fuseMountpoints } from "./mountpoints.ts";
+import { getU64, MAX_IO, newOut, OUT_HEADER_SIZE, writeOutHeader } from "./protocol.ts";
+import { replyWriter } from "./session.ts";
+import { SharedNodeTable } from "./shared-node-table.ts";
+
+/** One mount of a VFS recipe: `vfs.mount(type, target, options)`. */
+export interface MountSpec {
+  type: string;
+  target: string;
+  options: MountOptions;
+  /**
+   * The options serving threads mount with instead (e.g. a store's share() where this thread holds
+   * the store itself); structured-cloneable.
+   */
+  threadOptions?: MountOptions;
+}
+
+/**
+ * What a mount serves: a live VFS (answered on this thread), or the recipe of one, which worker
+ * threads open each for themselves when the source is immutable, so that no request ever waits for
+ * another thread.
+ */
+export type FuseSource = Vfs | { mounts: MountSpec[] };
+
+/** Why the kernel protocol cannot be used here, or undefined when it can. */
+export function kernelBackendUnavailable(): string | undefined {
+  if (process.platform !== "linux") return "FUSE's kernel protocol is Linux's";
+  if (process.getuid?.() !== 0) return "mounting without fusermount needs root";
+  if (!fs.existsSync("/dev/fuse")) return "/dev/fuse is absent";
+  return undefined;
+}
+
+const unsupported = (message: string, cause?: unknown) =>
+  new BfcError("ENOTSUP", "UNSUPPORTED", message, { cause });
+
+/** Runs a command to its end: exit status and stderr. */
+function run(cmd: string, args: string[], stdio3?: number): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      stdio: stdio3 === undefined ? ["ignore", "ignore", "pipe"] : ["ignore", "ignore", "pipe", stdio3],
+    });
+    let stderr = "";
+    child.stderr?.setEncoding("utf8");
+    child.stderr?.on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("error", (e) => resolve({ code: null, stderr: e.message }));
+    child.on("close", (code) => resolve({ code, stderr: stderr.trim() }));
+  });
+}
+
+/**
+ * The mount itself: util-linux `mount -i` (no mount.fuse helper) makes the mount(2) call with the
+ * /dev/fuse descriptor passed as its fd 3, as fusermount does for unprivileged users.
+ */
+async function mountSyscall(fuseFd: number, mp: string, options: FuseMountOptions): Promise<void> {
+  const o = [
+    "fd=3",
+    "rootmode=40000",
+    `user_id=${process.getuid?.() ?? 0}`,
+    `group_id=${process.getgid?.() ?? 0}`,
+    `max_read=${MAX_IO}`,
+  ];
+  if (options.immutable) o.push("ro");
+  if (options.allowOther) o.push("allow_other", "default_permissions");
+  const source = options.fsname ?? "bfc";
+  const r = await run("mount", ["-i", "-t", "fuse.bfc", "-o", o.join(","), source, mp], fuseFd);
+  if (r.code !== 0) throw unsupported(`cannot mount at '${mp}': mount: ${r.stderr || `exit ${r.code}`}`);
+}
+
+/**
+ * Lets the kernel read ahead 1 MiB (FUSE requests can now be that large; the default is 128 KiB),
+ * so sequential reads go out in 1 MiB requests. Best effort: only root can.
+ */
+function raiseReadahead(mp: string): void {
+  try {
+    for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+      const f = line.split(" ");
+      if (f[4] === mp && f[2])
+        fs.writeFileSync(`/sys/class/bdi/${f[2]}/read_ahead_kb`, String(MAX_IO / 1024));
+    }
+  } catch {
+    // left at the default
+  }
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve: (v: T) => void = () => {};
+  let reject: (e: Error) => void = () => {};
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+function workerFile(): URL {
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  return new URL(`./kernel-worker${ext}`, import.meta.url);
+}
+
+/**
+ * The serving thread's entry: Node's on-disk compile cache first (each thread loads and compiles
+ * most of the library, which dominates the time to mount; cached, a few times faster), then the
+ * worker module.
+ */
+function workerEntry(): string {
+  return `require("node:module").enableCompileCache?.(); import(${JSON.stringify(workerFile().href)});`;
+}
+
+/** A recipe rather than a live VFS (a Vfs has a `mounts()` method, a recipe a `mounts` array). */
+export function isRecipe(source: FuseSource): source is { mounts: MountSpec[] } {
+  return Array.isArray((source as { mounts?: unknown }).mounts);
+}
+
+/** A VFS made from a recipe, loading only the filesystem types it names. */
+export async function openRecipe(recipe: { mounts: MountSpec[] }, threadOptions = false): Promise<Vfs> {
+  const { Vfs } = await import("../vfs/vfs.ts");
+  const types = await Promise.all([...new Set(recipe.mounts.map((m) => m.type))].map(loadBuiltinType));
+  const vfs = new Vfs({ types });
+  try {
+    for (const m of recipe.mounts)
+      await vfs.mount(m.type, m.target, (threadOptions && m.threadOptions) || m.options);
+  } catch (e) {
+    await vfs.unmountAll();
+    throw e;
+  }
+  return vfs;
+}
+
+/**
+ * Serves `source` at `mp` (checked by the caller) by speaking the FUSE kernel protocol directly:
+ * /dev/fuse is opened here, mounted with `mount -i`, and read by worker threads with blocking
+ * reads. An immutable recipe is served by one thread per core, each answering from its own VFS (node
+ * ids come from a table in shared memory); the first one starts at once and answers the kernel's
+ * INIT, the others join once the mount is up, so mounting costs one thread's start-up. Reads that
+ * must wait (a large compressed file without a decoded copy yet) go to this thread, which opens its
+ * own VFS from the recipe when the first one comes. A live or mutable VFS is answered by this
+ * thread, one worker only reading requests. Resolves once the kernel's INIT is answered; throws an
+ * UNSUPPORTED BfcError when /dev/fuse or the mount itself is refused (the caller may fall back).
+ */
+export async function mountKernel(
+  source: FuseSource,
+  mp: string,
+  options: FuseMountOptions,
+): Promise<FuseMount> {
+  const log = options.debug ? (line: string) => process.stderr.write(`${line}\n`) : undefined;
+  const recipe = isRecipe(source) ? source : undefined;
+  const threaded = recipe !== undefined && options.immutable === true;
+  const threads = threaded ? Math.max(1, Math.min(options.threads ?? os.availableParallelism(), 16)) : 1;
+
+  let fuseFd: number;
+  try {
+    fuseFd = fs.openSync("/dev/fuse", "r+");
+  } catch (e) {
+    throw unsupported(`cannot open /dev/fuse: ${(e as Error).message}`, e);
+  }
+
+  const workers: Worker[] = [];
+  let exited = 0;
+  let pending = 0;
+  let initDone = false;
+  let finished = false;
+  let nodes: SharedNodeTable | undefined;
+  let mainVfs: Vfs | undefined = recipe ? undefined : (source as Vfs);
+  let resolveClosed: () => void = () => {};
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  const firstReady = deferred<number>();
+  const whenInit = deferred<void>();
+  const setupFailed = (e: Error) => {
+    if (initDone) {
+      log?.(`bfc mount: a serving thread failed: ${e.message}`);
+      return;
+    }
+    firstReady.reject(e);
+    whenInit.reject(e);
+  };
+
+  const finish = () => {
+    if (finished || exited < workers.length || pending > 0) return;
+    finished = true;
+    // Only now: a reply written after the descriptor is closed could land in a reused one.
+    fs.closeSync(fuseFd);
+    void (async () => {
+      if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
+      resolveClosed();
+    })();
+  };
+
+  // This thread's handler: every request of a live VFS, or the forwarded ones of a recipe.
+  let main: Promise<RequestHandler> | undefined;
+  const mainHandler = (): Promise<RequestHandler> => {
+    main ??= (async () => {
+      const { RequestHandler } = await import("./handler.ts");
+      if (!mainVfs) mainVfs = await openRecipe(recipe as { mounts: MountSpec[] });
+      const table = nodes
+        ? SharedNodeTable.attach(nodes.share())
+        : new (await import("./node-table.ts")).NodeTable();
+      return new RequestHandler(mainVfs, table, replyWriter(fuseFd, log), {
+        immutable: options.immutable === true,
+        uid: options.uid,
+        gid: options.gid,
+        log,
+        readdirplus: options.readdirplus,
+        onInit: () => {
+          initDone = true;
+          whenInit.resolve();
+        },
+      });
+    })();
+    return main;
+  };
+  const answer = (request: Uint8Array) => {
+    const b = Buffer.from(request.buffer, request.byteOffset, request.byteLength);
+    pending++;
+    mainHandler()
+      .then(
+        (h) => h.handle(b, b.length),
+        (e: unknown) => {
+          // No VFS to answer from: fail the request rather than leave its caller waiting.
+          log?.(`bfc mount: ${(e as Error).message}`);
+          failRequest(fuseFd, b, EIO);
+        },
+      )
+      .catch((e: unknown) => log?.(`bfc mount: ${(e as Error).message}`))
+      .finally(() => {
+        pending--;
+        finish();
+      });
+  };
+
+  const backlog = Backlog.memory();
+  const data: WorkerData = {
+    role: threaded ? "serve" : "pump",
+    fuseFd,
+    backlog,
+    mounts: recipe?.mounts,
+    handler: {
+      immutable: options.immutable === true,
+      uid: options.uid,
+      gid: options.gid,
+      readdirplus: options.readdirplus,
+      debug: options.debug,
+    },
+  };
+  const startWorker = (helper: boolean) => {
+    // A roomy young generation: a listing's objects live for one request and should die young
+    // instead of being copied between semi-spaces and promoted.
+    // (Decoded copies a thread makes must outlive it: its descriptors are not closed when it ends.)
+    const w = new Worker(workerEntry(), {
+      eval: true,
+      workerData: { ...data, helper },
+      resourceLimits: { maxYoungGenerationSizeMb: 64 },
+      trackUnmanagedFds: false,
+    });
+    w.on("message", (m: FromWorker) => {
+      switch (m.type) {
+        case "ready":
+          // The first thread's VFS sizes the node table; later threads get it at once.
+          if (nodes || !threaded) w.postMessage({ type: "go", nodes: nodes?.share() } satisfies ToWorker);
+          else firstReady.resolve(m.files);
+          return;
+        case "failed":
+          setupFailed(
+            new BfcError((m.code as "EIO") ?? "EIO", (m.reason as "IO_ERROR") ?? "IO_ERROR", m.message),
+          );
+          return;
+        case "init":
+          initDone = true;
+          whenInit.resolve();
+          return;
+        case "forward":
+        case "request":
+          answer(m.request);
+          return;
+        case "done":
+          return;
+      }
+    });
+    w.on("error", setupFailed);
+    w.on("exit", () => {
+      exited++;
+      // helpers waiting for a backlog end with the first thread
+      if (!helper) new Backlog(backlog).done();
+      if (!initDone)
+        setupFailed(new BfcError("EIO", "IO_ERROR", "a serving thread ended before the mount was ready"));
+      finish();
+    });
+    workers.push(w);
+    return w;
+  };
+
+  let mounted = false;
+  try {
+    const first = startWorker(false);
+    if (!threaded) await mainHandler();
+    await mountSyscall(fuseFd, mp, options);
+    mounted = true;
+    if (threaded) {
+      nodes = SharedNodeTable.create(nodeBound(await firstReady.promise));
+      first.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
+    }
+    await whenInit.promise;
+  } catch (e) {
+    // Unmounting aborts the connection: workers blocked on /dev/fuse return and can be ended.
+    finished = true;
+    if (mounted) await run("umount", ["-i", "-l", mp]);
+    await Promise.all(workers.map((w) => w.terminate()));
+    fs.closeSync(fuseFd);
+    if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
+    throw e;
+  }
+  for (let k = 1; k < threads; k++) startWorker(true);
+  raiseReadahead(mp);
+  log?.(`bfc mount: serving ${mp} with ${threaded ? `${threads} threads` : "one thread"} (kernel protocol)`);
+
+  return {
+    mountpoint: mp,
+    backend: "kernel",
+    closed,
+    async unmount() {
+      if (!finished && fuseMountpoints().has(mp)) {
+        const r = await run("umount", ["-i", mp]);
+        if (r.code !== 0 && fuseMountpoints().has(mp)) {
+          const busy = /busy/i.test(r.stderr);
+          throw new BfcError(busy ? "EBUSY" : "EIO", "IO_ERROR", `cannot unmount '${mp}': ${r.stderr}`, {
+            path: mp,
+          });
+        }
+      }
+      await closed;
+    },
+  };
+}
+
+/** Answers a request with an error of its own (when nothing else can answer it). */
+function failRequest(fuseFd: number, request: Buffer, errno: number): void {
+  const out = newOut(OUT_HEADER_SIZE);
+  writeOutHeader(out, OUT_HEADER_SIZE, errno, getU64(request, 8));
+  replyWriter(fuseFd)(out.b, OUT_HEADER_SIZE);
+}
+
+/** How many nodes a shared table must hold for a source of `files` entries, with room for implied directories. */
+function nodeBound(files: number): number {
+  return Math.max(65_536, files * 3 + 1024);
+}
