@@ -35,8 +35,9 @@ export function register(program: Command): void {
     .addHelpText(
       "after",
       `
-BFC v1 objects carry their path, so moved entries are written anew (their stored bytes are copied;
-encrypted files are re-encrypted, since the path is part of their authentication).
+A moved file keeps its object (its content is not written again; the index records the name the
+object was written under). Encrypted files are re-encrypted, since the path is part of their
+authentication; directories and symlinks get new objects (a header and a name).
 
 Examples:
   bfc mv archive.bfc notes.txt docs/notes.txt`,

@@ -80,6 +80,6 @@ export function reportCommit(ctx: Ctx, file: string, r: CommitResult): void {
     return;
   }
   ctx.say(
-    `Committed ${r.commit} to '${file}': ${r.entries} entries, ${r.written} written, ${r.carried} unchanged, +${r.bytesAdded} bytes.`,
+    `Committed ${r.commit} to '${file}': ${r.entries} entries, ${r.written} written, ${r.carried - r.moved} unchanged${r.moved ? `, ${r.moved} moved` : ""}, +${r.bytesAdded} bytes.`,
   );
 }

@@ -4,7 +4,6 @@ import path from "node:path";
 import { BfcError, fromSystemError } from "../errors.ts";
 import { HEADER_SIZE, S_IFDIR, S_IFLNK, S_IFMT } from "../format/constants.ts";
 import type { Extension } from "../format/extension.ts";
-import { objectPrefixSize } from "../format/object-header.ts";
 import { ContainerLock } from "./lock.ts";
 import { Reader } from "./reader.ts";
 import { Writer } from "./writer.ts";
@@ -67,8 +66,8 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
             .reverse()
             .map((c) => c.commit)
         : [src.commit];
-      /** Old object offset → where the same object now lies. */
-      const moved = new Map<number, { objOffset: number; objSize: number }>();
+      /** Old object offset → where the same object now lies, and the name it was written under. */
+      const moved = new Map<number, { objOffset: number; objSize: number; name: string }>();
       const ends = new Map<number, number>();
       let end = 0;
       let entries = 0;
@@ -93,8 +92,9 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
             outFd = outFd >= 0 ? outFd : fs.openSync(tmp, "r+");
             w = Writer.forCommit(tmp, { fd: outFd, start: end, key: null });
           }
-          // Hard links are recomputed from the entries as they are written.
+          // Hard links and object names are recomputed from the entries as they are written.
           delete ext.hardlinks;
+          delete ext.objectNames;
           w.setExtension(ext);
           const ix = r.index;
           const fresh: number[] = [];
@@ -104,9 +104,14 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
               const rec = ix.record(i);
               const again = moved.get(rec.objOffset);
               if (again) {
-                w.addRecord({ ...rec, ...again });
                 const t = r.hardlinkTarget(i);
-                if (t >= 0 && ix.objOffset(t) === rec.objOffset) w.linkCarried(ix.path(i), ix.path(t));
+                const shared = t >= 0 && ix.objOffset(t) === rec.objOffset;
+                // A later commit that renamed the entry keeps the object written for an earlier one.
+                w.addRecord(
+                  { ...rec, objOffset: again.objOffset, objSize: again.objSize },
+                  shared ? undefined : again.name,
+                );
+                if (shared) w.linkCarried(ix.path(i), ix.path(t));
                 continue;
               }
               fresh.push(i);
@@ -121,13 +126,14 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
               if (fmt === S_IFDIR) await w.addDirectory(p, meta);
               else if (fmt === S_IFLNK) await w.addSymlink(p, r.readlinkBytesAtSync(i), meta);
               else {
-                const prefix = objectPrefixSize(ix.pathByteLength(i));
+                // Written under its current path; the stored size follows the name it had.
+                const storedSize = r.storedSizeAt(i);
                 await w.addRawCopy(
                   p,
                   {
                     fd: srcFd,
-                    offset: rec.objOffset + prefix,
-                    storedSize: rec.objSize - prefix,
+                    offset: rec.objOffset + rec.objSize - storedSize,
+                    storedSize,
                     comp: rec.comp,
                     enc: rec.enc,
                     size: rec.origSize,
@@ -155,6 +161,7 @@ export async function compact(file: string, options: CompactOptions = {}): Promi
                 moved.set(ix.objOffset(i), {
                   objOffset: out.index.objOffset(j),
                   objSize: out.index.objSize(j),
+                  name: out.objectName(j),
                 });
               }
             } finally {

@@ -66,8 +66,10 @@ export interface CommitResult {
   entries: number;
   /** Objects written by this commit (new, changed or moved entries). */
   written: number;
-  /** Entries whose objects were reused where they are. */
+  /** Entries whose objects were reused where they are (moved ones included). */
   carried: number;
+  /** Of those, entries now under another path (renamed files keeping their objects). */
+  moved: number;
   bytesAdded: number;
   /** Container size after the commit. */
   size: number;
@@ -91,7 +93,7 @@ export interface Node {
   explicit: boolean;
   /** Index position in the base commit whose object holds this node's content, or -1. */
   base: number;
-  /** The path now differs from the base object's name, so the object must be written anew. */
+  /** The path differs from the base entry's (renamed since the base commit). */
   moved: boolean;
   staged?: Staged;
   /** New symlink target. */
@@ -801,8 +803,8 @@ export class Container {
     this.children.get(parentOf(from))!.delete(nameOf(from));
     for (const [p, n] of moved) {
       const np = to + p.slice(from.length);
-      // BFC v1 objects carry their path (and encrypted payloads bind it), so moved entries get new
-      // objects at commit; the payload bytes themselves are copied, not re-encoded, when possible.
+      // The path now differs from the base object's name: the commit records that name for a
+      // plain or zstd file, and writes other entries anew (see writeCommit).
       n.moved = true;
       n.explicit = true;
       n.path = np;
@@ -989,9 +991,8 @@ export class Container {
 
   /** Stored size of a committed file node (for st_blocks), or its size when staged. */
   storedSizeOf(node: Node): number {
-    if (node.staged || node.base < 0 || node.moved) return Math.max(0, node.size);
-    const _ix = this.reader.index;
-    return this.reader.payloadRange(node.base).storedSize;
+    if (node.staged || node.base < 0) return Math.max(0, node.size);
+    return this.reader.storedSizeAt(node.base);
   }
 
   private isDirectory(p: string): boolean {
@@ -1094,6 +1095,7 @@ export class Container {
         entries: this.reader.count,
         written: 0,
         carried: this.reader.count,
+        moved: 0,
         bytesAdded: 0,
         size: this.tipEnd,
       };
@@ -1162,10 +1164,20 @@ export class Container {
       unknown: this.unknown,
       special,
     });
-    // Nodes carried unchanged, by base index: a hard link stays one only if its target does too.
+    // Nodes whose objects are kept, by base index: unchanged ones, and moved plain or zstd files
+    // (the index records the object's name; docs/format.md §5.1 record 10). A moved encrypted file
+    // is bound to its path and a moved side of a shared hard-link object would leave the other side
+    // under the wrong name, so those are written anew, as are moved directories and symlinks (their
+    // objects are a header and a name: cheaper to write again than to name in every later index).
+    // A hard link stays one only if its target does too.
     const carried = new Map<number, Snap>();
-    for (const n of snapshot) if (n.base >= 0 && !n.moved && !n.staged && !n.target) carried.set(n.base, n);
+    for (const n of snapshot) {
+      if (n.base < 0 || n.staged || n.target) continue;
+      if (n.moved && (n.kind !== "file" || ix.enc(n.base) !== 0 || reader.sharesObject(n.base))) continue;
+      carried.set(n.base, n);
+    }
     let written = 0;
+    let moved = 0;
     const budget = this.limits;
     let streamedBytes = 0;
     const knownBytes = this.usage.totalBytes;
@@ -1180,8 +1192,14 @@ export class Container {
           const shared = t >= 0 && ix.objOffset(t) === ix.objOffset(n.base);
           const target = shared ? carried.get(t) : undefined;
           if (!shared || (target && target.path === ix.path(t))) {
-            writer.addRecord({ ...ix.record(n.base), mode: typeBits | n.perm, mtimeNs: n.mtimeNs });
+            const record = { ...ix.record(n.base), pathBytes: Buffer.from(p), mode: typeBits | n.perm };
+            // A renamed file keeps the name its object was written under, however often it moves.
+            writer.addRecord(
+              { ...record, mtimeNs: n.mtimeNs },
+              shared ? undefined : reader.objectName(n.base),
+            );
             if (target) writer.linkCarried(p, target.path);
+            if (n.moved) moved++;
             continue;
           }
           // A hard link whose target changed or moved: its shared object carries the target's old
@@ -1233,6 +1251,7 @@ export class Container {
         entries: summary.entries,
         written,
         carried: summary.carried,
+        moved,
         bytesAdded: summary.size - before,
         size: summary.size,
       };

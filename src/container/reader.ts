@@ -219,6 +219,10 @@ export class Reader {
   private attrTable: Map<number, EntryAttrs> | undefined;
   /** Hard links whose object is shared: entry → target; null when there are none. */
   private linkOwner: Map<number, number> | null | undefined;
+  /** Entries whose object was written under another path (record 10); null when there are none. */
+  private names: Map<number, Buffer> | null | undefined;
+  /** Targets of hard links that share their object (built on first use). */
+  private sharedTargets: Set<number> | undefined;
   /** The last entry located: positioned reads through one descriptor locate the same entry. */
   private lastLocation: Location | undefined;
   private readonly spill: SpillStore | undefined;
@@ -489,8 +493,6 @@ export class Reader {
     const t = s + pathLen;
     const mode = b.readUInt32LE(t + 16);
     const objectSize = b.readUInt32LE(t + 12) * 0x100000000 + b.readUInt32LE(t + 8);
-    // A hard link's object carries the name of the file it links to, not its own.
-    const owner = this.linkOwner === null ? i : this.objectOwner(i);
     return {
       path: b.toString("utf8", s, t),
       type: typeOfMode(mode),
@@ -503,7 +505,7 @@ export class Reader {
       crc32c: b.readUInt32LE(t + 44),
       objectOffset: b.readUInt32LE(t + 4) * 0x100000000 + b.readUInt32LE(t),
       objectSize,
-      storedSize: objectSize - objectPrefixSize(owner === i ? pathLen : ix.pathByteLength(owner)),
+      storedSize: objectSize - objectPrefixSize(this.objectNameLength(i, pathLen)),
       index: i,
     };
   }
@@ -688,6 +690,70 @@ export class Reader {
     return m;
   }
 
+  private loadNames(): Map<number, Buffer> | null {
+    const list = this.extension.objectNames;
+    if (!list?.length) return null;
+    const ix = this.index;
+    const m = new Map<number, Buffer>();
+    for (const { entry, name } of list) {
+      if (entry >= ix.count) {
+        throw corrupt("BAD_INDEX", "object name record names an entry beyond the index", {
+          field: "index.extension",
+        });
+      }
+      // A hard link sharing its target's object has that object's name already.
+      if (this.objectOwner(entry) !== entry) {
+        throw corrupt("BAD_INDEX", `'${ix.path(entry)}' is a hard link and also has an object name`, {
+          path: ix.path(entry),
+          field: "index.extension",
+        });
+      }
+      m.set(entry, name);
+    }
+    return m;
+  }
+
+  /**
+   * The path bytes in the header of entry `i`'s object (and, encrypted, its associated data): the
+   * entry's own path, its hard-link target's for a shared object, or the name recorded for an
+   * entry that kept the object it had under another path (record 10).
+   */
+  private objectNameBytes(i: number): Buffer {
+    if (this.names === undefined) this.names = this.loadNames();
+    const owner = this.objectOwner(i);
+    return this.names?.get(owner) ?? this.index.pathBytes(owner);
+  }
+
+  private objectNameLength(i: number, pathLen: number): number {
+    if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
+    if (this.names === undefined) this.names = this.loadNames();
+    if (this.linkOwner === null && this.names === null) return pathLen;
+    return this.objectNameBytes(i).length;
+  }
+
+  /** Stored payload bytes of entry `i` (its object less header and name), without reading it. */
+  storedSizeAt(i: number): number {
+    const len = this.index.pathByteLength(i);
+    return this.index.objSize(i) - objectPrefixSize(this.objectNameLength(i, len));
+  }
+
+  /** The path entry `i`'s object was written under (its own path unless renamed or a hard link). */
+  objectName(i: number): string {
+    return this.objectNameBytes(i).toString();
+  }
+
+  /** True when entry `i` is a hard link sharing its target's object, or the target of one. */
+  sharesObject(i: number): boolean {
+    if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
+    if (!this.linkOwner) return false;
+    if (this.objectOwner(i) !== i) return true;
+    if (!this.sharedTargets) {
+      this.sharedTargets = new Set();
+      for (const [e, t] of this.linkOwner) if (this.objectOwner(e) === t) this.sharedTargets.add(t);
+    }
+    return this.sharedTargets.has(i);
+  }
+
   /** For a hard link, the index position of the file it links to; -1 otherwise. */
   hardlinkTarget(i: number): number {
     if (this.linkOwner === undefined) this.linkOwner = this.loadLinks();
@@ -709,9 +775,8 @@ export class Reader {
     const last = this.lastLocation;
     if (last !== undefined && last.i === i) return last;
     const ix = this.index;
-    const owner = this.objectOwner(i);
-    const pathLen = ix.pathByteLength(owner);
-    const prefix = objectPrefixSize(pathLen);
+    const name = this.objectNameBytes(i);
+    const prefix = objectPrefixSize(name.length);
     const payloadSize = ix.objSize(i) - prefix;
     const comp = ix.comp(i);
     const enc = ix.enc(i);
@@ -738,7 +803,7 @@ export class Reader {
     const loc: Location = {
       i,
       path,
-      aad: ix.pathBytes(owner),
+      aad: name,
       comp,
       enc,
       size,

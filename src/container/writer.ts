@@ -35,6 +35,7 @@ import {
   encodeEntryAttrs,
   encodeExtension,
   type Hardlink,
+  type ObjectName,
   type ResourceLimits,
   type SpecialEntry,
 } from "../format/extension.ts";
@@ -253,6 +254,8 @@ export class Writer {
   /** Hard links added: path → the regular file it links to; resolved at finish. */
   private readonly links = new Map<string, string>();
   private readonly special: SpecialEntry[] = [];
+  /** Carried entries whose object was written under another path: path → that path's bytes. */
+  private readonly objectNames = new Map<string, Buffer>();
   /** Bytes of small files transformed on this thread before the worker pool is started. */
   private inlineBudget = 1024 * 1024;
   private readonly opts: WriterOptions;
@@ -407,12 +410,21 @@ export class Writer {
   /**
    * Carries an existing index entry into this container unchanged: its object is already in the
    * file (a commit keeps every unchanged object where it is). The path is claimed like any other.
+   * `objectName` is the path the object was written under when it differs from the record's (a
+   * renamed entry keeps its object): the extension area records it for readers (record 10).
    */
-  addRecord(record: IndexRecord): void {
+  addRecord(record: IndexRecord, objectName?: string): void {
     const p = record.pathBytes.toString();
     const fmt = record.mode & S_IFMT;
+    if (objectName !== undefined && objectName !== p && record.enc !== 0) {
+      // The reference authenticates an encrypted payload with the index path.
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `'${p}': an encrypted object cannot change its name`, {
+        path: p,
+      });
+    }
     this.claim(p, fmt === S_IFDIR ? "directory" : fmt === S_IFLNK ? "symlink" : "file", false);
     this.records.push(record);
+    if (objectName !== undefined && objectName !== p) this.objectNames.set(p, Buffer.from(objectName));
     this.carried++;
   }
 
@@ -1413,6 +1425,16 @@ export class Writer {
         for (const [p, t] of this.links) hl.push({ entry: at.get(p)!, target: at.get(t)! });
         hl.sort((a, b) => a.entry - b.entry);
         ext.hardlinks = hl;
+      }
+      if (this.objectNames.size > 0) {
+        const names: ObjectName[] = [];
+        this.records.forEach((r, entry) => {
+          const name = this.objectNames.get(r.pathBytes.toString());
+          if (name) names.push({ entry, name });
+        });
+        ext.objectNames = names;
+      } else {
+        delete ext.objectNames;
       }
       if (this.special.length > 0) {
         ext.special = [...(ext.special ?? []), ...this.special].sort((a, b) =>

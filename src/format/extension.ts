@@ -28,6 +28,7 @@ export const RECORD_ENTRY_ATTRS = 6;
 export const RECORD_SIGNATURE = 7;
 export const RECORD_HARDLINKS = 8;
 export const RECORD_SPECIAL = 9;
+export const RECORD_OBJECT_NAMES = 10;
 
 /**
  * A file system node BFC v1 has no entry type for (device, fifo, socket), kept in the extension
@@ -47,6 +48,16 @@ export interface SpecialEntry {
 export interface Hardlink {
   entry: number;
   target: number;
+}
+
+/**
+ * Index entry `entry` points at an object written under another path, `name` (a file renamed by a
+ * commit keeps its object): readers check the object header, and decrypt, under that name.
+ */
+export interface ObjectName {
+  entry: number;
+  /** The path bytes in the object header. */
+  name: Buffer;
 }
 
 /** About the commit that wrote this index (docs/format.md §12). */
@@ -113,6 +124,7 @@ export interface Extension {
   signature?: SignatureRecord;
   hardlinks?: Hardlink[];
   special?: SpecialEntry[];
+  objectNames?: ObjectName[];
   /** Records this version does not know (kept so rewriting preserves them). */
   unknown: { type: number; flags: number; payload: Buffer }[];
 }
@@ -465,6 +477,54 @@ function decodeHardlinks(p: Buffer): Hardlink[] {
   return out;
 }
 
+/** Object names: u32 count, then per entry u32 index position, u16 name length, the name's bytes. */
+function encodeObjectNames(list: ObjectName[]): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(list.length, 0);
+  parts.push(head);
+  let last = -1;
+  for (const { entry, name } of list) {
+    if (!Number.isInteger(entry) || entry <= last || entry > 0xffffffff) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", "object names must be in increasing entry order");
+    }
+    if (name.length === 0 || name.length > 0xffff || name.includes(0)) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `bad object name for entry ${entry}`);
+    }
+    last = entry;
+    const h = Buffer.alloc(6);
+    h.writeUInt32LE(entry, 0);
+    h.writeUInt16LE(name.length, 4);
+    parts.push(h, name);
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeObjectNames(p: Buffer): ObjectName[] {
+  if (p.length < 4) throw bad("object names: truncated");
+  const n = p.readUInt32LE(0);
+  // Each entry takes at least 7 bytes: a count beyond that cannot be honest.
+  if (n > (p.length - 4) / 7) throw bad("object names: count out of range");
+  const out: ObjectName[] = [];
+  let at = 4;
+  let last = -1;
+  for (let k = 0; k < n; k++) {
+    if (at + 6 > p.length) throw bad("object names: truncated");
+    const entry = p.readUInt32LE(at);
+    const len = p.readUInt16LE(at + 4);
+    at += 6;
+    if (entry <= last) throw bad("object names: entries out of order");
+    if (len === 0 || len > p.length - at) throw bad(`object names: entry ${entry} has a bad name length`);
+    const name = Buffer.from(p.subarray(at, at + len));
+    if (name.includes(0)) throw bad(`object names: entry ${entry}'s name contains NUL`);
+    at += len;
+    last = entry;
+    out.push({ entry, name });
+  }
+  if (at !== p.length) throw bad("object names: bytes after the last entry");
+  return out;
+}
+
 /**
  * Special entries: u32 count, then each as u32 length of the rest, u16 path length, path, u32 mode,
  * u32 rdev major, u32 rdev minor, i64 mtime ns, then the entry-attributes form (u32 mask + fields).
@@ -613,6 +673,10 @@ export function decodeExtension(area: Buffer): Extension {
         seen("special");
         ext.special = decodeSpecial(payload);
         break;
+      case RECORD_OBJECT_NAMES:
+        seen("objectNames");
+        ext.objectNames = decodeObjectNames(payload);
+        break;
       default:
         if (flags & FLAG_CRITICAL) {
           throw new BfcError(
@@ -651,6 +715,12 @@ export function encodeExtension(ext: Partial<Extension>): Buffer {
     records.push({ type: RECORD_HARDLINKS, flags: 0, payload: encodeHardlinks(ext.hardlinks) });
   if (ext.special?.length)
     records.push({ type: RECORD_SPECIAL, flags: 0, payload: encodeSpecial(ext.special) });
+  if (ext.objectNames?.length)
+    records.push({
+      type: RECORD_OBJECT_NAMES,
+      flags: FLAG_CRITICAL,
+      payload: encodeObjectNames(ext.objectNames),
+    });
   for (const u of ext.unknown ?? []) records.push(u);
   if (records.length === 0) return Buffer.alloc(0);
   let size = HEADER;

@@ -170,7 +170,10 @@ export class IndexTable {
       ) {
         throw entryError(i, `object of '${safeText(b, s, e)}' lies outside the data area`);
       }
-      if (objSize < ((OBJECT_HEADER_SIZE + pathLen + 15) & ~15)) {
+      // The object's name may differ from this path (a hard link, or a file renamed by a commit:
+      // record 10), so only the smallest possible object is checked here; the reader checks the
+      // exact header size against the name the object carries.
+      if (objSize < ((OBJECT_HEADER_SIZE + 1 + 15) & ~15)) {
         throw entryError(i, `object of '${safeText(b, s, e)}' is smaller than its header`);
       }
       const comp = u32(b, e + 28);

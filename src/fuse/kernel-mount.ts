@@ -12,6 +12,7 @@ import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
 import type { FuseMount, FuseMountOptions } from "./mount.ts";
 import { fuseMountpoints } from "./mountpoints.ts";
 import { getU64, MAX_IO, newOut, OUT_HEADER_SIZE, writeOutHeader } from "./protocol.ts";
+import { RequestSlots } from "./request-slots.ts";
 import { replyWriter } from "./session.ts";
 import { SharedNodeTable } from "./shared-node-table.ts";
 
@@ -225,16 +226,23 @@ export async function mountKernel(
     })();
     return main;
   };
-  const answer = (request: Uint8Array) => {
-    const b = Buffer.from(request.buffer, request.byteOffset, request.byteLength);
+  /** Answers a request; `done` runs once `b` is no longer needed (the handler copies what it keeps). */
+  const answer = (b: Buffer, done?: () => void) => {
     pending++;
     mainHandler()
       .then(
-        (h) => h.handle(b, b.length),
+        (h) => {
+          try {
+            return h.handle(b, b.length);
+          } finally {
+            done?.();
+          }
+        },
         (e: unknown) => {
           // No VFS to answer from: fail the request rather than leave its caller waiting.
           log?.(`bfc mount: ${(e as Error).message}`);
           failRequest(fuseFd, b, EIO);
+          done?.();
         },
       )
       .catch((e: unknown) => log?.(`bfc mount: ${(e as Error).message}`))
@@ -245,10 +253,12 @@ export async function mountKernel(
   };
 
   const backlog = Backlog.memory();
+  const slots = threaded ? undefined : RequestSlots.create();
   const data: WorkerData = {
     role: threaded ? "serve" : "pump",
     fuseFd,
     backlog,
+    slots: slots?.share(),
     mounts: recipe?.mounts,
     handler: {
       immutable: options.immutable === true,
@@ -285,9 +295,13 @@ export async function mountKernel(
           whenInit.resolve();
           return;
         case "forward":
-        case "request":
-          answer(m.request);
+          answer(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength));
           return;
+        case "slot": {
+          const k = m.slot;
+          answer((slots as RequestSlots).view(k, m.length), () => (slots as RequestSlots).release(k));
+          return;
+        }
         case "done":
           return;
       }

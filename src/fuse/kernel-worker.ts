@@ -11,6 +11,7 @@ import { Vfs } from "../vfs/vfs.ts";
 import { Backlog, HELPER_IDLE_MS } from "./backlog.ts";
 import { type HandlerOptions, RequestHandler } from "./handler.ts";
 import type { MountSpec } from "./kernel-mount.ts";
+import { RequestSlots, type SlotMemory } from "./request-slots.ts";
 import { replyWriter, serveRequests } from "./session.ts";
 import { type SharedNodeMemory, SharedNodeTable } from "./shared-node-table.ts";
 
@@ -21,6 +22,8 @@ export interface WorkerData {
   helper?: boolean;
   backlog?: SharedArrayBuffer;
   mounts?: MountSpec[];
+  /** Pump threads: where requests are handed over (see RequestSlots). */
+  slots?: SlotMemory;
   handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplus"> & { debug?: boolean };
 }
 
@@ -31,7 +34,7 @@ export type FromWorker =
   | { type: "failed"; message: string; code?: string; reason?: string }
   | { type: "init" }
   | { type: "forward"; request: Uint8Array<ArrayBuffer> }
-  | { type: "request"; request: Uint8Array<ArrayBuffer> }
+  | { type: "slot"; slot: number; length: number }
   | { type: "done" };
 
 if (!parentPort) throw new Error("kernel-worker.ts runs as a worker thread");
@@ -55,9 +58,10 @@ async function main(): Promise<void> {
   if (data.role === "pump") {
     post({ type: "ready", files: 0 });
     await go();
+    if (!data.slots) throw new Error("a pump thread needs request slots");
+    const slots = RequestSlots.attach(data.slots);
     serveRequests(data.fuseFd, (b, n) => {
-      const request = detach(b, n);
-      post({ type: "request", request }, [request.buffer]);
+      post({ type: "slot", slot: slots.put(b, n), length: n });
     });
     post({ type: "done" });
     return;

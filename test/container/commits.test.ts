@@ -596,3 +596,312 @@ describe("hard links and special entries", () => {
     await w.abort();
   });
 });
+
+describe("renamed files keep their objects", () => {
+  /** Index position → payload offset, object offset and object name of every file. */
+  function placement(r: Reader): Map<string, { payload: number; object: number; name: string }> {
+    const out = new Map<string, { payload: number; object: number; name: string }>();
+    for (const e of r.entries()) {
+      if (e.type !== "file") continue;
+      out.set(e.path, {
+        payload: r.payloadRange(e.index).offset,
+        object: e.objectOffset,
+        name: r.objectName(e.index),
+      });
+    }
+    return out;
+  }
+
+  async function checked(file: string, opts: { password?: string; commit?: number } = {}): Promise<Reader> {
+    const r = await Reader.open(file, opts);
+    for (const deep of [false, true]) {
+      const rep = await verify(r, { deep });
+      assert.deepEqual(rep.problems, [], `verify${deep ? " --deep" : ""}`);
+    }
+    return r;
+  }
+
+  for (const compression of ["none", "zstd"] as const) {
+    it(`a renamed ${compression} file is carried: same object, its old name recorded`, async () => {
+      const file = place();
+      await base(file, { compression });
+      const r0 = await Reader.open(file);
+      const was = placement(r0);
+      const content = await r0.readFile("docs/a.txt");
+      r0.close();
+      const size0 = fs.statSync(file).size;
+      const c = await Container.openForUpdate(file);
+      c.rename("docs/a.txt", "renamed.txt");
+      const res = await c.commit();
+      c.close();
+      assert.equal(res.written, 0, "no object written");
+      assert.equal(res.moved, 1);
+      assert.equal(res.carried, 4);
+      const r = await checked(file);
+      const now = placement(r);
+      assert.equal(now.get("renamed.txt")?.payload, was.get("docs/a.txt")?.payload, "the old payload offset");
+      assert.equal(now.get("renamed.txt")?.name, "docs/a.txt");
+      assert.equal(now.get("b.bin")?.name, "b.bin");
+      assert.ok((await r.readFile("renamed.txt")).equals(content));
+      assert.equal(r.stat("renamed.txt").storedSize, r.payloadRange(r.find("renamed.txt")).storedSize);
+      assert.deepEqual(
+        r.extension.objectNames?.map((o) => [o.entry, o.name.toString()]),
+        [[r.find("renamed.txt"), "docs/a.txt"]],
+      );
+      assert.equal(res.bytesAdded, r.footer.indexSize + FOOTER_SIZE, "only an index and a footer appended");
+      assert.equal(fs.statSync(file).size, size0 + res.bytesAdded);
+      r.close();
+      referenceOpens(file);
+    });
+  }
+
+  it("a renamed directory tree: files carried, directories written anew", async () => {
+    const file = place();
+    const w = await Writer.create(file, { compression: "zstd" });
+    await w.addDirectory("top", { mode: 0o750 });
+    await w.addDirectory("top/sub");
+    for (let k = 0; k < 6; k++) await w.addFile(`top/sub/f${k}`, randomBytes(700 + k, k));
+    await w.addFile("top/x.txt", Buffer.from("x ".repeat(100)));
+    await w.addSymlink("top/ln", "x.txt");
+    await w.addFile("stay", Buffer.from("stays"));
+    await w.finish();
+    const r0 = await Reader.open(file);
+    const was = placement(r0);
+    const before = await tree(r0);
+    r0.close();
+    const c = await Container.openForUpdate(file);
+    c.rename("top", "moved");
+    c.mkdir("nest");
+    c.rename("moved", "nest/moved");
+    const res = await c.commit();
+    c.close();
+    assert.equal(res.moved, 7, "every file under the directory");
+    assert.equal(res.written, 4, "two directories and a symlink moved, one directory made");
+    const r = await checked(file);
+    const now = placement(r);
+    for (const [p, where] of was) {
+      if (p === "stay") continue;
+      const q = `nest/moved/${p.slice("top/".length)}`;
+      assert.equal(now.get(q)?.payload, where.payload, `${q} kept its payload`);
+      assert.equal(now.get(q)?.name, p, `${q} names its object '${p}'`);
+    }
+    const after = await tree(r);
+    for (const [p, v] of before) {
+      const q = p.startsWith("top") ? `nest/moved${p.slice(3)}` : p;
+      assert.equal(after.get(q)?.split(" ").slice(1).join(" "), v.split(" ").slice(1).join(" "), q);
+    }
+    r.close();
+    referenceOpens(file);
+  });
+
+  it("a file moved twice keeps its first name; moved back, it needs no name", async () => {
+    const file = place();
+    await base(file);
+    const c = await Container.openForUpdate(file);
+    c.rename("b.bin", "one.bin");
+    c.rename("one.bin", "docs/two.bin");
+    await c.commit();
+    let r = await checked(file);
+    assert.equal(r.objectName(r.find("docs/two.bin")), "b.bin");
+    r.close();
+    c.rename("docs/two.bin", "three.bin");
+    assert.equal((await c.commit()).moved, 1);
+    r = await checked(file);
+    assert.equal(r.objectName(r.find("three.bin")), "b.bin", "the original name, not the previous one");
+    r.close();
+    c.chmod("three.bin", 0o600);
+    await c.addFile("new.txt", Buffer.from("n"));
+    await c.commit();
+    r = await checked(file);
+    assert.equal(r.objectName(r.find("three.bin")), "b.bin", "carried by commits that do not move it");
+    r.close();
+    c.rename("three.bin", "b.bin");
+    await c.commit();
+    c.close();
+    r = await checked(file);
+    assert.equal(r.extension.objectNames, undefined, "back under its object's name");
+    assert.ok((await r.readFile("b.bin")).equals(randomBytes(5000, 1)));
+    for (let n = 1; n <= r.commit; n++) {
+      const old = await checked(file, { commit: n });
+      old.close();
+    }
+    r.close();
+  });
+
+  it("a renamed file whose content then changes gets a new object and no recorded name", async () => {
+    const file = place();
+    await base(file);
+    const c = await Container.openForUpdate(file);
+    c.rename("b.bin", "c.bin");
+    await c.addFile("c.bin", Buffer.from("changed"));
+    const res = await c.commit();
+    c.close();
+    assert.equal(res.moved, 0);
+    assert.equal(res.written, 1);
+    const r = await checked(file);
+    assert.equal(r.extension.objectNames, undefined);
+    assert.equal(r.objectName(r.find("c.bin")), "c.bin");
+    assert.equal((await r.readFile("c.bin")).toString(), "changed");
+    r.close();
+  });
+
+  it("hard links: a renamed link or target becomes a file of its own", async () => {
+    for (const moving of ["bin/alias", "bin/tool"]) {
+      const file = place();
+      const w = await Writer.create(file);
+      const tool = randomBytes(3000, 9);
+      await w.addFile("bin/tool", tool, { mode: 0o755 });
+      await w.addHardlink("bin/alias", "bin/tool");
+      await w.finish();
+      const r0 = await Reader.open(file);
+      const shared = r0.stat("bin/tool").objectOffset;
+      r0.close();
+      const c = await Container.openForUpdate(file);
+      c.rename(moving, "moved");
+      const res = await c.commit();
+      c.close();
+      assert.equal(res.moved, 0, `${moving}: a shared object is not carried under another name`);
+      const r = await checked(file);
+      const stay = moving === "bin/alias" ? "bin/tool" : "bin/alias";
+      assert.ok((await r.readFile("moved")).equals(tool));
+      assert.ok((await r.readFile(stay)).equals(tool));
+      assert.equal(r.hardlinkTarget(r.find("moved")), -1);
+      assert.equal(r.hardlinkTarget(r.find(stay)), -1);
+      assert.equal(r.extension.objectNames, undefined);
+      assert.notEqual(r.stat("moved").objectOffset, shared, "the moved name is a new object");
+      if (moving === "bin/alias") assert.equal(r.stat("bin/tool").objectOffset, shared, "the target stays");
+      r.close();
+      referenceOpens(file);
+    }
+  });
+
+  it("encrypted files are still re-encrypted under their new path", async () => {
+    const file = place();
+    await base(file, { password: "pw", compression: "zstd" });
+    const r0 = await Reader.open(file, { password: "pw" });
+    const was = r0.stat("docs/a.txt").objectOffset;
+    r0.close();
+    const c = await Container.openForUpdate(file, { password: "pw" });
+    c.rename("docs", "papers");
+    const res = await c.commit();
+    c.close();
+    assert.equal(res.moved, 0);
+    assert.equal(res.written, 2);
+    const r = await checked(file, { password: "pw" });
+    assert.notEqual(r.stat("papers/a.txt").objectOffset, was);
+    assert.equal(r.objectName(r.find("papers/a.txt")), "papers/a.txt");
+    assert.equal(r.extension.objectNames, undefined);
+    assert.equal((await r.readFile("papers/a.txt")).toString(), "alpha ".repeat(50));
+    r.close();
+  });
+
+  it("compaction writes objects under their current names (with history: shared objects keep theirs)", async () => {
+    const file = place();
+    await base(file, { compression: "zstd" });
+    const c = await Container.openForUpdate(file);
+    c.rename("docs", "papers");
+    await c.commit();
+    c.rename("papers/a.txt", "a.txt");
+    c.rename("b.bin", "papers/b.bin");
+    await c.addFile("new.txt", Buffer.from("new"));
+    await c.commit();
+    c.close();
+    const digests: string[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const r = await checked(file, { commit: n });
+      digests.push((await rootDigest(r)).digest);
+      r.close();
+    }
+    const kept = path.join(path.dirname(file), "kept.bfc");
+    await compact(file, { output: kept, keepHistory: true });
+    for (let n = 1; n <= 3; n++) {
+      const r = await checked(kept, { commit: n });
+      assert.equal((await rootDigest(r)).digest, digests[n - 1], `commit ${n}`);
+      if (n === 3) {
+        assert.equal(r.objectName(r.find("a.txt")), "docs/a.txt", "written once, by commit 1");
+        assert.equal(r.objectName(r.find("papers/b.bin")), "b.bin");
+        assert.equal(r.objectName(r.find("new.txt")), "new.txt");
+      }
+      r.close();
+    }
+    referenceOpens(kept);
+    await compact(file);
+    const r = await checked(file);
+    assert.equal(r.commit, 1);
+    assert.equal((await rootDigest(r)).digest, digests[2]);
+    assert.equal(r.extension.objectNames, undefined, "every object under its current name");
+    for (const e of r.entries()) assert.equal(r.objectName(e.index), e.path);
+    r.close();
+    referenceOpens(file);
+  });
+
+  it("verify checks the object name: the recorded one, or the path when none is recorded", async () => {
+    for (const recorded of [undefined, "docs/other.txt"]) {
+      const file = place();
+      await base(file);
+      const r0 = await Reader.open(file);
+      const fd = fs.openSync(file, "r+");
+      // A commit that carries docs/a.txt under a new path with a wrong (or no) object name.
+      const w = Writer.forCommit(file, { fd, start: r0.end, key: null });
+      for (let i = 0; i < r0.count; i++) {
+        const rec = r0.index.record(i);
+        if (r0.index.path(i) === "docs/a.txt")
+          w.addRecord({ ...rec, pathBytes: Buffer.from("z.txt") }, recorded);
+        else w.addRecord(rec);
+      }
+      await w.finish();
+      fs.closeSync(fd);
+      r0.close();
+      const r = await Reader.open(file);
+      for (const deep of [false, true]) {
+        const rep = await verify(r, { deep });
+        assert.deepEqual(
+          rep.problems.map((p) => [p.path, p.reason]),
+          [["z.txt", "BAD_OBJECT"]],
+          `${recorded ?? "no name"}, deep ${deep}`,
+        );
+      }
+      await assert.rejects(() => r.readFile("z.txt"), { reason: "BAD_OBJECT" });
+      r.close();
+    }
+  });
+
+  it("an object-name record for an entry beyond the index or a hard link is corruption", async () => {
+    const file = place();
+    const w = await Writer.create(file);
+    await w.addFile("a", Buffer.from("a"));
+    await w.addHardlink("b", "a");
+    w.setExtension({ objectNames: [{ entry: 0, name: Buffer.from("x") }] });
+    await w.finish();
+    // The writer recomputes the record from its entries: nothing was renamed, so there is none.
+    let r = await Reader.open(file);
+    assert.equal(r.extension.objectNames, undefined);
+    r.close();
+    for (const [entry, why] of [
+      [5, "beyond the index"],
+      [1, "a hard link"],
+    ] as const) {
+      const bytes = fs.readFileSync(file);
+      const footer = decodeFooter(bytes.subarray(bytes.length - FOOTER_SIZE), bytes.length);
+      const blob = bytes.subarray(footer.indexOffset, footer.indexOffset + footer.indexSize);
+      const ix = IndexTable.parse(Buffer.from(blob), footer.indexOffset);
+      const { decodeExtension, encodeExtension } = await import("../../src/format/extension.ts");
+      const { encodeIndex } = await import("../../src/format/index-table.ts");
+      const { encodeFooter } = await import("../../src/format/footer.ts");
+      const ext = decodeExtension(ix.extension());
+      ext.objectNames = [{ entry, name: Buffer.from("a") }];
+      const records = Array.from({ length: ix.count }, (_, i) => ix.record(i));
+      const nb = encodeIndex(records, encodeExtension(ext));
+      const out = Buffer.concat([
+        bytes.subarray(0, footer.indexOffset),
+        nb,
+        encodeFooter({ indexSize: nb.length, indexCrc: crc32c(nb), indexOffset: footer.indexOffset }),
+      ]);
+      const bad = path.join(path.dirname(file), `bad-${entry}.bfc`);
+      fs.writeFileSync(bad, out);
+      r = await Reader.open(bad);
+      await assert.rejects(() => r.readFile("a"), { reason: "BAD_INDEX" }, why);
+      r.close();
+    }
+  });
+});

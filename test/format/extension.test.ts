@@ -43,6 +43,16 @@ const extensionArb = fc.record(
       commit: fc.nat({ max: 0xffffffff }),
     }),
     rootDigest: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((u) => Buffer.from(u)),
+    // Increasing entries, each with a non-empty name free of NUL.
+    objectNames: fc
+      .uniqueArray(
+        fc.record({
+          entry: fc.nat({ max: 0xffffffff }),
+          name: fc.uint8Array({ minLength: 1, maxLength: 40 }).map((u) => Buffer.from(u.map((b) => b || 1))),
+        }),
+        { selector: (o) => o.entry, minLength: 1, maxLength: 5 },
+      )
+      .map((l) => l.sort((a, b) => a.entry - b.entry)),
     unknown: fc.array(
       fc.record({
         type: fc.integer({ min: 100, max: 0xffff }),
@@ -61,6 +71,7 @@ function normalized(e: Partial<Extension>): Partial<Extension> {
   const out: Partial<Extension> = { ...e, unknown: (e.unknown ?? []).map((u) => ({ ...u })) };
   if (e.limits) out.limits = Object.fromEntries(Object.entries(e.limits).filter(([, v]) => v !== undefined));
   if (e.previous) out.previous = { ...e.previous };
+  if (e.objectNames) out.objectNames = e.objectNames.map((o) => ({ ...o }));
   if (e.metadata) {
     out.metadata = { ...e.metadata };
     if (e.metadata.labels) out.metadata.labels = { ...e.metadata.labels };

@@ -185,10 +185,11 @@ describe("bfc mount --rw (FUSE)", { skip: SKIP ?? false }, () => {
       for (const e of entriesOf(rd)) {
         if (e.type !== "file" || e.size === 0) continue;
         const at = rd.payloadRange(rd.find(e.path)).offset;
-        // Moved files (mv hello.txt, mv "with space") are copied as stored, not re-encoded: an
-        // object header names its entry, so a new name needs a new header.
-        if (e.path === "made/hello-moved.txt" || e.path.startsWith("renamed dir/")) continue;
-        const left = /^(a|docs|many|ünïcödé)\//.test(e.path) || e.path === "run.sh";
+        // Moved files (mv hello.txt, mv "with space") keep their objects too: the index records
+        // the name each object was written under.
+        const moved = e.path === "made/hello-moved.txt" || e.path.startsWith("renamed dir/");
+        if (moved) assert.notEqual(rd.objectName(rd.find(e.path)), e.path, `${e.path}: under its old name`);
+        const left = moved || /^(a|docs|many|ünïcödé)\//.test(e.path) || e.path === "run.sh";
         if (left && !rewritten.includes(e.path)) {
           assert.ok(at < before, `${e.path}: carried over, not written again`);
           carried++;

@@ -5,7 +5,6 @@ import { type Entry, Reader, type ReaderOptions } from "../../container/reader.t
 import { type SpillShare, SpillStore } from "../../container/spill.ts";
 import { BfcError } from "../../errors.ts";
 import type { EntryAttrs, SpecialEntry } from "../../format/extension.ts";
-import { objectPrefixSize } from "../../format/object-header.ts";
 import { parentOf } from "../../format/path.ts";
 import { fsError } from "../errors.ts";
 import type {
@@ -272,7 +271,7 @@ export class BfcFileSystem implements FileSystem {
       uid: this.uid,
       gid: this.gid,
       rdev: 0,
-      blocks: type === "file" ? Math.ceil((ix.objSize(j) - objectPrefixSize(ix.pathByteLength(j))) / 512) : 0,
+      blocks: type === "file" ? Math.ceil(this.reader.storedSizeAt(j) / 512) : 0,
       mtimeMs: nsToMs(mtimeNs),
       mtimeNs,
     };
