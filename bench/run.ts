@@ -11,6 +11,12 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { type Dataset, type DatasetId, datasetLabel, ensureDataset, SCALES } from "./datasets.ts";
 import {
+  DISK_IMPORT_COLUMNS,
+  diskImportRows,
+  diskImportSkipReason,
+  measureDiskImport,
+} from "./disk-import.ts";
+import {
   FUSE_COLUMNS,
   fuseRows,
   fuseSkipReason,
@@ -41,6 +47,7 @@ const GROUPS = [
   "vfs",
   "fuse",
   "runtime",
+  "disk-import",
   ...(Object.keys(SCRIPT_GROUPS) as (keyof typeof SCRIPT_GROUPS)[]),
 ] as const;
 type Group = (typeof GROUPS)[number];
@@ -64,7 +71,9 @@ Comparisons: tar (GNU, with zstd), squashfs-tools, and the reference C tool when
 the vfs group compares against @yarnpkg/libzip's ZipFS and @zenfs/core + @zenfs/archives (Zip); the fuse
 group mounts with \`bfc mount\` against squashfuse_ll and the kernel's squashfs (needs root for cold caches); the
 runtime group times \`bfc container run\` from create to first output (bfc none/zstd, dir) against a
-squashfs + squashfuse_ll + overlay + runc pipeline (needs root and runc); commits times commits of 1,
+squashfs + squashfuse_ll + overlay + runc pipeline (needs root and runc); the disk-import group times
+\`bfc import\` of an ext4 image (raw and QCOW2) against fuse2fs + bfc create / mksquashfs (needs fuse2fs,
+squashfs-tools, qemu-utils and /dev/fuse); commits times commits of 1,
 100 and 10,000 changes and the space of 100 commits before and after compaction (bench/commits.ts);
 fuse-rw untars ~30k small files into \`bfc mount --rw\`, an ext4 image through fuse2fs and a plain
 folder (bench/fuse-rw.ts, needs root).`);
@@ -217,6 +226,10 @@ for (const r of fuseRows(L)) {
 }
 const runtimeBytes = full ? 100e6 : 20e6;
 for (const r of runtimeRows(runtimeBytes / 1e6)) {
+  row(r.key, r.label);
+  byKey.get(r.key)!.target = r.target;
+}
+for (const r of diskImportRows(!full)) {
   row(r.key, r.label);
   byKey.get(r.key)!.target = r.target;
 }
@@ -473,6 +486,21 @@ try {
       bytes: runtimeBytes,
     });
   }
+  const diskImportSkip = groups.has("disk-import") ? diskImportSkipReason() : undefined;
+  if (groups.has("disk-import") && diskImportSkip)
+    notes.push(`disk-import: group skipped: ${diskImportSkip}`);
+  else if (groups.has("disk-import")) {
+    measureDiskImport({
+      put,
+      note: (n) => notes.push(n),
+      progress,
+      reps: repsArg || 3,
+      tmp: TMP,
+      data: path.join(DATA, scale.name),
+      cli: [process.execPath, path.join(BENCH, "..", opts.dist ? "dist/cli/main.js" : "src/cli/main.ts")],
+      quick: !full,
+    });
+  }
 } finally {
   sweepFuse(FUSE_TMP);
   rm(TMP);
@@ -480,7 +508,13 @@ try {
 
 // Tools with a figure in some row (a tool detected but unused by the groups run is left out).
 const columns = [
-  ...new Set([...tools.map((t) => t.id), ...VFS_ANCHORS, ...FUSE_COLUMNS, ...RUNTIME_COLUMNS]),
+  ...new Set([
+    ...tools.map((t) => t.id),
+    ...VFS_ANCHORS,
+    ...FUSE_COLUMNS,
+    ...RUNTIME_COLUMNS,
+    ...DISK_IMPORT_COLUMNS,
+  ]),
 ].filter((t) => rows.some((r) => r.values[t] !== undefined));
 const targetHeader = full ? "issue" : "issue (full scale)";
 const cpu = os.cpus();
@@ -519,6 +553,14 @@ const lines = [
         "mount, overlay, runc) timed to the first byte of the container's output, with a warm Node compile cache;",
         "squashfuse is mksquashfs -comp zstd -Xcompression-level 3, squashfuse_ll, overlay and runc run, spawned",
         "directly; 'start' is the same on an already created container; disk = du of the container file / folder / image.",
+      ]
+    : []),
+  ...(groups.has("disk-import") &&
+  rows.some((r) => r.key.startsWith("diskimport.") && Object.keys(r.values).length)
+    ? [
+        "disk-import rows: whole commands in fresh processes, warm page cache, best of the runs; MB/s = content bytes,",
+        "entries/s = every entry; fuse2fs-* = [qemu-img convert -O raw] + fuse2fs -o ro,fakeroot + bfc create -q /",
+        "mksquashfs + fusermount -u, all timed; peak RSS = the importing / packing process (GNU time), the highest run.",
       ]
     : []),
   `total ${((performance.now() - started) / 1000).toFixed(0)} s of measuring`,

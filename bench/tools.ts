@@ -22,7 +22,10 @@ export type ToolId =
   | "bfc-none"
   | "bfc-zstd"
   | "dir"
-  | "squashfuse";
+  | "squashfuse"
+  | "bfc-import"
+  | "fuse2fs-bfc"
+  | "fuse2fs-squashfs";
 
 export interface Measure {
   ok: boolean;

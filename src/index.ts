@@ -42,6 +42,14 @@ export { type BlockSource, BufferSource, RawFile, Slice } from "./disk/block-sou
 export type { FilesystemProbe, FilesystemType } from "./disk/filesystem-probe.ts";
 export { type ImageLayer, imageLayers } from "./disk/image-layers.ts";
 export {
+  type ImportedType,
+  type ImportOptions,
+  type ImportProgress,
+  type ImportSummary,
+  importDiskImage,
+} from "./disk/import.ts";
+export { importInThread } from "./disk/import-thread.ts";
+export {
   choosePartition,
   type OpenImageOptions,
   type OpenPartitionOptions,
@@ -49,6 +57,7 @@ export {
   openPartition,
   PartitionSource,
 } from "./disk/open-disk.ts";
+export { type ExtVolume, type ExtVolumeOptions, openExtVolume } from "./disk/open-ext.ts";
 export { type Partition, type PartitionTable, readPartitionTable } from "./disk/partitions.ts";
 export { type BackingLink, Qcow2Image, type Qcow2Options } from "./disk/qcow2.ts";
 export type { Qcow2Header } from "./disk/qcow2-header.ts";

@@ -3,6 +3,7 @@
  * backing chain) and what it holds (the partition table, each partition's filesystem).
  */
 import type { Command } from "commander";
+import type { BackingPolicy } from "../disk/backing-file.ts";
 import type { FilesystemProbe } from "../disk/filesystem-probe.ts";
 import type { ImageLayer } from "../disk/image-layers.ts";
 import type { Partition, PartitionTable } from "../disk/partitions.ts";
@@ -12,6 +13,17 @@ import { humanSize, shortSize } from "./format.ts";
 export interface DiskOptions {
   json?: boolean;
   allowBacking?: string[];
+}
+
+/** The --allow-backing values (directories, or "any") as the library's policy. */
+export function backingPolicy(allow: string[] | undefined): BackingPolicy | undefined {
+  if (allow === undefined || allow.length === 0) return undefined;
+  return allow.includes("any") ? "any" : allow;
+}
+
+/** Commander's collector for repeatable options. */
+export function repeatable(v: string, prev: string[] | undefined): string[] {
+  return [...(prev ?? []), v];
 }
 
 /** Cluster sizes are powers of two from 512 bytes to 2 MiB. */
@@ -36,7 +48,7 @@ function formatText(l: ImageLayer): string {
   return parts.join(", ");
 }
 
-function fsText(fs: FilesystemProbe | undefined): string {
+export function fsText(fs: FilesystemProbe | undefined): string {
   if (fs === undefined) return "-";
   const extra: string[] = [];
   if (fs.label !== undefined) extra.push(`label ${JSON.stringify(fs.label)}`);
@@ -44,7 +56,7 @@ function fsText(fs: FilesystemProbe | undefined): string {
   return extra.length > 0 ? `${fs.type} (${extra.join(", ")})` : fs.type;
 }
 
-function tableText(t: PartitionTable): string {
+export function tableText(t: PartitionTable): string {
   if (t.type === "none") return "none";
   const kind = t.type === "gpt" ? "GPT" : "MBR (DOS)";
   const id = t.type === "gpt" ? `disk GUID ${t.diskId}` : `disk identifier ${t.diskId}`;
@@ -62,7 +74,7 @@ function columns(rows: string[][], right: Set<number>): string[] {
   );
 }
 
-function partitionRows(t: PartitionTable): string[] {
+export function partitionRows(t: PartitionTable): string[] {
   const gpt = t.type === "gpt";
   const head = gpt
     ? ["#", "Start", "Sectors", "Size", "Type", "Name", "Filesystem"]
@@ -98,10 +110,7 @@ async function disk(ctx: Ctx, image: string, o: DiskOptions): Promise<number> {
   const { openImage } = await import("../disk/open-disk.ts");
   const { readPartitionTable } = await import("../disk/partitions.ts");
   const { imageLayers } = await import("../disk/image-layers.ts");
-  const allow = o.allowBacking ?? [];
-  const src = openImage(image, {
-    allowBacking: allow.includes("any") ? "any" : allow.length > 0 ? allow : undefined,
-  });
+  const src = openImage(image, { allowBacking: backingPolicy(o.allowBacking) });
   try {
     const layers = imageLayers(src);
     const table = readPartitionTable(src);
@@ -153,7 +162,7 @@ export function register(program: Command): void {
     .option(
       "--allow-backing <dir>",
       "also follow backing files under <dir> ('any': wherever they are); repeatable",
-      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+      repeatable,
     )
     .addHelpText(
       "after",

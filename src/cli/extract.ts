@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
-import type { ExtractFailure } from "../container/extract.ts";
+import type { ExtractFailure, ExtractReport } from "../container/extract.ts";
 import type { Entry, Reader } from "../container/reader.ts";
 import { baseName, normalizeLookup } from "../format/path.ts";
 import { CliError, type Ctx, run } from "./common.ts";
@@ -18,6 +18,8 @@ export interface ExtractCliOptions extends SecretOptions {
   force?: boolean;
   keepPaths?: boolean;
   progress?: boolean;
+  specials?: boolean;
+  sameOwner?: boolean;
 }
 
 /** Entries selected by path arguments (list semantics), in index order; and the arguments matching nothing. */
@@ -122,6 +124,20 @@ function failureText(f: ExtractFailure): { text: string; reason: string } {
   return { text, reason: e.reason === "IO_ERROR" ? e.code : e.reason };
 }
 
+/** One warning line for the special entries not created, or null. */
+function skippedText(s: ExtractReport["skipped"], asked: boolean): string | null {
+  const total = s.fifos + s.devices + s.sockets;
+  if (total === 0) return null;
+  const parts: string[] = [];
+  if (s.devices > 0) parts.push(`${s.devices} device node${s.devices === 1 ? "" : "s"}`);
+  if (s.fifos > 0) parts.push(`${s.fifos} fifo${s.fifos === 1 ? "" : "s"}`);
+  if (s.sockets > 0) parts.push(`${s.sockets} socket${s.sockets === 1 ? "" : "s"}`);
+  const why = asked
+    ? "sockets are never created, device nodes only by root"
+    : "--specials creates fifos and, as root, device nodes";
+  return `skipped ${parts.join(", ")} (${why})`;
+}
+
 async function extractCommand(
   ctx: Ctx,
   container: string,
@@ -173,11 +189,15 @@ async function extractCommand(
         paths: sel.entries.length > 0 ? paths : [],
         overwrite: o.force === true,
         preservePaths: keep,
+        specials: o.specials === true,
+        sameOwner: o.sameOwner === true,
         onEntry: (x) => {
           if (x.type === "directory") {
             if (!existed.has(x.path)) lines.out(x.path, `Created: ${x.output}/`);
             else lines.quiet(x.path);
           } else if (x.type === "symlink") lines.out(x.path, `Extracted: ${x.output} -> ${x.target}`);
+          else if (x.linkedTo !== undefined) lines.out(x.path, `Linked: ${x.output} => ${x.linkedTo}`);
+          else if (x.type !== "file") lines.out(x.path, `Created: ${x.output} (${x.type})`);
           else lines.out(x.path, `Extracted: ${x.output}`);
         },
         onError: (f) => {
@@ -190,6 +210,8 @@ async function extractCommand(
       progress.stop();
       lines.end();
     }
+    const skippedLine = skippedText(report.skipped, o.specials === true);
+    if (skippedLine) ctx.warn(skippedLine);
     const failed = report.failed.length;
     if (failed === 0) ctx.say(`Successfully extracted ${report.matched} entries`);
     else ctx.say(`Extracted ${report.matched} entries with ${failed} errors`);
@@ -211,6 +233,8 @@ export function register(program: Command): void {
       "-k, --keep-paths",
       "recreate the full paths (default: each entry by its base name, as the reference)",
     )
+    .option("--specials", "create fifos and, as root, device nodes (default: skip them with a warning)")
+    .option("--same-owner", "restore recorded owners (needs root; containers imported from disk images)")
     .option("--progress", "show a progress bar at once (default: only for long runs on a terminal)")
     .option("--no-progress", "never show a progress bar");
   addSecretOptions(cmd)

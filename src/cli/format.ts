@@ -163,7 +163,7 @@ export function compactBytes(n: number): string {
 /** The JSON form of an entry (list --json, stat --json, info --json): see docs/cli.md. */
 export interface EntryJson {
   path: string;
-  type: "file" | "directory" | "symlink" | "other";
+  type: "file" | "directory" | "symlink" | "other" | "character" | "block" | "fifo" | "socket";
   mode: number;
   permissions: string;
   modeString: string;
@@ -178,12 +178,43 @@ export interface EntryJson {
   offset: number;
   implicit?: true;
   target?: string | null;
+  hardlinkOf?: string;
+  nlink?: number;
+  rdevMajor?: number;
+  rdevMinor?: number;
+  uid?: number;
+  gid?: number;
+  atime?: string;
+  atimeNs?: string;
+  ctime?: string;
+  ctimeNs?: string;
+  birthtime?: string;
+  birthtimeNs?: string;
+  /** Values base64-encoded. */
+  xattrs?: Record<string, string>;
+}
+
+/** What the extension area records about an entry beyond the index (all optional). */
+export interface EntryExtras {
+  /** For special entries (device nodes, fifos, sockets), which have no index entry. */
+  specialType?: "character" | "block" | "fifo" | "socket";
+  rdevMajor?: number;
+  rdevMinor?: number;
+  /** Hard links: the path whose object this entry shares, and the names in the group. */
+  hardlinkOf?: string;
+  nlink?: number;
+  uid?: number;
+  gid?: number;
+  atimeNs?: bigint;
+  ctimeNs?: bigint;
+  birthtimeNs?: bigint;
+  xattrs?: Map<string, Buffer>;
 }
 
 export function entryJson(
   e: {
     path: string;
-    type: EntryJson["type"];
+    type: "file" | "directory" | "symlink" | "other";
     mode: number;
     size: number;
     mtimeNs: bigint;
@@ -196,10 +227,11 @@ export function entryJson(
     index: number;
   },
   target?: string | null,
+  x?: EntryExtras,
 ): EntryJson {
   const out: EntryJson = {
     path: e.path,
-    type: e.type,
+    type: x?.specialType ?? e.type,
     mode: e.mode,
     permissions: (e.mode & 0o7777).toString(8).padStart(4, "0"),
     modeString: fullModeString(e.mode),
@@ -213,7 +245,36 @@ export function entryJson(
     payloadSize: e.storedSize,
     offset: e.objectOffset,
   };
-  if (e.index < 0) out.implicit = true;
+  if (e.index < 0 && x?.specialType === undefined) out.implicit = true;
   if (e.type === "symlink") out.target = target ?? null;
+  if (x === undefined) return out;
+  if (x.hardlinkOf !== undefined) out.hardlinkOf = x.hardlinkOf;
+  if (x.nlink !== undefined && x.nlink > 1) out.nlink = x.nlink;
+  if (x.specialType === "character" || x.specialType === "block") {
+    out.rdevMajor = x.rdevMajor ?? 0;
+    out.rdevMinor = x.rdevMinor ?? 0;
+  }
+  if (x.uid !== undefined) out.uid = x.uid;
+  if (x.gid !== undefined) out.gid = x.gid;
+  if (x.atimeNs !== undefined) {
+    out.atime = isoNs(x.atimeNs);
+    out.atimeNs = x.atimeNs.toString();
+  }
+  if (x.ctimeNs !== undefined) {
+    out.ctime = isoNs(x.ctimeNs);
+    out.ctimeNs = x.ctimeNs.toString();
+  }
+  if (x.birthtimeNs !== undefined) {
+    out.birthtime = isoNs(x.birthtimeNs);
+    out.birthtimeNs = x.birthtimeNs.toString();
+  }
+  if (x.xattrs !== undefined && x.xattrs.size > 0) {
+    out.xattrs = Object.fromEntries([...x.xattrs].map(([k, v]) => [k, v.toString("base64")]));
+  }
   return out;
+}
+
+/** "1 file", "2 files" (or the plural given). */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }

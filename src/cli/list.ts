@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import type { Entry, Reader } from "../container/reader.ts";
 import { normalizeLookup } from "../format/path.ts";
 import { CliError, type Ctx, printJson, run } from "./common.ts";
+import { extendedOf, extrasOf, mergeSpecials } from "./extended.ts";
 import { entryJson, hex8, localMinute, modeString, shortSize } from "./format.ts";
 import { readerOptions, warnTornTail } from "./password.ts";
 
@@ -40,10 +41,14 @@ async function list(
   warnTornTail(ctx, r);
   try {
     ctx.debug(prefix ? `Listing entries under '${prefix}'` : "Listing entries");
+    const x = extendedOf(r);
+    const specials = x ? x.specialsUnder(normalizeLookup(prefix ?? "")) : [];
+    const listed = () => mergeSpecials(r.list(prefix ?? ""), specials);
     let n = 0;
     if (o.json) {
       const entries = [];
-      for (const e of r.list(prefix ?? "")) {
+      for (const l of listed()) {
+        const e = l.entry;
         let target: string | null | undefined;
         if (e.type === "symlink") {
           try {
@@ -52,20 +57,21 @@ async function list(
             target = null;
           }
         }
-        entries.push(entryJson(e, target));
+        entries.push(entryJson(e, target, x ? extrasOf(x, l) : undefined));
       }
       n = entries.length;
       if (n === 0 && prefix) throw notFound(prefix);
       printJson(ctx, { container, prefix: prefix ?? null, entries });
-    } else if (!o.long && !o.size && !o.checksum) {
+    } else if (!o.long && !o.size && !o.checksum && specials.length === 0) {
       n = printPaths(ctx, r, prefix ?? "");
       if (n === 0) {
         if (prefix) throw notFound(prefix);
         ctx.print("Container is empty");
       }
     } else {
-      for (const e of r.list(prefix ?? "")) {
-        ctx.print(listLine(e, o));
+      const plain = !o.long && !o.size && !o.checksum;
+      for (const l of listed()) {
+        ctx.print(plain ? l.entry.path : listLine(l.entry, o));
         n++;
       }
       if (n === 0) {

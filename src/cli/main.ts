@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `bfc` command: create, list, extract, info, verify, digest, cat, stat, add, rm, mv, log, recover,
- * compact, limits, sign, keygen, mount, umount, disk, container. Compatible with the reference
+ * compact, limits, sign, keygen, mount, umount, disk, import, container. Compatible with the reference
  * C tool's options and output (docs/cli.md lists every deliberate difference). Exit codes: 0 success,
  * 1 operational failure, 2 usage error. Each command's module loads the library parts it needs only
  * when it runs, so `bfc list` never loads the writer, the worker pool or the progress bar.
@@ -19,6 +19,7 @@ import * as create from "./create.ts";
 import * as digest from "./digest.ts";
 import * as disk from "./disk.ts";
 import * as extract from "./extract.ts";
+import * as importCmd from "./import.ts";
 import * as info from "./info.ts";
 import * as limits from "./limits.ts";
 import * as list from "./list.ts";
@@ -82,6 +83,7 @@ Examples:
   bfc verify --deep archive.bfc
   bfc cat archive.bfc docs/readme.txt
   bfc mount archive.bfc /mnt/archive && bfc umount /mnt/archive
+  bfc import --partition 1 -c zstd vm.qcow2 rootfs.bfc
   bfc container run --bundle ./bundle job   # an OCI bundle stored in job.bfc, run by runc`,
     );
   create.register(program);
@@ -103,6 +105,7 @@ Examples:
   mount.register(program);
   umount.register(program);
   disk.register(program);
+  importCmd.register(program);
   container.register(program);
   return { program, current: () => current };
 }

@@ -1,6 +1,6 @@
 /**
- * `bfc mount <source> <mountpoint>`: serves a container (or a zip, or a folder) through FUSE so other
- * processes use it as an ordinary folder (read-only, or with --rw a container whose changes become
+ * `bfc mount <source> <mountpoint>`: serves a container (or a zip, a folder, or the ext2/3/4 filesystem
+ * of a disk image) through FUSE so other processes use it as an ordinary folder (read-only, or with --rw a container whose changes become
  * commits). Without --foreground the command returns once
  * the mount is ready (a child process reports readiness on a pipe) and the filesystem keeps running
  * in the background until `bfc umount`, SIGINT or SIGTERM.
@@ -12,8 +12,10 @@ import type { SpillStore } from "../container/spill.ts";
 import { BfcError } from "../errors.ts";
 import type { FuseSource } from "../fuse/mount.ts";
 import type { BfcMountOptions } from "../vfs/types/bfc.ts";
+import type { DiskMountOptions } from "../vfs/types/disk.ts";
 import type { Vfs } from "../vfs/vfs.ts";
 import { CliError, type Ctx, intOption, run, UsageError } from "./common.ts";
+import { backingPolicy, repeatable } from "./disk.ts";
 import {
   addSecretOptions,
   explicitCredentials,
@@ -40,12 +42,21 @@ interface MountOptions extends SecretOptions {
   compression?: string;
   compressionLevel?: string;
   message?: string;
+  partition?: string;
+  allowBacking?: string[];
 }
 
 /** Seconds between commits of a read-write mount when --commit-interval is not given. */
 const DEFAULT_COMMIT_INTERVAL = 30;
 
-const TYPES = ["bfc", "zip", "dir"] as const;
+const TYPES = ["bfc", "zip", "dir", "disk"] as const;
+
+/** A disk image: QCOW2 magic, an MBR/GPT boot signature, or an ext superblock at byte 1024. */
+function isDiskImage(head: Buffer): boolean {
+  if (head.toString("latin1", 0, 4) === "QFI\xfb") return true;
+  if (head.length >= 512 && head[510] === 0x55 && head[511] === 0xaa) return true;
+  return head.length >= 1082 && head.readUInt16LE(1080) === 0xef53;
+}
 
 /** The filesystem type of a source from what it is and its first bytes. */
 export function detectType(source: string): (typeof TYPES)[number] {
@@ -58,17 +69,19 @@ export function detectType(source: string): (typeof TYPES)[number] {
     });
   }
   if (st.isDirectory()) return "dir";
-  const head = Buffer.alloc(8);
+  const buf = Buffer.alloc(2048);
   const fd = fs.openSync(source, "r");
+  let head: Buffer;
   try {
-    fs.readSync(fd, head, 0, 8, 0);
+    head = buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0));
   } finally {
     fs.closeSync(fd);
   }
   if (head.toString("latin1", 0, 6) === "BFCFv1") return "bfc";
   if (head[0] === 0x50 && head[1] === 0x4b && [3, 5, 7].includes(head[2] as number)) return "zip";
+  if (isDiskImage(head)) return "disk";
   throw new CliError(
-    `cannot tell what '${source}' is (not a BFC container, zip or folder); pass --type`,
+    `cannot tell what '${source}' is (not a BFC container, zip, disk image or folder); pass --type`,
     "BAD_MAGIC",
   );
 }
@@ -108,6 +121,16 @@ function writableOptions(o: MountOptions): {
     level: intOption(o.compressionLevel, "-l/--compression-level", 1, 22),
     message: o.message ?? "bfc mount --rw",
   };
+}
+
+/** The disk type's mount options from --partition and --allow-backing. */
+function diskOptions(image: string, o: MountOptions): DiskMountOptions & Record<string, unknown> {
+  const d: DiskMountOptions & Record<string, unknown> = { image };
+  const partition = intOption(o.partition, "--partition", 0, 65535);
+  if (partition !== undefined) d.partition = partition;
+  const allow = backingPolicy(o.allowBacking);
+  if (allow !== undefined) d.allowBacking = allow;
+  return d;
 }
 
 /** Runs the filesystem in this process until unmounted or signalled. */
@@ -171,6 +194,9 @@ async function serve(
     };
   } else if (type === "zip") {
     fuseSource = { mounts: [{ type: "zip", target: "/", options: { path: abs } }] };
+  } else if (type === "disk") {
+    // An image is immutable while mounted: serving threads each open it.
+    fuseSource = { mounts: [{ type: "disk", target: "/", options: diskOptions(abs, o) }] };
   } else if (type === "dir") {
     // A host folder can change under the mount: one thread serves it, from a VFS made here.
     const { createVfs } = await import("../vfs/index.ts");
@@ -270,6 +296,9 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   if (o.fuseBackend) args.push("--fuse-backend", o.fuseBackend);
   if (o.threads) args.push("--threads", o.threads);
   if (o.readdirplus) args.push("--readdirplus", o.readdirplus);
+  if (o.partition !== undefined) args.push("--partition", o.partition);
+  for (const dir of o.allowBacking ?? [])
+    args.push("--allow-backing", dir === "any" ? dir : path.resolve(dir));
   const { startMountProcess } = await import("../fuse/mount-process.ts");
   try {
     await startMountProcess({
@@ -292,6 +321,12 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
 async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptions): Promise<number> {
   if (o.type !== undefined && !(TYPES as readonly string[]).includes(o.type)) {
     throw new UsageError(`unknown --type '${o.type}' (one of: ${TYPES.join(", ")})`);
+  }
+  if (o.partition !== undefined || o.allowBacking !== undefined) {
+    intOption(o.partition, "--partition", 0, 65535);
+    if ((o.type ?? detectType(source)) !== "disk") {
+      throw new UsageError("--partition and --allow-backing apply to disk images only");
+    }
   }
   if (readerOptions(o).commit !== undefined && (o.type ?? detectType(source)) !== "bfc") {
     throw new UsageError("--commit applies to BFC containers only");
@@ -339,8 +374,10 @@ async function mount(ctx: Ctx, source: string, mountpoint: string, o: MountOptio
 export function register(program: Command): void {
   const cmd = program
     .command("mount")
-    .description("serve a container (or zip, or folder) as a folder through FUSE (read-only unless --rw)")
-    .argument("<source>", "a BFC container, a zip archive or a folder")
+    .description(
+      "serve a container (or zip, folder, or disk image) as a folder through FUSE (read-only unless --rw)",
+    )
+    .argument("<source>", "a BFC container, a zip archive, a folder, or a raw or QCOW2 disk image (ext2/3/4)")
     .argument("<mountpoint>", "an empty directory")
     .addOption(
       new Option("-t, --type <type>", "source type (default: from the file's magic)").choices([...TYPES]),
@@ -362,6 +399,12 @@ export function register(program: Command): void {
     .option("--gid <n>", "report this group for every entry")
     .option("--debug", "log every failing filesystem call on stderr")
     .option("--log <file>", "in the background, append the mount process's messages to <file>")
+    .option("--partition <n>", "disk images: the partition to mount (0: the whole disk)")
+    .option(
+      "--allow-backing <dir>",
+      "disk images: also follow QCOW2 backing files under <dir> ('any': anywhere); repeatable",
+      repeatable,
+    )
     .addOption(
       new Option(
         "--fuse-backend <backend>",
@@ -388,7 +431,8 @@ Examples:
   bfc mount site.bfc /mnt/site && ls /mnt/site && bfc umount /mnt/site
   bfc mount --rw -c zstd work.bfc /mnt/work && cp -r src /mnt/work && bfc umount /mnt/work
   bfc mount -f --debug deps.zip /mnt/deps
-  BFC_PASSWORD=secret bfc mount secret.bfc /mnt/secret`,
+  BFC_PASSWORD=secret bfc mount secret.bfc /mnt/secret
+  bfc mount --partition 1 vm.qcow2 /mnt/vm`,
     )
     .action((source: string, mountpoint: string, opts: MountOptions, c: Command) =>
       run(c, (ctx) => mount(ctx, source, mountpoint, opts)),

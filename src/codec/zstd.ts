@@ -21,6 +21,51 @@ export function zstdCompressSync(data: Uint8Array, level: number): Buffer {
   return zlib.zstdCompressSync(data, compressOptions(level, data.length));
 }
 
+/**
+ * One zstd frame per call through a single long-lived compression context. zstdCompressSync makes
+ * a context per call that Node frees only when the garbage collector gets to it, so compressing
+ * many small files that way holds tens of MiB of dead contexts; this keeps one. Each call hands the
+ * whole input with ZSTD_e_end, so zstd records the content size exactly as a pledged one-shot
+ * compression does (the frames are identical to zstdCompressSync's). Calls run one at a time, on
+ * libuv's thread pool.
+ */
+export class ZstdFramer {
+  private readonly stream: zlib.ZstdCompress;
+  private parts: Buffer[] = [];
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(level: number) {
+    this.stream = zlib.createZstdCompress({
+      params: compressOptions(level, 0).params,
+      flush: zlib.constants.ZSTD_e_end,
+      chunkSize: 64 * 1024,
+    });
+    this.stream.on("data", (d: Buffer) => this.parts.push(d));
+    // Errors also reach each write's callback; this keeps an unhandled 'error' event from throwing.
+    this.stream.on("error", () => {});
+  }
+
+  compress(data: Uint8Array): Promise<Buffer> {
+    const run = this.chain.then(
+      () =>
+        new Promise<Buffer>((resolve, reject) => {
+          this.parts = [];
+          this.stream.write(data, (e) => {
+            if (e) return reject(e);
+            const p = this.parts;
+            resolve(p.length === 1 ? (p[0] as Buffer) : Buffer.concat(p));
+          });
+        }),
+    );
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  close(): void {
+    this.stream.destroy();
+  }
+}
+
 /** A streaming encoder producing one frame; `size` is pledged so the frame header carries it. */
 export function createZstdEncoder(level: number, size: number): zlib.ZstdCompress {
   return zlib.createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });

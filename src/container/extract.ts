@@ -1,9 +1,12 @@
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { BfcError, fromSystemError } from "../errors.ts";
 import { PERM_MASK } from "../format/constants.ts";
+import type { EntryAttrs, SpecialEntry } from "../format/extension.ts";
 import { baseName, normalizeLookup } from "../format/path.ts";
+import { ExtendedEntries, type SpecialType, specialAsEntry, specialType } from "./extended-entries.ts";
 import type { Entry, Reader } from "./reader.ts";
 
 export interface ExtractOptions {
@@ -13,6 +16,13 @@ export interface ExtractOptions {
   overwrite?: boolean;
   /** Keep the directory structure (default). When false, each entry is written by its base name. */
   preservePaths?: boolean;
+  /**
+   * Create the container's fifos and (as root) device nodes; sockets are never created. Without it
+   * special entries are skipped and counted in the report.
+   */
+  specials?: boolean;
+  /** Restore owners recorded in the container (chown; needs root), as tar's --same-owner. */
+  sameOwner?: boolean;
   onEntry?: (e: ExtractedEntry) => void;
   onError?: (e: ExtractFailure) => void;
   onProgress?: (p: { entries: number; totalEntries: number; bytes: number; totalBytes: number }) => void;
@@ -22,8 +32,10 @@ export interface ExtractedEntry {
   path: string;
   /** Output path relative to the destination. */
   output: string;
-  type: Entry["type"];
+  type: Entry["type"] | SpecialType;
   target?: string;
+  /** Hard links: the output path of the file it was linked to. */
+  linkedTo?: string;
 }
 
 export interface ExtractFailure {
@@ -33,10 +45,12 @@ export interface ExtractFailure {
 }
 
 export interface ExtractReport {
-  /** Entries selected by the filters. */
+  /** Entries selected by the filters (special entries included unless skipped). */
   matched: number;
   extracted: number;
   failed: ExtractFailure[];
+  /** Special entries not created: all without `specials`; sockets, and devices unless root, with it. */
+  skipped: { fifos: number; devices: number; sockets: number };
 }
 
 const STREAM_ABOVE = 8 * 1024 * 1024;
@@ -55,6 +69,8 @@ export async function extract(
 ): Promise<ExtractReport> {
   const preserve = options.preservePaths !== false;
   const selected = select(reader, options.paths);
+  const x = ExtendedEntries.of(reader);
+  const specials = x ? selectSpecials(x, options.paths) : [];
   if (selected.some((e) => e.encrypted)) {
     try {
       await reader.unlock();
@@ -73,10 +89,16 @@ export async function extract(
     safeDirs: new Set([""]),
     overwrite: options.overwrite === true,
     createdDirs: new Set(),
+    sameOwner: options.sameOwner === true,
+    reader,
   };
   const failed: ExtractFailure[] = [];
   const dirs: { out: string; entry: Entry }[] = [];
   const links: Entry[] = [];
+  const hardlinks: Entry[] = [];
+  /** Index position of each regular file written → its output path (hard links link to it). */
+  const written = new Map<number, string>();
+  const skipped = { fifos: 0, devices: 0, sockets: 0 };
   let extracted = 0;
   let bytes = 0;
   let done = 0;
@@ -117,6 +139,10 @@ export async function extract(
         dirs.push({ out, entry: e });
         extracted++;
         options.onEntry?.({ path: e.path, output: out, type: e.type });
+      } else if (e.type === "file" && x !== null && x.inodeOf(e.index) !== e.index) {
+        // Linked once every file is written: its target may come later in path order.
+        hardlinks.push(e);
+        continue;
       } else if (e.type === "file") {
         await ensureParents(ctx, out);
         let data: Buffer | BfcError | null = null;
@@ -127,7 +153,7 @@ export async function extract(
         }
 
         await writeFile(reader, ctx, e, out, data);
-
+        written.set(e.index, out);
         extracted++;
         bytes += e.size;
         options.onEntry?.({ path: e.path, output: out, type: e.type });
@@ -143,6 +169,51 @@ export async function extract(
     }
     done++;
     options.onProgress?.({ entries: done, totalEntries: selected.length, bytes, totalBytes });
+  }
+
+  for (const e of hardlinks) {
+    const out = outOf(e);
+    try {
+      await ensureParents(ctx, out);
+      const first = written.get((x as ExtendedEntries).inodeOf(e.index));
+      if (first !== undefined && first !== out) {
+        makeHardlink(ctx, out, first);
+        options.onEntry?.({ path: e.path, output: out, type: e.type, linkedTo: first });
+      } else {
+        // Its file was not extracted (not selected, or failed): the content is written instead.
+        await writeFile(reader, ctx, e, out, null);
+        written.set(e.index, out);
+        options.onEntry?.({ path: e.path, output: out, type: e.type });
+      }
+      extracted++;
+      bytes += e.size;
+    } catch (err) {
+      fail(e, out, err);
+    }
+    done++;
+    options.onProgress?.({ entries: done, totalEntries: selected.length, bytes, totalBytes });
+  }
+
+  const root0 = typeof process.getuid === "function" && process.getuid() === 0;
+  for (const sp of specials) {
+    const type = specialType(sp.mode) as SpecialType;
+    const device = type === "character" || type === "block";
+    if (!options.specials || type === "socket" || (device && !root0)) {
+      if (type === "socket") skipped.sockets++;
+      else if (device) skipped.devices++;
+      else skipped.fifos++;
+      continue;
+    }
+    const e = specialAsEntry(sp);
+    const out = outOf(e);
+    try {
+      await ensureParents(ctx, out);
+      makeSpecial(ctx, out, sp, type);
+      extracted++;
+      options.onEntry?.({ path: sp.path, output: out, type });
+    } catch (err) {
+      fail(e, out, err);
+    }
   }
 
   for (const e of links) {
@@ -163,17 +234,23 @@ export async function extract(
     const { out, entry } = dirs[k];
     try {
       const full = path.join(root, out);
+      const a = attrsOf(ctx, entry);
+      // chown first: it clears setuid and setgid bits that chmod then sets.
+      if (ctx.sameOwner && a?.uid !== undefined && a.gid !== undefined) fs.chownSync(full, a.uid, a.gid);
       fs.chmodSync(full, entry.mode & PERM_MASK);
-      const t = Number(entry.mtimeNs) / 1e9;
-      fs.utimesSync(full, t, t);
+      fs.utimesSync(full, atimeOf(entry, a), seconds(entry.mtimeNs));
     } catch (err) {
       fail(entry, out, err);
     }
   }
-  return { matched: selected.length, extracted, failed };
+  const notCreated = skipped.fifos + skipped.devices + skipped.sockets;
+  return { matched: selected.length + specials.length - notCreated, extracted, failed, skipped };
 }
 
 interface Ctx {
+  reader: Reader;
+  /** chown what is created to the recorded owner. */
+  sameOwner: boolean;
   root: string;
   /** Directories (relative) known to be real directories inside root. */
   safeDirs: Set<string>;
@@ -192,6 +269,27 @@ function select(reader: Reader, filters: string[] | undefined): Entry[] {
     if (p === "") for (const e of reader.entries()) picked.set(e.index, e);
   }
   return [...picked.values()].sort((a, b) => a.index - b.index);
+}
+
+/** Special entries at or under the filters (all without filters), in path order. */
+function selectSpecials(x: ExtendedEntries, filters: string[] | undefined): SpecialEntry[] {
+  if (!filters || filters.length === 0) return [...x.specials];
+  const picked = new Map<string, SpecialEntry>();
+  for (const f of filters) for (const e of x.specialsUnder(normalizeLookup(f))) picked.set(e.path, e);
+  return [...picked.values()];
+}
+
+function seconds(ns: bigint): number {
+  return Number(ns) / 1e9;
+}
+
+function attrsOf(ctx: Ctx, e: Entry): EntryAttrs | undefined {
+  return e.index >= 0 ? ctx.reader.attributesAt(e.index) : undefined;
+}
+
+/** The access time to restore: the recorded one, else the mtime (as before attributes existed). */
+function atimeOf(e: Entry, a: EntryAttrs | undefined): number {
+  return seconds(a?.atimeNs ?? e.mtimeNs);
 }
 
 /** Makes every parent of `rel` a real directory inside root, refusing symlinks and files. */
@@ -315,9 +413,10 @@ async function writeFile(
         pos += chunk.length;
       }
     }
+    const a = attrsOf(ctx, e);
+    if (ctx.sameOwner && a?.uid !== undefined && a.gid !== undefined) fs.fchownSync(fd, a.uid, a.gid);
     fs.fchmodSync(fd, e.mode & PERM_MASK);
-    const t = Number(e.mtimeNs) / 1e9;
-    fs.futimesSync(fd, t, t);
+    fs.futimesSync(fd, atimeOf(e, a), seconds(e.mtimeNs));
     ok = true;
   } finally {
     fs.closeSync(fd);
@@ -366,12 +465,84 @@ function makeSymlink(ctx: Ctx, rel: string, target: Buffer, e: Entry): void {
       throw fromSystemError(err, `cannot create symlink '${rel}'`, rel);
     }
   }
-  const t = Number(e.mtimeNs) / 1e9;
+  const a = attrsOf(ctx, e);
+  if (ctx.sameOwner && a?.uid !== undefined && a.gid !== undefined) {
+    try {
+      fs.lchownSync(full, a.uid, a.gid);
+    } catch (err) {
+      throw fromSystemError(err, `cannot set the owner of '${rel}'`, rel);
+    }
+  }
   try {
-    fs.lutimesSync(full, t, t);
+    fs.lutimesSync(full, atimeOf(e, a), seconds(e.mtimeNs));
   } catch {
     // Some file systems cannot time a symlink; the link itself is what matters.
   }
+}
+
+/** Clears the way for a new name: nothing there, or (with overwrite) a non-directory removed. */
+function clearTarget(ctx: Ctx, rel: string, full: string): void {
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(full);
+  } catch {
+    return;
+  }
+  if (st.isDirectory()) {
+    throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${rel}' exists and is a directory`, { path: rel });
+  }
+  if (!ctx.overwrite)
+    throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${rel}' already exists`, { path: rel });
+}
+
+/**
+ * Links `rel` to the file extracted as `first` (both inside root, checked). Replacing goes through
+ * a temporary name and a rename, so what was at `rel` is replaced, never written through.
+ */
+function makeHardlink(ctx: Ctx, rel: string, first: string): void {
+  const full = path.join(ctx.root, rel);
+  clearTarget(ctx, rel, full);
+  const tmp = path.join(
+    path.dirname(full),
+    `.${path.basename(full)}.bfc-link-${randomBytes(4).toString("hex")}`,
+  );
+  try {
+    fs.linkSync(path.join(ctx.root, first), tmp);
+  } catch (err) {
+    throw fromSystemError(err, `cannot link '${rel}' to '${first}'`, rel);
+  }
+  try {
+    fs.renameSync(tmp, full);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw fromSystemError(err, `cannot create '${rel}'`, rel);
+  }
+}
+
+/** Creates a fifo (mkfifo) or device node (mknod; root) for a special entry. */
+function makeSpecial(ctx: Ctx, rel: string, s: SpecialEntry, type: SpecialType): void {
+  const full = path.join(ctx.root, rel);
+  clearTarget(ctx, rel, full);
+  fs.rmSync(full, { force: true });
+  const perm = (s.mode & PERM_MASK).toString(8);
+  const [cmd, args] =
+    type === "fifo"
+      ? ["mkfifo", ["-m", perm, "--", full]]
+      : [
+          "mknod",
+          ["-m", perm, "--", full, type === "block" ? "b" : "c", String(s.rdevMajor), String(s.rdevMinor)],
+        ];
+  const r = spawnSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] });
+  if (r.error || r.status !== 0) {
+    const why = r.error ? r.error.message : r.stderr.trim() || `exit status ${r.status}`;
+    throw new BfcError("EIO", "IO_ERROR", `cannot create ${type} '${rel}': ${cmd}: ${why}`, { path: rel });
+  }
+  const a = s.attrs;
+  if (ctx.sameOwner && a?.uid !== undefined && a.gid !== undefined) {
+    fs.lchownSync(full, a.uid, a.gid);
+    fs.chmodSync(full, s.mode & PERM_MASK);
+  }
+  fs.utimesSync(full, seconds(a?.atimeNs ?? s.mtimeNs), seconds(s.mtimeNs));
 }
 
 function writeAllSync(fd: number, data: Uint8Array, position: number): void {

@@ -55,7 +55,9 @@ export interface TransformResult {
 }
 
 interface Pending {
-  data: Uint8Array;
+  /** The content until it is copied into a batch (then null: the batch holds it). */
+  data: Uint8Array | null;
+  len: number;
   level: number;
   encrypt: boolean;
   aad: Uint8Array;
@@ -73,6 +75,7 @@ interface Slot {
 const BATCH_BYTES = 4 * 1024 * 1024;
 const BATCH_JOBS = 512;
 const STREAM_WINDOW = 4;
+const WORKER_YOUNG_MB = 8;
 
 export class TransformPool {
   private readonly slots: Slot[] = [];
@@ -80,6 +83,8 @@ export class TransformPool {
   private readonly streams = new Map<number, StreamSession>();
   private queue: Pending[] = [];
   private queuedBytes = 0;
+  /** Bytes handed to `transform` whose results have not come back. */
+  private outstanding = 0;
   private flushScheduled = false;
   private nextId = 1;
   private failure: Error | null = null;
@@ -95,7 +100,11 @@ export class TransformPool {
 
   private spawn(): Slot {
     const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-    const worker = new Worker(new URL(`./transform-worker${ext}`, import.meta.url));
+    // Workers hold few objects for long: a small young generation collects the buffers they churn
+    // through (inputs, zstd outputs) often, instead of letting each isolate grow by tens of MiB.
+    const worker = new Worker(new URL(`./transform-worker${ext}`, import.meta.url), {
+      resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB },
+    });
     const slot: Slot = { worker, load: 0, busy: 0 };
     worker.on("message", (m: FromWorker) => this.onMessage(slot, m));
     worker.on("error", (e) => this.fail(e));
@@ -130,11 +139,25 @@ export class TransformPool {
     return best;
   }
 
+  /**
+   * Bytes handed to `transform` and not yet returned. Callers keep this near `window` so inputs,
+   * batches and results in flight stay bounded while every worker has work queued.
+   */
+  get pendingBytes(): number {
+    return this.outstanding;
+  }
+
+  /** In-flight bytes that keep every worker busy: two full batches each. */
+  get window(): number {
+    return 2 * BATCH_BYTES * this.max;
+  }
+
   /** Checksums, maybe compresses, maybe encrypts one whole file. */
   transform(data: Uint8Array, level: number, encrypt: boolean, aad: Uint8Array): Promise<TransformResult> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.queue.push({ data, level, encrypt, aad, resolve, reject });
+      this.queue.push({ data, len: data.length, level, encrypt, aad, resolve, reject });
+      this.outstanding += data.length;
       this.queuedBytes += data.length;
       if (this.queuedBytes >= BATCH_BYTES || this.queue.length >= BATCH_JOBS) this.flush();
       else if (!this.flushScheduled) {
@@ -155,9 +178,10 @@ export class TransformPool {
     const specs: BatchJob[] = [];
     let p = 0;
     for (const j of jobs) {
-      buf.set(j.data, p);
-      specs.push({ off: p, len: j.data.length, level: j.level, encrypt: j.encrypt, aad: j.aad });
-      p += j.data.length;
+      buf.set(j.data as Uint8Array, p);
+      j.data = null;
+      specs.push({ off: p, len: j.len, level: j.level, encrypt: j.encrypt, aad: j.aad });
+      p += j.len;
     }
     const id = this.nextId++;
     const slot = this.leastLoaded();
@@ -197,10 +221,11 @@ export class TransformPool {
         const data = Buffer.from(m.data);
         let total = 0;
         m.results.forEach((r, k) => {
-          total += b.jobs[k].data.length;
+          total += b.jobs[k].len;
           b.jobs[k].resolve({ payload: data.subarray(r.off, r.off + r.len), comp: r.comp, crc: r.crc });
         });
         slot.load -= Math.max(1, total);
+        this.outstanding -= total;
         this.busy(slot, -1);
         break;
       }

@@ -45,10 +45,11 @@ import { encodeIndex, type IndexRecord, sortRecords } from "../format/index-tabl
 import { encodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
 import { normalizePath, referenceCanLookUp } from "../format/path.ts";
 import { shouldCompress } from "./compressibility.ts";
+import { InlineStream } from "./inline-stream.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { OutputFile } from "./output-file.ts";
-import { transformOne } from "./transform.ts";
-import { TransformPool } from "./transform-pool.ts";
+import { Transformer, transformOne } from "./transform.ts";
+import { type StreamSession, TransformPool } from "./transform-pool.ts";
 
 export type Compression = "none" | "zstd" | "auto";
 
@@ -63,7 +64,11 @@ export interface WriterOptions extends Credentials {
   threshold?: number;
   /** Recorded in the header only (default 4096). */
   blockSize?: number;
-  /** Worker threads for compression and encryption (default: available cores). */
+  /**
+   * Worker threads for compression and encryption (default: available cores). 0 transforms on the
+   * writer's own thread (zlib still compresses large files on libuv's thread pool): slower with
+   * many cores, but no worker isolates, so the least memory.
+   */
   workers?: number;
   onWarning?: (message: string, path?: string) => void;
   /** Called as each entry is written. */
@@ -123,6 +128,20 @@ export interface WriteSummary {
 export type FileSource = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
 
 /**
+ * Content of a known size read by position (a file inside a disk image): it can be read twice, so
+ * a large file streams without being spooled even when compression may have to be undone.
+ */
+export interface PositionalSource {
+  readonly size: number;
+  /** Fills `buf` from `position`; returns the bytes read (short only at the end). */
+  read(buf: Buffer, position: number): number;
+  /** Called once the content is no longer needed (written, or the writer failed). */
+  close?(): void;
+  /** Names the source in errors (default: the entry's path). */
+  label?: string;
+}
+
+/**
  * Where a commit's writer puts its output: into an existing container, after its last complete
  * commit. The container's owner (Container) holds the descriptor, the lock and the key.
  */
@@ -150,6 +169,10 @@ export interface RawPayload {
   crc: number;
 }
 
+/** With `workers: 0`: bytes of small files queued for compression on this thread. */
+const INLINE_WINDOW = 4 * 1024 * 1024;
+/** Chunk size of the arena index paths are packed into. */
+const PATH_ARENA = 64 * 1024;
 /** Files up to this size are read whole and transformed as one job; larger ones stream. */
 const SMALL_FILE = 4 * 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -186,11 +209,12 @@ interface Job {
 interface StreamSource {
   /** Known size, or -1 for a stream of unknown length. */
   size: number;
-  fd?: number;
+  /** Positioned reads (a file, a spooled stream, a PositionalSource); else `iterator`. */
+  read?: (buf: Buffer, position: number) => number;
+  close?: () => void;
   iterator?: AsyncIterator<Uint8Array>;
   head?: Buffer;
   label: string;
-  closeFd?: boolean;
   compress: boolean;
   /** A stream of unknown length: counted against the byte limits as it is written. */
   uncounted?: boolean;
@@ -241,9 +265,15 @@ export class Writer {
   private readonly key: Buffer | null;
   private readonly out: OutputFile;
   private pool: TransformPool | null = null;
+  /** With `workers: 0`: the zstd contexts small files are compressed with on this thread. */
+  private transformer: Transformer | null = null;
+  /** Bytes handed to `transformer` whose results have not come back. */
+  private inlinePending = 0;
   private scratch: Buffer | null = null;
 
   private readonly records: IndexRecord[] = [];
+  private arena = Buffer.allocUnsafeSlow(0);
+  private arenaUsed = 0;
   /** Every path added, and its kind: O(1) duplicate and conflict checks. */
   private readonly kinds = new Map<string, "file" | "directory" | "symlink">();
   /** Paths that exist as parents of added entries. */
@@ -407,7 +437,7 @@ export class Writer {
     await this.waitForRoom(STREAM_JOB_BYTES);
     this.enqueue({
       path: p,
-      pathBytes: Buffer.from(p),
+      pathBytes: this.pathBytes(p),
       kind: "file",
       mode: S_IFREG | (meta.mode & PERM_MASK),
       mtimeNs: meta.mtimeNs,
@@ -601,6 +631,24 @@ export class Writer {
     }
   }
 
+  /**
+   * A path's bytes for the index, kept until finish: packed into arena chunks of their own rather
+   * than Node's shared Buffer pool, where each would pin a 64 KiB slab and whatever file content
+   * had been allocated in it.
+   */
+  private pathBytes(p: string): Buffer {
+    const n = Buffer.byteLength(p);
+    if (n > PATH_ARENA / 8) return Buffer.from(p);
+    if (this.arenaUsed + n > this.arena.length) {
+      this.arena = Buffer.allocUnsafeSlow(PATH_ARENA);
+      this.arenaUsed = 0;
+    }
+    const b = this.arena.subarray(this.arenaUsed, this.arenaUsed + n);
+    b.write(p);
+    this.arenaUsed += n;
+    return b;
+  }
+
   private wantsCompression(name: string, head: Uint8Array, size: number): boolean {
     if (this.compression === "none" || size < this.threshold || size === 0) return false;
     if (this.compression === "zstd") return true;
@@ -613,7 +661,7 @@ export class Writer {
     const p = this.claim(name, "directory");
     this.enqueue({
       path: p,
-      pathBytes: Buffer.from(p),
+      pathBytes: this.pathBytes(p),
       kind: "directory",
       mode: S_IFDIR | ((meta.mode ?? 0o755) & PERM_MASK),
       mtimeNs: toNs(meta.mtime, nowNs()),
@@ -637,7 +685,7 @@ export class Writer {
     const p = this.claim(name, "symlink");
     this.enqueue({
       path: p,
-      pathBytes: Buffer.from(p),
+      pathBytes: this.pathBytes(p),
       kind: "symlink",
       mode: S_IFLNK | ((meta.mode ?? 0o777) & PERM_MASK),
       mtimeNs: toNs(meta.mtime, nowNs()),
@@ -705,7 +753,7 @@ export class Writer {
   }
 
   /** Adds an open file; takes ownership of fd. */
-  private async addFromFd(
+  private addFromFd(
     p: string,
     label: string,
     fd: number,
@@ -713,10 +761,61 @@ export class Writer {
     mode: number,
     mtimeNs: bigint,
   ): Promise<void> {
+    const read = (buf: Buffer, position: number): number => {
+      try {
+        return readSome(fd, buf, position);
+      } catch (e) {
+        throw fromSystemError(e, `cannot read '${label}'`, label);
+      }
+    };
+    return this.addPositional(p, label, read, () => fs.closeSync(fd), size, mode, mtimeNs);
+  }
+
+  /**
+   * Adds a regular file whose content is read by position (see PositionalSource): the source is
+   * read when the file's turn comes, small files whole, large ones streamed in chunks.
+   */
+  async addFileFrom(name: string, source: PositionalSource, meta: EntryMeta = {}): Promise<void> {
+    const p = this.claim(name, "file");
+    const close = () => source.close?.();
+    try {
+      if (!Number.isSafeInteger(source.size) || source.size < 0) {
+        close();
+        throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid size ${source.size} for '${p}'`, {
+          path: p,
+        });
+      }
+      const mode = S_IFREG | ((meta.mode ?? 0o644) & PERM_MASK);
+      const read = (buf: Buffer, position: number) => source.read(buf, position);
+      await this.addPositional(
+        p,
+        source.label ?? p,
+        read,
+        close,
+        source.size,
+        mode,
+        toNs(meta.mtime, nowNs()),
+      );
+    } catch (e) {
+      if (!this.failure) this.unclaim(p);
+      throw e;
+    }
+  }
+
+  /** Adds content read by position; `close` is called exactly once, whatever happens. */
+  private async addPositional(
+    p: string,
+    label: string,
+    read: (buf: Buffer, position: number) => number,
+    close: () => void,
+    size: number,
+    mode: number,
+    mtimeNs: bigint,
+  ): Promise<void> {
     try {
       this.countBytes(p, size, size);
     } catch (e) {
-      fs.closeSync(fd);
+      close();
       throw e;
     }
     if (size <= SMALL_FILE) {
@@ -727,30 +826,30 @@ export class Writer {
         // go through one reused buffer instead of a fresh allocation per file.
         const direct = this.compression === "none" && !this.key && !this.pumping && this.queue.length === 0;
         if (direct) this.scratch ??= Buffer.allocUnsafe(SMALL_FILE);
-        data = readExactly(fd, size, label, direct ? this.scratch : undefined);
+        data = readExactly(read, size, label, direct ? this.scratch : undefined);
       } finally {
-        fs.closeSync(fd);
+        close();
       }
       this.enqueueSmall(p, data, mode, mtimeNs);
       return;
     }
+    let head: Buffer;
     try {
       await this.waitForRoom(STREAM_JOB_BYTES);
+      head = readExactly(read, Math.min(16384, size), label);
     } catch (e) {
-      fs.closeSync(fd);
+      close();
       throw e;
     }
-    const head = Buffer.allocUnsafe(Math.min(16384, size));
-    fs.readSync(fd, head, 0, head.length, 0);
     this.enqueue({
       path: p,
-      pathBytes: Buffer.from(p),
+      pathBytes: this.pathBytes(p),
       kind: "file",
       mode,
       mtimeNs,
       size,
       weight: STREAM_JOB_BYTES,
-      stream: { size, fd, label, closeFd: true, compress: this.wantsCompression(p, head, size) },
+      stream: { size, read, close, label, compress: this.wantsCompression(p, head, size) },
     });
   }
 
@@ -782,7 +881,7 @@ export class Writer {
     const done = new Promise<void>((resolve, reject) => {
       this.enqueue({
         path: p,
-        pathBytes: Buffer.from(p),
+        pathBytes: this.pathBytes(p),
         kind: "file",
         mode,
         mtimeNs,
@@ -805,7 +904,7 @@ export class Writer {
   private enqueueSmall(p: string, data: Buffer, mode: number, mtimeNs: bigint): void {
     const job: Job = {
       path: p,
-      pathBytes: Buffer.from(p),
+      pathBytes: this.pathBytes(p),
       kind: "file",
       mode,
       mtimeNs,
@@ -815,6 +914,17 @@ export class Writer {
     const compress = this.wantsCompression(p, data, data.length);
     if (!compress && !this.key) {
       job.payload = { data, comp: COMP_NONE, crc: crc32c(data) };
+    } else if (this.opts.workers === 0) {
+      this.transformer ??= new Transformer();
+      this.inlinePending += data.length;
+      const pending = this.transformer
+        .transform(data, compress ? this.level : 0, this.key, job.pathBytes)
+        .then((r) => {
+          this.inlinePending -= data.length;
+          return { data: r.payload, comp: r.comp, crc: r.crc };
+        });
+      pending.catch(() => {});
+      job.pending = pending;
     } else if (!this.pool && this.inlineBudget >= data.length) {
       // Starting worker threads costs more than transforming a few small files here (a commit of
       // one change); the pool takes over once the work adds up.
@@ -924,12 +1034,23 @@ export class Writer {
   private async waitForRoom(bytes: number): Promise<void> {
     while (
       (this.windowBytes > 0 && this.windowBytes + bytes > WINDOW_BYTES) ||
-      this.queue.length >= WINDOW_JOBS
+      this.queue.length >= WINDOW_JOBS ||
+      this.transformsFull(bytes)
     ) {
       this.checkUsable();
       await new Promise<void>((r) => this.roomWaiters.push(r));
     }
     this.checkUsable();
+  }
+
+  /**
+   * Whether small files handed to the worker pool already keep every worker busy: more would only
+   * pile up as copies in flight (memory), not go faster.
+   */
+  private transformsFull(bytes: number): boolean {
+    const pool = this.pool;
+    if (pool !== null && pool.pendingBytes > 0 && pool.pendingBytes + bytes > pool.window) return true;
+    return this.inlinePending > 0 && this.inlinePending + bytes > INLINE_WINDOW;
   }
 
   private wake(): void {
@@ -956,7 +1077,7 @@ export class Writer {
     this.failure ??= e;
     for (const j of this.queue) {
       j.done?.reject(e);
-      if (j.stream?.closeFd && j.stream.fd !== undefined) fs.closeSync(j.stream.fd);
+      closeStream(j.stream);
     }
     this.queue.length = 0;
     this.windowBytes = 0;
@@ -1159,10 +1280,7 @@ export class Writer {
       this.out.patch(hdr, objOffset);
       this.record(job, objOffset, prefix + encSize, r.comp, enc, r.size, r.crc);
     } finally {
-      if (src.closeFd && src.fd !== undefined) {
-        fs.closeSync(src.fd);
-        src.fd = undefined;
-      }
+      closeStream(src);
     }
   }
 
@@ -1184,8 +1302,8 @@ export class Writer {
         if (r.done) break;
         put(r.value);
       }
-      src.fd = fd;
-      src.closeFd = true;
+      src.read = (buf, position) => readSome(fd, buf, position);
+      src.close = () => fs.closeSync(fd);
       src.size = pos;
       src.iterator = undefined;
       src.head = undefined;
@@ -1203,12 +1321,15 @@ export class Writer {
   ): Promise<{ size: number; crc: number; comp: number; frameLen: number }> {
     const level = compress ? this.level : 0;
     const encrypt = this.key !== null;
-    let session: ReturnType<TransformPool["openStream"]> | null = null;
+    let session: StreamSession | InlineStream | null = null;
     if (level > 0 || encrypt) {
-      this.pool ??= new TransformPool(this.key, this.opts.workers);
-      session = this.pool.openStream(level, encrypt, Uint8Array.from(job.pathBytes), src.size, (b) =>
-        this.out.append(b),
-      );
+      const aad = Uint8Array.from(job.pathBytes);
+      const onData = (b: Buffer) => this.out.append(b);
+      if (this.opts.workers === 0) session = new InlineStream(level, this.key, aad, src.size, onData);
+      else {
+        this.pool ??= new TransformPool(this.key, this.opts.workers);
+        session = this.pool.openStream(level, encrypt, aad, src.size, onData);
+      }
     }
     let crc = 0;
     let size = 0;
@@ -1221,7 +1342,7 @@ export class Writer {
       if (session) await session.write(chunk);
       else this.out.append(chunk);
     };
-    if (src.fd !== undefined) {
+    if (src.read) {
       const reusable = session ? null : Buffer.allocUnsafe(CHUNK);
       for (;;) {
         const want = src.size >= 0 ? Math.min(CHUNK, src.size - size) : CHUNK;
@@ -1229,9 +1350,9 @@ export class Writer {
         const buf = reusable ? reusable.subarray(0, want) : session!.buffer(want);
         let n: number;
         try {
-          n = readSome(src.fd, buf, size);
+          n = src.read(buf, size);
         } catch (e) {
-          throw fromSystemError(e, `cannot read '${src.label}'`, src.label);
+          throw e instanceof BfcError ? e : fromSystemError(e, `cannot read '${src.label}'`, src.label);
         }
         if (n === 0) {
           throw new BfcError("EIO", "SOURCE_CHANGED", `'${src.label}' shrank while it was being read`, {
@@ -1290,7 +1411,7 @@ export class Writer {
           const target = byPath.get(t);
           if (!target)
             throw new BfcError("EINVAL", "INVALID_ARGUMENT", `hard link target '${t}' was never written`);
-          this.records.push({ ...target, pathBytes: Buffer.from(p) });
+          this.records.push({ ...target, pathBytes: this.pathBytes(p) });
         }
       }
       sortRecords(this.records);
@@ -1353,6 +1474,7 @@ export class Writer {
         this.place();
       }
       this.state = "done";
+      this.transformer?.close();
       await this.pool?.close();
       return {
         path: this.path,
@@ -1431,6 +1553,7 @@ export class Writer {
       try {
         fs.ftruncateSync(this.out.fd, this.appendTo.start);
       } catch {}
+      this.transformer?.close();
       await this.pool?.close();
       this.pool = null;
       return;
@@ -1445,6 +1568,7 @@ export class Writer {
     } catch {
       // already gone
     }
+    this.transformer?.close();
     await this.pool?.close();
     this.pool = null;
   }
@@ -1470,17 +1594,32 @@ function readSome(fd: number, buf: Buffer, position: number): number {
   return fs.readSync(fd, buf, 0, buf.length, position);
 }
 
-/** Reads exactly `size` bytes from the start of a file; a file that shrank is an error. */
-function readExactly(fd: number, size: number, label: string, into?: Buffer | null): Buffer {
-  const buf = into ? into.subarray(0, size) : Buffer.allocUnsafe(size);
+/** Releases a stream's source once (its descriptor, or whatever a PositionalSource holds). */
+function closeStream(src: StreamSource | undefined): void {
+  const close = src?.close;
+  if (!src || !close) return;
+  src.close = undefined;
+  close();
+}
+
+/** Reads exactly `size` bytes from the start of the content; content that shrank is an error. */
+function readExactly(
+  read: (buf: Buffer, position: number) => number,
+  size: number,
+  label: string,
+  into?: Buffer | null,
+): Buffer {
+  // Not from Node's shared pool: a small slice of a pool slab would keep the whole slab, and the
+  // path bytes kept beside it, alive.
+  const buf = into ? into.subarray(0, size) : Buffer.allocUnsafeSlow(size);
 
   let done = 0;
   while (done < size) {
     let n: number;
     try {
-      n = fs.readSync(fd, buf, done, size - done, done);
+      n = read(buf.subarray(done), done);
     } catch (e) {
-      throw fromSystemError(e, `cannot read '${label}'`, label);
+      throw e instanceof BfcError ? e : fromSystemError(e, `cannot read '${label}'`, label);
     }
     if (n === 0) {
       throw new BfcError("EIO", "SOURCE_CHANGED", `'${label}' shrank while it was being read`, {

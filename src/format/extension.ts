@@ -288,35 +288,49 @@ const ATTR_XATTRS = 32;
  * so a reader skips fields (mask bits) a later version adds.
  */
 export function encodeEntryAttrs(list: { index: number; attrs: EntryAttrs }[]): Buffer {
-  const parts: Buffer[] = [];
-  const head = Buffer.alloc(4);
-  head.writeUInt32LE(list.length, 0);
-  parts.push(head);
+  // Sized first, then written into one buffer: a large import records attributes for every entry.
+  const names = new Map<string, number>();
+  let size = 4;
   let last = -1;
   for (const { index, attrs } of list) {
     if (!Number.isInteger(index) || index <= last || index > 0xffffffff) {
       throw new BfcError("EINVAL", "INVALID_ARGUMENT", "entry attributes must be in increasing index order");
     }
     last = index;
-    let mask = 0;
-    const fields: Buffer[] = [];
-    const u32 = (v: number, what: string) => {
-      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-        throw new BfcError(
-          "EINVAL",
-          "INVALID_ARGUMENT",
-          `${what} must be a 32-bit unsigned integer, not ${v}`,
-        );
+    size += 12;
+    if (attrs.uid !== undefined) size += 4;
+    if (attrs.gid !== undefined) size += 4;
+    if (attrs.atimeNs !== undefined) size += 8;
+    if (attrs.ctimeNs !== undefined) size += 8;
+    if (attrs.birthtimeNs !== undefined) size += 8;
+    if (attrs.xattrs !== undefined) {
+      size += 4;
+      for (const [name, value] of attrs.xattrs) {
+        let nl = names.get(name);
+        if (nl === undefined) {
+          nl = Buffer.byteLength(name, "utf8");
+          if (nl === 0 || nl > 255 || name.includes("\0")) {
+            throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid extended attribute name '${name}'`);
+          }
+          names.set(name, nl);
+        }
+        size += 1 + nl + 4 + value.length;
       }
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(v, 0);
-      fields.push(b);
-    };
-    const i64 = (v: bigint) => {
-      const b = Buffer.alloc(8);
-      b.writeBigInt64LE(v, 0);
-      fields.push(b);
-    };
+    }
+  }
+  const out = Buffer.allocUnsafe(size);
+  let q = 4;
+  out.writeUInt32LE(list.length, 0);
+  const u32 = (v: number, what: string) => {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+      throw new BfcError("EINVAL", "INVALID_ARGUMENT", `${what} must be a 32-bit unsigned integer, not ${v}`);
+    }
+    q = out.writeUInt32LE(v, q);
+  };
+  for (const { index, attrs } of list) {
+    const start = q;
+    q += 12;
+    let mask = 0;
     if (attrs.uid !== undefined) {
       mask |= ATTR_UID;
       u32(attrs.uid, "uid");
@@ -327,39 +341,31 @@ export function encodeEntryAttrs(list: { index: number; attrs: EntryAttrs }[]): 
     }
     if (attrs.atimeNs !== undefined) {
       mask |= ATTR_ATIME;
-      i64(attrs.atimeNs);
+      q = out.writeBigInt64LE(attrs.atimeNs, q);
     }
     if (attrs.ctimeNs !== undefined) {
       mask |= ATTR_CTIME;
-      i64(attrs.ctimeNs);
+      q = out.writeBigInt64LE(attrs.ctimeNs, q);
     }
     if (attrs.birthtimeNs !== undefined) {
       mask |= ATTR_BIRTHTIME;
-      i64(attrs.birthtimeNs);
+      q = out.writeBigInt64LE(attrs.birthtimeNs, q);
     }
     if (attrs.xattrs !== undefined) {
       mask |= ATTR_XATTRS;
       u32(attrs.xattrs.size, "xattr count");
       for (const [name, value] of attrs.xattrs) {
-        const nb = Buffer.from(name, "utf8");
-        if (nb.length === 0 || nb.length > 255 || nb.includes(0)) {
-          throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid extended attribute name '${name}'`);
-        }
-        const h = Buffer.alloc(1);
-        h[0] = nb.length;
-        fields.push(h, nb);
+        out[q] = names.get(name) as number;
+        q += 1 + out.write(name, q + 1, "utf8");
         u32(value.length, "xattr value length");
-        fields.push(value);
+        q += value.copy(out, q);
       }
     }
-    const body = Buffer.concat(fields);
-    const eh = Buffer.alloc(12);
-    eh.writeUInt32LE(index, 0);
-    eh.writeUInt32LE(4 + body.length, 4);
-    eh.writeUInt32LE(mask, 8);
-    parts.push(eh, body);
+    out.writeUInt32LE(index, start);
+    out.writeUInt32LE(q - start - 8, start + 4);
+    out.writeUInt32LE(mask, start + 8);
   }
-  return Buffer.concat(parts);
+  return out;
 }
 
 /** Decodes the per-entry attribute table; `entries` bounds the index positions it may name. */

@@ -122,6 +122,9 @@ export function referenceNormalize(input: string): string | null {
 
 /** Whether the reference tool can find this canonical path by name (it rejects names ending in '.'). */
 export function referenceCanLookUp(path: string): boolean {
+  // For a canonical path the reference only rejects a name ending in '.' (a last component, or one
+  // ending in ".." before a slash); most paths are decided here without rebuilding them.
+  if (!path.endsWith(".") && !path.includes("../")) return true;
   return referenceNormalize(path) === path;
 }
 

@@ -11,6 +11,18 @@ import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import type { ExtFileType } from "../../src/disk/ext/inode.ts";
+
+/** debugfs's type names, as the ext reader (and the VFS) name the types. */
+export const DEBUGFS_TYPES: Record<string, ExtFileType> = {
+  regular: "file",
+  directory: "directory",
+  symlink: "symlink",
+  "character special": "character",
+  "block special": "block",
+  FIFO: "fifo",
+  socket: "socket",
+};
 
 export interface GoldenTime {
   /** Raw 32-bit second field. */

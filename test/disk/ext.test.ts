@@ -10,11 +10,10 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { RawFile } from "../../src/disk/block-source.ts";
 import { ExtFileSystem } from "../../src/disk/ext/filesystem.ts";
-import type { ExtFileType } from "../../src/disk/ext/inode.ts";
 import { type ExtWalkEntry, walkExt } from "../../src/disk/ext/walker.ts";
 import { BfcError } from "../../src/errors.ts";
 import { prng, sha256 } from "../helpers.ts";
-import { debugfsGolden, goldenTimeNs } from "./debugfs-golden.ts";
+import { DEBUGFS_TYPES, debugfsGolden, goldenTimeNs } from "./debugfs-golden.ts";
 import {
   ACL_VALUE,
   buildExtImages,
@@ -32,16 +31,6 @@ import { contentSha256, readAll } from "./ext-helpers.ts";
 const MISSING = extToolsMissing();
 if (MISSING) console.log(`# ext reader: skipped: ${MISSING}`);
 const fixtures = MISSING ? undefined : await buildExtImages();
-
-const DEBUGFS_TYPES: Record<string, ExtFileType> = {
-  regular: "file",
-  directory: "directory",
-  symlink: "symlink",
-  "character special": "character",
-  "block special": "block",
-  FIFO: "fifo",
-  socket: "socket",
-};
 
 function open(name: ExtImageName): ExtFileSystem {
   return ExtFileSystem.open(new RawFile(fixtures?.images[name] as string));

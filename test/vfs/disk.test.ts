@@ -236,8 +236,12 @@ describe("disk type: mount options and hostile images", () => {
     fs.writeFileSync(text, "not a filesystem\n".repeat(1000));
     assert.deepEqual(await reason({ image: text }), ["EINVAL", "BAD_MAGIC"]);
     const e = (await rejected(() => vfs.mount("disk", "/x", { image: crafted, partition: 1 }))) as BfcError;
-    assert.equal(e.code, "ENOTSUP");
-    assert.match(e.message, /partition.*offset/);
+    assert.deepEqual([e.code, e.reason], ["ENOENT", "NOT_FOUND"]);
+    assert.match(e.message, /has no partition table, so there is no partition 1/);
+    const both = (await rejected(() =>
+      vfs.mount("disk", "/x", { image: crafted, partition: 0, offset: 0 }),
+    )) as BfcError;
+    assert.deepEqual([both.code, both.reason], ["EINVAL", "INVALID_ARGUMENT"]);
     assert.deepEqual(vfs.mounts(), []);
   });
 

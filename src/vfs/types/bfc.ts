@@ -1,8 +1,11 @@
 import fs from "node:fs";
+import { ExtendedEntries, makeRdev, specialType } from "../../container/extended-entries.ts";
 import type { Credentials } from "../../container/keys.ts";
 import { type Entry, Reader, type ReaderOptions } from "../../container/reader.ts";
 import { type SpillShare, SpillStore } from "../../container/spill.ts";
 import { BfcError } from "../../errors.ts";
+import type { EntryAttrs, SpecialEntry } from "../../format/extension.ts";
+import { parentOf } from "../../format/path.ts";
 import { fsError } from "../errors.ts";
 import type {
   Capabilities,
@@ -10,6 +13,7 @@ import type {
   FileHandle,
   FileSystem,
   FileSystemType,
+  FileType,
   NodeStat,
   StatFs,
 } from "../filesystem.ts";
@@ -45,7 +49,10 @@ export interface BfcMountOptions extends Credentials {
   spillSync?: boolean;
   /** An open descriptor of the container to read through (the caller closes it; see ReaderOptions.fd). */
   fd?: number;
-  /** Owner reported for every entry (BFC v1 stores none); default: the container file's owner. */
+  /**
+   * Owner reported for every entry; default: the owner recorded in the container's entry
+   * attributes (an imported disk image has them), else the container file's owner.
+   */
   uid?: number;
   gid?: number;
 }
@@ -62,6 +69,23 @@ const CAPS: Capabilities = { readonly: true, symlinks: true, structuralLookup: t
 function nsToMs(ns: bigint): number {
   const sec = ns / 1_000_000_000n;
   return Number(sec) * 1e3 + Number(ns - sec * 1_000_000_000n) / 1e6;
+}
+
+/** Times recorded in the extension area. */
+function withTimes(st: NodeStat, a: EntryAttrs): NodeStat {
+  if (a.atimeNs !== undefined) {
+    st.atimeNs = a.atimeNs;
+    st.atimeMs = nsToMs(a.atimeNs);
+  }
+  if (a.ctimeNs !== undefined) {
+    st.ctimeNs = a.ctimeNs;
+    st.ctimeMs = nsToMs(a.ctimeNs);
+  }
+  if (a.birthtimeNs !== undefined) {
+    st.birthtimeNs = a.birthtimeNs;
+    st.birthtimeMs = nsToMs(a.birthtimeNs);
+  }
+  return st;
 }
 
 /** Inode number of a directory that exists only because entries lie beneath it. */
@@ -84,6 +108,9 @@ export class BfcFileSystem implements FileSystem {
   /** Listings already built (the container never changes), bounded by total entries listed. */
   private readonly listings = new Map<string, DirEntry[]>();
   private listedEntries = 0;
+  /** Special entries, hard links and attributes from the extension area; null without any. */
+  private readonly extended: ExtendedEntries | null;
+  private readonly ownerGiven: { uid: boolean; gid: boolean };
 
   private readonly spill: SpillStore | undefined;
   private readonly spillSync: boolean;
@@ -100,6 +127,8 @@ export class BfcFileSystem implements FileSystem {
     this.capabilities = reader.index.hasEntriesBelowNonDirectories()
       ? { ...CAPS, structuralLookup: false }
       : CAPS;
+    this.extended = ExtendedEntries.of(reader);
+    this.ownerGiven = { uid: options.uid !== undefined, gid: options.gid !== undefined };
     const ms = nsToMs(st.mtimeNs);
     this.rootStat = {
       type: "directory",
@@ -165,7 +194,7 @@ export class BfcFileSystem implements FileSystem {
 
   private statOf(e: Entry): NodeStat {
     const type = typeOfMode(e.mode);
-    return {
+    const st: NodeStat = {
       type,
       mode: e.mode,
       size: type === "directory" ? 0 : e.size,
@@ -178,10 +207,57 @@ export class BfcFileSystem implements FileSystem {
       mtimeMs: nsToMs(e.mtimeNs),
       mtimeNs: e.mtimeNs,
     };
+    const x = this.extended;
+    if (x !== null) {
+      if (type === "file") {
+        // Hard links share their target's inode number, as names of one file do.
+        st.ino = x.inodeOf(e.index) + 2;
+        st.nlink = x.nlink(e.index);
+      }
+      this.withAttrs(st, x.attrs(e.index));
+    }
+    return st;
+  }
+
+  /** Owner and times recorded in the extension area (an owner given at mount wins). */
+  private withAttrs(st: NodeStat, a: EntryAttrs | undefined): NodeStat {
+    if (a === undefined) return st;
+    if (a.uid !== undefined && !this.ownerGiven.uid) st.uid = a.uid;
+    if (a.gid !== undefined && !this.ownerGiven.gid) st.gid = a.gid;
+    return withTimes(st, a);
+  }
+
+  /** A device node, fifo or socket kept in the extension area: listed and stat-able, never opened. */
+  private specialStat(s: SpecialEntry, k: number): NodeStat {
+    const st: NodeStat = {
+      type: specialType(s.mode) as FileType,
+      mode: s.mode,
+      size: 0,
+      ino: this.reader.count + 2 + k,
+      nlink: 1,
+      uid: this.uid,
+      gid: this.gid,
+      rdev: makeRdev(s.rdevMajor, s.rdevMinor),
+      blocks: 0,
+      mtimeMs: nsToMs(s.mtimeNs),
+      mtimeNs: s.mtimeNs,
+    };
+    return this.withAttrs(st, s.attrs);
+  }
+
+  /** A special entry or a directory implied by special entries only; undefined otherwise. */
+  private extendedStat(path: string): NodeStat | undefined {
+    const x = this.extended;
+    if (x === null) return undefined;
+    const s = x.special(path);
+    if (s !== undefined) return this.specialStat(s, x.specialIndex(path));
+    if (x.impliedDirs.has(path)) return this.implicitStat(path);
+    return undefined;
   }
 
   /** statOf for index position `j`, read from the blob without building an Entry. */
   private statAt(j: number, dir: string, name: string): NodeStat {
+    if (this.extended !== null) return this.statOf(this.reader.entryAt(j));
     const ix = this.reader.index;
     const mode = ix.mode(j);
     const type = typeOfMode(mode);
@@ -212,7 +288,7 @@ export class BfcFileSystem implements FileSystem {
     const i = ix.find(key);
     if (i >= 0) return this.statOf(this.reader.entryAt(i));
     const [lo, hi] = ix.descendantRange(key);
-    if (lo >= hi) return undefined;
+    if (lo >= hi) return this.extendedStat(path);
     // A directory that exists only because entries lie beneath it.
     return this.implicitStat(path);
   }
@@ -223,8 +299,8 @@ export class BfcFileSystem implements FileSystem {
   }
 
   /**
-   * Immediate children with their index positions (-1: a directory implied by deeper entries), in
-   * name order.
+   * Immediate children with their index positions (-1: a directory implied by deeper entries or by
+   * special entries; -2: a special entry), in name order.
    */
   private childPositions(dir: string): { entry: DirEntry; at: number }[] {
     const ix = this.reader.index;
@@ -241,7 +317,11 @@ export class BfcFileSystem implements FileSystem {
       const slash = b.indexOf(0x2f, s);
       if (slash < 0 || slash >= e) {
         const name = b.toString("utf8", s, e);
-        if (name !== last) out.push({ entry: { name, type: typeOfMode(ix.mode(j)), ino: j + 2 }, at: j });
+        if (name !== last) {
+          const type = typeOfMode(ix.mode(j));
+          const ino = type === "file" && this.extended ? this.extended.inodeOf(j) + 2 : j + 2;
+          out.push({ entry: { name, type, ino }, at: j });
+        }
         last = name;
         j++;
         continue;
@@ -258,6 +338,7 @@ export class BfcFileSystem implements FileSystem {
       const [, end] = ix.descendantRange(b.subarray(ix.pathStart(j), slash));
       j = Math.max(j + 1, end);
     }
+    if (this.extended !== null) this.addExtended(dir, out);
     // "a.txt" sorts before "a/x" in the index but "a" before "a.txt" by name: restore name order.
     let sorted = true;
     for (let k = 1; k < out.length && sorted; k++) {
@@ -272,6 +353,20 @@ export class BfcFileSystem implements FileSystem {
       return [...seen.values()].sort((x, y) => compareNames(x.entry.name, y.entry.name));
     }
     return out;
+  }
+
+  /** Adds a directory's special entries, and directories that only special entries imply. */
+  private addExtended(dir: string, out: { entry: DirEntry; at: number }[]): void {
+    const x = this.extended as ExtendedEntries;
+    const base = dir === "" ? 0 : dir.length + 1;
+    for (const s of x.specialsIn(dir)) {
+      const ino = this.reader.count + 2 + x.specialIndex(s.path);
+      out.push({ entry: { name: s.path.slice(base), type: specialType(s.mode) as FileType, ino }, at: -2 });
+    }
+    for (const d of x.impliedDirs) {
+      if (parentOf(d) === dir)
+        out.push({ entry: { name: d.slice(base), type: "directory", ino: implicitIno(d) }, at: -1 });
+    }
   }
 
   readdir(path: string): DirEntry[] {
@@ -293,7 +388,9 @@ export class BfcFileSystem implements FileSystem {
       stat:
         at >= 0
           ? this.statAt(at, path, entry.name)
-          : this.implicitStat(path === "" ? entry.name : `${path}/${entry.name}`),
+          : at === -2
+            ? (this.extendedStat(path === "" ? entry.name : `${path}/${entry.name}`) as NodeStat)
+            : this.implicitStat(path === "" ? entry.name : `${path}/${entry.name}`),
     }));
   }
 
@@ -305,7 +402,11 @@ export class BfcFileSystem implements FileSystem {
 
   private fileAt(path: string): number {
     const i = this.reader.index.find(Buffer.from(path));
-    if (i < 0) throw fsError("ENOENT");
+    // Device nodes, fifos and sockets have no content here; opening one must never reach the host.
+    if (i < 0)
+      throw this.extended?.special(path)
+        ? fsError("ENXIO", `'${path}' is not a regular file`)
+        : fsError("ENOENT");
     const t = typeOfMode(this.reader.index.mode(i));
     if (t === "directory") throw fsError("EISDIR");
     if (t !== "file") throw fsError("ENXIO", `'${path}' is not a regular file`);

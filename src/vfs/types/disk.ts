@@ -1,14 +1,15 @@
 /**
- * The `disk` filesystem type: an ext2/ext3/ext4 filesystem inside a disk image, read-only, read by
- * our own reader (src/disk/ext) without mounting anything: `vfs.mount("disk", "/mnt", {image})`.
+ * The `disk` filesystem type: an ext2/ext3/ext4 filesystem inside a raw or QCOW2 disk image (a
+ * partition of it, or the whole disk), read-only, read by our own reader (src/disk/ext) without
+ * mounting anything: `vfs.mount("disk", "/mnt", {image, partition})`.
  * Inode numbers, owners, nanosecond times, device numbers and link counts come from the filesystem.
  */
 
-import { type BlockSource, RawFile, Slice } from "../../disk/block-source.ts";
+import type { BackingPolicy } from "../../disk/backing-file.ts";
 import { FT_NAMES } from "../../disk/ext/directory.ts";
-import { ExtFileSystem, type ExtOpenOptions } from "../../disk/ext/filesystem.ts";
+import type { ExtFileSystem } from "../../disk/ext/filesystem.ts";
 import type { Inode } from "../../disk/ext/inode.ts";
-import { BfcError } from "../../errors.ts";
+import { type ExtVolume, type ExtVolumeOptions, openExtVolume } from "../../disk/open-ext.ts";
 import { fsError } from "../errors.ts";
 import type {
   Capabilities,
@@ -23,17 +24,23 @@ import type {
 import { compareNames } from "../names.ts";
 
 export interface DiskMountOptions {
-  /** Host path of the disk image: a raw image or a bare filesystem image. */
+  /** Host path of the disk image: raw or QCOW2, with a partition table or a bare filesystem. */
   image: string;
-  /** Byte offset of the filesystem inside the image (for example a partition's start); default 0. */
-  offset?: number;
-  /** Bytes of the image from `offset` that belong to the filesystem; default: to the image's end. */
-  size?: number;
   /**
-   * Partition number (GPT or MBR). Not available yet: it comes with the partition-table reader
-   * (src/disk/open-disk.ts); until then pass the partition's byte `offset`.
+   * Partition number (GPT or MBR, as Linux numbers them; 0 is the whole disk). When omitted: the
+   * whole disk if it has no partition table, else the one partition that holds a filesystem (with
+   * several, the mount fails with AMBIGUOUS, listing them).
    */
   partition?: number;
+  /** Byte offset of the filesystem inside the disk, instead of a partition number. */
+  offset?: number;
+  /** With `offset`: bytes of the disk from `offset` that belong to the filesystem; default: to its end. */
+  size?: number;
+  /**
+   * QCOW2 backing files outside the image's own directory: "any", or directories they may lie in.
+   * By default only files under the image's directory are followed.
+   */
+  allowBacking?: BackingPolicy;
   /** Read a filesystem whose journal was not replayed (its metadata may be stale). */
   ignoreJournal?: boolean;
   /** Verify metadata_csum checksums (default true). */
@@ -62,45 +69,28 @@ function count(value: unknown, what: string): number | undefined {
   return value;
 }
 
-/**
- * The one place where mount options become the filesystem's block source.
- *
- * PLUG-IN POINT for the disk-image reader (src/disk/open-disk.ts, in progress): its
- * `openPartition(image, { partition })` will open raw and QCOW2 images and select a GPT/MBR
- * partition; it replaces the RawFile + Slice below, and `partition` is accepted from then on.
- */
-function openSource(options: DiskMountOptions): BlockSource {
+/** Mount options become the filesystem's volume: image, partition (or offset), ext options. */
+function openVolume(options: DiskMountOptions): ExtVolume {
   if (options === null || typeof options !== "object") {
     throw fsError("EINVAL", "disk: options must be an object", "INVALID_ARGUMENT");
   }
   if (typeof options.image !== "string" || options.image === "") {
     throw fsError("EINVAL", "disk: options.image must be the path of a disk image", "INVALID_ARGUMENT");
   }
-  if (options.partition !== undefined) {
-    throw new BfcError(
-      "ENOTSUP",
-      "UNSUPPORTED",
-      "disk: the partition option needs the partition-table reader, which is not built yet; pass the partition's byte offset as options.offset",
-    );
-  }
-  const offset = count(options.offset, "offset") ?? 0;
+  const o: ExtVolumeOptions = {
+    ignoreJournal: options.ignoreJournal === true,
+    verifyChecksums: options.verifyChecksums !== false,
+  };
+  const partition = count(options.partition, "partition");
+  const offset = count(options.offset, "offset");
   const size = count(options.size, "size");
-  const file = new RawFile(options.image);
-  if (offset === 0 && size === undefined) return file;
-  try {
-    const length = size ?? file.size - offset;
-    if (length < 0) {
-      throw new BfcError(
-        "EINVAL",
-        "INVALID_ARGUMENT",
-        `disk: offset ${offset} is beyond the end of ${options.image}`,
-      );
-    }
-    return new Slice(file, offset, length, `${options.image}@${offset}`, true);
-  } catch (e) {
-    file.close();
-    throw e;
-  }
+  const cache = count(options.cacheBytes, "cacheBytes");
+  if (partition !== undefined) o.partition = partition;
+  if (offset !== undefined) o.offset = offset;
+  if (size !== undefined) o.size = size;
+  if (cache !== undefined) o.cacheBytes = cache;
+  if (options.allowBacking !== undefined) o.allowBacking = options.allowBacking;
+  return openExtVolume(options.image, o);
 }
 
 function typeOfDirent(ft: number): FileType | undefined {
@@ -110,27 +100,16 @@ function typeOfDirent(ft: number): FileType | undefined {
 export class DiskFileSystem implements FileSystem {
   readonly capabilities = CAPS;
   readonly ext: ExtFileSystem;
-  private readonly source: BlockSource;
+  /** The image, its partition table and the partition mounted (null: the whole disk or an offset). */
+  readonly volume: ExtVolume;
 
-  constructor(source: BlockSource, ext: ExtFileSystem) {
-    this.source = source;
-    this.ext = ext;
+  constructor(volume: ExtVolume) {
+    this.volume = volume;
+    this.ext = volume.fs;
   }
 
   static open(options: DiskMountOptions): DiskFileSystem {
-    const source = openSource(options);
-    try {
-      const extOptions: ExtOpenOptions = {
-        ignoreJournal: options.ignoreJournal === true,
-        verifyChecksums: options.verifyChecksums !== false,
-      };
-      const cache = count(options.cacheBytes, "cacheBytes");
-      if (cache !== undefined) extOptions.cacheBytes = cache;
-      return new DiskFileSystem(source, ExtFileSystem.open(source, extOptions));
-    } catch (e) {
-      source.close();
-      throw e;
-    }
+    return new DiskFileSystem(openVolume(options));
   }
 
   private statOf(inode: Inode): NodeStat {
@@ -250,8 +229,7 @@ export class DiskFileSystem implements FileSystem {
   }
 
   close(): void {
-    this.ext.close();
-    this.source.close();
+    this.volume.close();
   }
 }
 
