@@ -3,13 +3,14 @@
  * process was killed). Returns once the serving process has exited (a read-write mount commits its
  * last changes first), unless --lazy or --no-wait.
  */
+import fs from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { type Ctx, run } from "./common.ts";
 
 async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean; wait?: boolean }): Promise<number> {
   const { unmountFuse } = await import("../fuse/mount.ts");
-  const { mountProcesses, waitGone } = await import("../fuse/mount-process.ts");
+  const { mountProcesses } = await import("../fuse/mount-process.ts");
   const mp = path.resolve(mountpoint);
   // The serving process still has work after the kernel lets go: a read-write mount commits its
   // last changes. Returning only once it exits means the container is complete when we do.
@@ -17,9 +18,28 @@ async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean; wait?: 
   await unmountFuse(mp, { lazy: o.lazy });
   ctx.debug(`unmounted ${mp}`);
   if (o.lazy || o.wait === false || pids.length === 0) return 0;
-  if (!(await waitGone(pids, 1500))) {
+  // Still serving: the same pid with a command line that names this mountpoint (a pid reused by
+  // another process after the mount process exited does not count).
+  const serving = () =>
+    pids.some((p) => {
+      try {
+        const argv = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
+        return argv.includes("mount") && argv.includes(mp);
+      } catch {
+        return false;
+      }
+    });
+  const until = async (ms: number) => {
+    const end = Date.now() + ms;
+    while (serving()) {
+      if (Date.now() > end) return false;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return true;
+  };
+  if (!(await until(1500))) {
     ctx.warn(`waiting for the mount process (pid ${pids.join(", ")}) to finish its last commit and exit …`);
-    await waitGone(pids, Number.POSITIVE_INFINITY);
+    await until(Number.POSITIVE_INFINITY);
   }
   return 0;
 }

@@ -42,7 +42,7 @@ export class ContainerLock {
         }
       }
       const owner = readOwner(file);
-      if (owner === null ? olderThan(file, 10_000) : !alive(owner)) {
+      if (owner === null ? olderThan(file, 10_000) : !processAlive(owner)) {
         // Stale: rename it away first so two processes taking over at once cannot both win.
         const aside = `${file}.stale-${process.pid}`;
         try {
@@ -92,7 +92,8 @@ function olderThan(file: string, ms: number): boolean {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` still exists and has not exited (a zombie has). */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

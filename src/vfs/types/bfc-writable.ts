@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { Container, type Node, type Staged, type UpdateOptions } from "../../container/container.ts";
+import { processAlive } from "../../container/lock.ts";
 import { fsError } from "../errors.ts";
 import type {
   Capabilities,
@@ -636,12 +637,6 @@ function removeStaleScratch(file: string): void {
     if (!name.startsWith(prefix)) continue;
     const pid = Number.parseInt(name.slice(prefix.length), 10);
     if (!Number.isInteger(pid)) continue;
-    let alive = true;
-    try {
-      process.kill(pid, 0);
-    } catch (e) {
-      alive = (e as NodeJS.ErrnoException).code === "EPERM";
-    }
-    if (!alive) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    if (!processAlive(pid)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
   }
 }
