@@ -421,11 +421,11 @@ export function register(program: Command): void {
 A read-only mount lets the kernel cache names, attributes and pages for an hour (the source is
 immutable while mounted). Files whose integrity check fails read as I/O errors, never as wrong bytes.
 
-With --rw (BFC containers) writes are staged in a scratch folder beside the container and committed
-as a new commit on fsync, every --commit-interval seconds and at unmount; each commit appends only
-what changed and the earlier commits stay readable ('bfc log', --commit N). Killing the mount process
-loses at most the uncommitted changes, never the container. Other updates ('bfc add' …) wait for
-the mount to end.
+With --rw (BFC containers) changes are staged (small files in memory, larger ones in a scratch
+folder beside the container) and committed as a new commit on fsync, every --commit-interval
+seconds and at unmount; each commit appends only what changed and the earlier commits stay readable
+('bfc log', --commit N). Killing the mount process loses at most the uncommitted changes, never the
+container. While mounted, other updates ('bfc add' …) fail with LOCKED (or wait, with --wait).
 
 Examples:
   bfc mount site.bfc /mnt/site && ls /mnt/site && bfc umount /mnt/site
