@@ -3,6 +3,8 @@
  * functions, no library imports, so every command can load this file at no cost.
  */
 
+import type { EntryAttrs } from "../format/extension.ts";
+
 const S_IFMT = 0o170000;
 
 function typeChar(mode: number): string {
@@ -195,7 +197,7 @@ export interface EntryJson {
 }
 
 /** What the extension area records about an entry beyond the index (all optional). */
-export interface EntryExtras {
+export interface EntryExtras extends EntryAttrs {
   /** For special entries (device nodes, fifos, sockets), which have no index entry. */
   specialType?: "character" | "block" | "fifo" | "socket";
   rdevMajor?: number;
@@ -203,12 +205,6 @@ export interface EntryExtras {
   /** Hard links: the path whose object this entry shares, and the names in the group. */
   hardlinkOf?: string;
   nlink?: number;
-  uid?: number;
-  gid?: number;
-  atimeNs?: bigint;
-  ctimeNs?: bigint;
-  birthtimeNs?: bigint;
-  xattrs?: Map<string, Buffer>;
 }
 
 export function entryJson(

@@ -1,7 +1,7 @@
 import { BfcError } from "../errors.ts";
 import type { EntryAttrs, SpecialEntry } from "../format/extension.ts";
 import { checkStoredPath, parentOf } from "../format/path.ts";
-import type { Entry, Reader } from "./reader.ts";
+import { type Entry, entryWithoutObject, type Reader } from "./reader.ts";
 
 const S_IFMT = 0o170000;
 
@@ -36,22 +36,7 @@ export function makeRdev(major: number, minor: number): number {
 
 /** A special entry as an Entry (type "other", no object: index -1) for listings and reports. */
 export function specialAsEntry(s: SpecialEntry): Entry {
-  const sec = s.mtimeNs / 1_000_000_000n;
-  return {
-    path: s.path,
-    type: "other",
-    mode: s.mode,
-    size: 0,
-    mtimeNs: s.mtimeNs,
-    mtimeMs: Number(sec) * 1e3 + Number(s.mtimeNs - sec * 1_000_000_000n) / 1e6,
-    compression: "none",
-    encrypted: false,
-    crc32c: 0,
-    objectOffset: 0,
-    objectSize: 0,
-    storedSize: 0,
-    index: -1,
-  };
+  return entryWithoutObject(s.path, "other", s.mode, s.mtimeNs);
 }
 
 function corrupt(detail: string): BfcError {

@@ -172,6 +172,26 @@ class ContentCheck {
   }
 }
 
+/** An Entry with no object behind it (index -1): implied directories, special entries. */
+export function entryWithoutObject(path: string, type: Entry["type"], mode: number, mtimeNs: bigint): Entry {
+  const sec = mtimeNs / 1_000_000_000n;
+  return {
+    path,
+    type,
+    mode,
+    size: 0,
+    mtimeNs,
+    mtimeMs: Number(sec) * 1e3 + Number(mtimeNs - sec * 1_000_000_000n) / 1e6,
+    compression: "none",
+    encrypted: false,
+    crc32c: 0,
+    objectOffset: 0,
+    objectSize: 0,
+    storedSize: 0,
+    index: -1,
+  };
+}
+
 function readAsync(fd: number, buf: Buffer, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.read(fd, buf, 0, buf.length, position, (err, n) => (err ? reject(err) : resolve(n)));
@@ -511,21 +531,7 @@ export class Reader {
   }
 
   private implicitDir(path: string): Entry {
-    return {
-      path,
-      type: "directory",
-      mode: S_IFDIR | 0o755,
-      size: 0,
-      mtimeNs: 0n,
-      mtimeMs: 0,
-      compression: "none",
-      encrypted: false,
-      crc32c: 0,
-      objectOffset: 0,
-      objectSize: 0,
-      storedSize: 0,
-      index: -1,
-    };
+    return entryWithoutObject(path, "directory", S_IFDIR | 0o755, 0n);
   }
 
   /** Entry for a path, synthesizing the root and directories that exist only as parents. */

@@ -490,6 +490,12 @@ function hasCredentials(options: Credentials): boolean {
   return options.password !== undefined || options.key !== undefined;
 }
 
+/** A read-only mount's options: the path, the spill option, and what goes to the Reader. */
+function readOnlyParts(options: BfcMountOptions) {
+  const { path, writable: _w, commitInterval: _c, compression: _z, level: _l, spill, ...rest } = options;
+  return { path, spillOption: spill, rest };
+}
+
 function checkOptions(options: BfcMountOptions): void {
   if (!options || typeof options.path !== "string" || options.path === "") {
     throw new BfcError("EINVAL", "INVALID_ARGUMENT", "the bfc type needs {path: <container file>}");
@@ -513,15 +519,7 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
       }
       return WritableBfcFileSystem.open(path, rest);
     }
-    const {
-      path,
-      writable: _w,
-      commitInterval: _c,
-      compression: _z,
-      level: _l,
-      spill: spillOption,
-      ...rest
-    } = options;
+    const { path, spillOption, rest } = readOnlyParts(options);
     const spill = spillStore(spillOption);
     const reader = await Reader.open(path, { ...rest, spill });
     try {
@@ -546,15 +544,7 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
         "a writable bfc mount opens asynchronously: use mount(), not mountSync()",
       );
     }
-    const {
-      path,
-      writable: _w,
-      commitInterval: _c,
-      compression: _z,
-      level: _l,
-      spill: spillOption,
-      ...rest
-    } = options;
+    const { path, spillOption, rest } = readOnlyParts(options);
     const spill = spillStore(spillOption);
     const reader = Reader.openSync(path, { ...rest, spill });
     try {
