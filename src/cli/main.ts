@@ -9,29 +9,8 @@
 import fs from "node:fs";
 import module from "node:module";
 import { Command, CommanderError } from "commander";
-import * as add from "./add.ts";
 import { rewriteVerifyProgress } from "./argv.ts";
-import * as cat from "./cat.ts";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from "./common.ts";
-import * as compact from "./compact.ts";
-import * as container from "./container.ts";
-import * as create from "./create.ts";
-import * as digest from "./digest.ts";
-import * as disk from "./disk.ts";
-import * as extract from "./extract.ts";
-import * as importCmd from "./import.ts";
-import * as info from "./info.ts";
-import * as limits from "./limits.ts";
-import * as list from "./list.ts";
-import * as log from "./log.ts";
-import * as mount from "./mount.ts";
-import * as mv from "./mv.ts";
-import * as recover from "./recover.ts";
-import * as rm from "./rm.ts";
-import * as sign from "./sign.ts";
-import * as stat from "./stat.ts";
-import * as umount from "./umount.ts";
-import * as verify from "./verify.ts";
 
 // The library parts a command loads from here on are compiled once and cached on disk (Node's
 // compile cache, in the temp directory): later runs start faster.
@@ -52,7 +31,57 @@ function versionText(): string {
   ].join("\n");
 }
 
-export function buildProgram(): { program: Command; current: () => string | null } {
+interface CommandModule {
+  register(program: Command): void;
+}
+
+/**
+ * Every command's module, in the order help lists them. Loaded on demand: a command run by name
+ * loads only its own (the others' code costs a noticeable part of starting, which `bfc mount`
+ * pays twice: once here and once in its serving process).
+ */
+const COMMANDS: [string[], () => Promise<CommandModule>][] = [
+  [["create"], () => import("./create.ts")],
+  [["list"], () => import("./list.ts")],
+  [["extract"], () => import("./extract.ts")],
+  [["info"], () => import("./info.ts")],
+  [["verify"], () => import("./verify.ts")],
+  [["digest"], () => import("./digest.ts")],
+  [["cat"], () => import("./cat.ts")],
+  [["stat"], () => import("./stat.ts")],
+  [["add"], () => import("./add.ts")],
+  [["rm"], () => import("./rm.ts")],
+  [["mv"], () => import("./mv.ts")],
+  [["log"], () => import("./log.ts")],
+  [["recover"], () => import("./recover.ts")],
+  [["compact"], () => import("./compact.ts")],
+  [["limits"], () => import("./limits.ts")],
+  [["sign", "keygen"], () => import("./sign.ts")],
+  [["mount"], () => import("./mount.ts")],
+  [["umount"], () => import("./umount.ts")],
+  [["disk"], () => import("./disk.ts")],
+  [["import"], () => import("./import.ts")],
+  [["container"], () => import("./container.ts")],
+];
+
+/** The command `argv` runs, when it names one before anything else; undefined otherwise. */
+function commandOf(argv: string[]): string | undefined {
+  for (const a of argv) {
+    // Help asked for before the command lists every command.
+    if (a === "--" || a === "-h" || a === "--help") return undefined;
+    if (a.startsWith("-")) continue;
+    return COMMANDS.some(([names]) => names.includes(a)) ? a : undefined;
+  }
+  return undefined;
+}
+
+/** The program with the command `only` (when given and known) or every command. */
+export async function buildProgram(
+  only?: string,
+): Promise<{ program: Command; current: () => string | null }> {
+  const modules = await Promise.all(
+    COMMANDS.filter(([names]) => only === undefined || names.includes(only)).map(([, load]) => load()),
+  );
   let current: string | null = null;
   const program = new Command("bfc");
   program
@@ -86,27 +115,7 @@ Examples:
   bfc import --partition 1 -c zstd vm.qcow2 rootfs.bfc
   bfc container run --bundle ./bundle job   # an OCI bundle stored in job.bfc, run by runc`,
     );
-  create.register(program);
-  list.register(program);
-  extract.register(program);
-  info.register(program);
-  verify.register(program);
-  digest.register(program);
-  cat.register(program);
-  stat.register(program);
-  add.register(program);
-  rm.register(program);
-  mv.register(program);
-  log.register(program);
-  recover.register(program);
-  compact.register(program);
-  limits.register(program);
-  sign.register(program);
-  mount.register(program);
-  umount.register(program);
-  disk.register(program);
-  importCmd.register(program);
-  container.register(program);
+  for (const m of modules) m.register(program);
   return { program, current: () => current };
 }
 
@@ -126,9 +135,10 @@ async function main(argv: string[]): Promise<number> {
     );
     return EXIT_FAILURE;
   }
-  const { program, current } = buildProgram();
+  const args = rewriteVerifyProgress(argv);
+  const { program, current } = await buildProgram(commandOf(args));
   try {
-    await program.parseAsync(rewriteVerifyProgress(argv), { from: "user" });
+    await program.parseAsync(args, { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : EXIT_OK;
   } catch (e) {
     if (e instanceof CommanderError) {

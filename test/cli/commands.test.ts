@@ -400,6 +400,17 @@ describe("usage, help and version", () => {
       assert.equal(bfc(["help", c]).stdout, r.stdout, c);
       assert.equal(bfc(["-h", c]).code, 0);
     }
+    // A command run by name loads only its own module; help still sees every command.
+    const all = [
+      ...["create", "list", "extract", "info", "verify", "digest", "cat", "stat", "add", "rm", "mv"],
+      ...["log", "recover", "compact", "limits", "sign", "keygen", "mount", "umount", "disk", "import"],
+      "container",
+    ];
+    for (const c of all) assert.match(top.stdout, new RegExp(`^ {2}${c}\\b`, "m"), c);
+    assert.equal(bfc(["--help", "mount"]).stdout, top.stdout, "help before a command is the full help");
+    for (const c of ["keygen", "mount", "import", "container"]) {
+      assert.equal(bfc([c, "--help"]).stdout, bfc(["help", c]).stdout, c);
+    }
     assert.match(bfc(["extract", "--help"]).stdout, /-K, --keyfile <file>/);
     assert.match(bfc(["verify", "-h"]).stdout, /--progress/);
   });
