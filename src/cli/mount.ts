@@ -35,7 +35,7 @@ interface MountOptions extends SecretOptions {
   log?: string;
   fuseBackend?: "kernel" | "native";
   threads?: string;
-  readdirplus?: "always" | "auto" | "never";
+  readdirplus?: "adaptive" | "always" | "auto" | "never";
   readyFd?: string;
   rw?: boolean;
   commitInterval?: string;
@@ -412,7 +412,7 @@ export function register(program: Command): void {
       ).choices(["kernel", "native"]),
     )
     .option("--threads <n>", "kernel backend: threads serving a container or zip (default: one per core)")
-    .addOption(new Option("--readdirplus <when>").choices(["always", "auto", "never"]).hideHelp())
+    .addOption(new Option("--readdirplus <when>").choices(["adaptive", "always", "auto", "never"]).hideHelp())
     .addOption(new Option("--ready-fd <fd>").hideHelp());
   addSecretOptions(cmd)
     .addHelpText(

@@ -47,6 +47,7 @@ import {
 } from "./commits.ts";
 import { ContentCache } from "./content-cache.ts";
 import { type Credentials, KeyResolver } from "./keys.ts";
+import { RecentDecodes } from "./recent-decodes.ts";
 import type { SpillStore } from "./spill.ts";
 
 /** What the library reports about one entry. */
@@ -119,6 +120,10 @@ interface Location {
 const CHUNK = 1024 * 1024;
 /** Entries up to this size are decoded whole and cached; larger ones stream. */
 const WHOLE_DECODE_LIMIT = 8 * 1024 * 1024;
+/** Sync reads at least this large of part of a compressed entry keep its contents in `recent`. */
+const PIECE_READ = 64 * 1024;
+/** Entries `recent` keeps: one per stream read in pieces at the same time. */
+const RECENT_DECODES = 4;
 /** Decoding cursors kept per reader for random access into large compressed entries. */
 const MAX_CURSORS = 4;
 const MAX_SYMLINK_TARGET = 64 * 1024;
@@ -249,6 +254,8 @@ export class Reader {
   private readonly borrowedFd: boolean;
   /** Reused by whole-entry sync reads into the caller's buffer. */
   private scratch: Buffer | undefined;
+  /** Entries lately read in large pieces (sync reads into the caller's buffer). */
+  private readonly recent = new RecentDecodes(RECENT_DECODES);
 
   private constructor(
     path: string,
@@ -374,6 +381,7 @@ export class Reader {
       if (!this.borrowedFd) fs.closeSync(this.fd);
       this.fd = -1;
       this.cache.clear();
+      this.recent.clear();
       for (const c of this.cursors) void c.iter.return?.(undefined).catch(() => {});
       this.cursors = [];
     }
@@ -1316,14 +1324,26 @@ export class Reader {
       if (n >= 0) return n;
     }
     if (loc.size <= WHOLE_DECODE_LIMIT) {
-      if (start === 0 && end === loc.size) {
-        // A read of the whole entry leaves nothing worth caching: decoded in reused buffers, copied
-        // once (no allocation per file, which costs more than the copy for MiB-sized files).
+      const whole = start === 0 && end === loc.size;
+      if (!whole) {
+        const recent = this.recent.get(i);
+        if (recent) {
+          target.set(recent.subarray(start, end), offset);
+          return end - start;
+        }
+      }
+      if (whole || length >= PIECE_READ) {
+        // Decoded in reused buffers (no allocation per file, which costs more than the copy for
+        // MiB-sized files); a whole read leaves nothing worth keeping, a large piece (a FUSE
+        // request) keeps the contents for the pieces that follow it.
         const need = objectPrefixSize(loc.aad.length) + loc.payloadSize;
         if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
-        target.set(this.decodeWholeSync(loc, this.scratch, true), offset);
+        const data = this.decodeWholeSync(loc, this.scratch, true);
+        if (!whole) this.recent.put(i, data);
+        target.set(data.subarray(start, end), offset);
         return end - start;
       }
+      // Small reads (random access): the content cache keeps many entries.
       const data = this.decodeWholeSync(loc);
       this.cache.set(i, data);
       target.set(data.subarray(start, end), offset);

@@ -36,7 +36,7 @@ export interface FuseMountOptions {
   /** Kernel backend, immutable recipes: serving threads (default: one per core). */
   threads?: number;
   /** Kernel backend: when directory listings carry attributes (see HandlerOptions.readdirplus). */
-  readdirplus?: "always" | "auto" | "never";
+  readdirplus?: "adaptive" | "always" | "auto" | "never";
   /** Native backend: seconds between checks that the mount is still there. */
   pollSeconds?: number;
 }

@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { before, describe, it } from "node:test";
 import { Writer } from "../../src/container/writer.ts";
-import { RequestHandler } from "../../src/fuse/handler.ts";
+import { type ReaddirPlus, RequestHandler } from "../../src/fuse/handler.ts";
 import { NodeTable } from "../../src/fuse/node-table.ts";
 import {
   DIRENT_SIZE,
@@ -39,7 +39,12 @@ class Harness {
   readonly replies: Reply[] = [];
   private unique = 1;
 
-  constructor(vfs: Vfs, nodes: NodeTable | SharedNodeTable, immutable: boolean) {
+  constructor(
+    vfs: Vfs,
+    nodes: NodeTable | SharedNodeTable,
+    immutable: boolean,
+    readdirplus: ReaddirPlus = "always",
+  ) {
     this.handler = new RequestHandler(
       vfs,
       nodes,
@@ -47,7 +52,7 @@ class Harness {
         assert.equal(b.readUInt32LE(0), n, "reply length field");
         this.replies.push({ error: b.readInt32LE(4), body: Buffer.from(b.subarray(16, n)) });
       },
-      { immutable },
+      { immutable, readdirplus },
     );
   }
 
@@ -181,6 +186,60 @@ describe("RequestHandler over an immutable container", () => {
     assert.deepEqual(
       plain.map((e) => [e.name, e.ino, e.type]),
       entries.map((e) => [e.name, e.ino, e.type]),
+    );
+  });
+
+  it("adaptive READDIRPLUS: bare listings until lookups of files follow them, then attributes, with a bare probe every 32 listings", async () => {
+    const h = new Harness(vfs, SharedNodeTable.create(10_000), true, "adaptive");
+    const big = await h.lookup(ROOT_ID, "big");
+    const listBig = async (size = 1 << 20) => {
+      const all: Awaited<ReturnType<Harness["readdir"]>> = [];
+      for (let offset = 0; ; ) {
+        const chunk = await h.readdir(big.id, offset, size, true);
+        if (chunk.length === 0) return all;
+        all.push(...chunk);
+        offset = (chunk.at(-1) as { off: number }).off;
+      }
+    };
+    const plain = await h.readdir(big.id, 0, 1 << 20, false);
+    // Read in small chunks, a bare listing stays bare to its end, and equals the plain one.
+    const bare = await listBig(4096);
+    assert.ok(
+      bare.every((e) => e.id === 0),
+      "bare entries carry no node id",
+    );
+    assert.deepEqual(
+      bare.map((e) => [e.name, e.ino, e.type, e.off]),
+      plain.map((e) => [e.name, e.ino, e.type, e.off]),
+    );
+    // Walking into directories is not a reason for attributes.
+    const dirs = names.filter((_, k) => k % 10 === 0).slice(0, 40);
+    for (const d of dirs) assert.equal((await h.lookup(big.id, d)).error, 0);
+    assert.ok(
+      (await listBig()).every((e) => e.id === 0),
+      "directory lookups do not count",
+    );
+    // Stat-ing the files of a bare-listed directory is.
+    const files = names.filter((_, k) => k % 10 !== 0);
+    for (const f of files.slice(0, 16)) assert.equal((await h.lookup(big.id, f)).error, 0);
+    const full = await listBig(8192);
+    const children = full.slice(2);
+    assert.ok(
+      children.every((e) => e.id !== 0 && e.mode !== 0),
+      "after 16 lookups of files, entries carry node ids and attributes to the listing's end",
+    );
+    const again = await h.lookup(big.id, files[100] as string);
+    assert.equal(again.id, children.find((e) => e.name === files[100])?.id, "the same node as LOOKUP");
+    // 31 listings with attributes (the one above included), then a bare probe.
+    for (let k = 0; k < 30; k++) assert.ok((await listBig()).slice(2).every((e) => e.id !== 0));
+    assert.ok(
+      (await listBig()).every((e) => e.id === 0),
+      "the 32nd listing is a bare probe",
+    );
+    for (const f of files.slice(200, 216)) await h.lookup(big.id, f);
+    assert.ok(
+      (await listBig()).slice(2).every((e) => e.id !== 0),
+      "lookups after the probe bring attributes back",
     );
   });
 

@@ -167,16 +167,24 @@ export class BfcFileSystem implements FileSystem {
     const dirs = new Set<string>();
     let prevStart = 0;
     let prevLen = -1;
+    // Plain byte loops: this pass runs once per mount in every serving thread, before the JIT has
+    // warmed, where Buffer.compare and lastIndexOf cost more in argument checks than in bytes.
     for (let j = 0; j < ix.count; j++) {
       const s = ix.pathStart(j);
       const e = ix.pathEnd(j);
       if ((ix.mode(j) & 0o170000) === S_IFDIR) dirs.add(b.toString("utf8", s, e));
-      const slash = b.lastIndexOf(0x2f, e - 1);
+      let slash = e - 1;
+      while (slash >= s && b[slash] !== 0x2f) slash--;
       if (slash < s) continue;
       // Siblings share a parent: only a parent not seen just before is decoded.
-      if (slash - s === prevLen && b.compare(b, prevStart, prevStart + prevLen, s, slash) === 0) continue;
+      const len = slash - s;
+      if (len === prevLen) {
+        let k = 0;
+        while (k < len && b[prevStart + k] === b[s + k]) k++;
+        if (k === len) continue;
+      }
       prevStart = s;
-      prevLen = slash - s;
+      prevLen = len;
       for (let d = b.toString("utf8", s, slash); d !== "" && !dirs.has(d); ) {
         dirs.add(d);
         const k = d.lastIndexOf("/");
