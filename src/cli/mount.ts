@@ -11,6 +11,7 @@ import { type Command, Option } from "commander";
 import type { SpillStore } from "../container/spill.ts";
 import { BfcError } from "../errors.ts";
 import type { FuseSource } from "../fuse/mount.ts";
+import { canonicalMountpoint } from "../fuse/mountpoints.ts";
 import type { BfcMountOptions } from "../vfs/types/bfc.ts";
 import type { DiskMountOptions } from "../vfs/types/disk.ts";
 import type { Vfs } from "../vfs/vfs.ts";
@@ -300,10 +301,11 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
   for (const dir of o.allowBacking ?? [])
     args.push("--allow-backing", dir === "any" ? dir : path.resolve(dir));
   const { startMountProcess } = await import("../fuse/mount-process.ts");
+  const mp = canonicalMountpoint(mountpoint);
   try {
     await startMountProcess({
       source: path.resolve(source),
-      mountpoint: path.resolve(mountpoint),
+      mountpoint: mp,
       args,
       env,
       log: o.log,
@@ -312,9 +314,7 @@ async function background(ctx: Ctx, source: string, mountpoint: string, o: Mount
     const err = e as BfcError;
     throw new CliError(err.message, err.reason ?? "IO_ERROR");
   }
-  ctx.say(
-    `mounted ${source} at ${path.resolve(mountpoint)} (bfc umount ${path.resolve(mountpoint)} to unmount)`,
-  );
+  ctx.say(`mounted ${source} at ${mp} (bfc umount ${mp} to unmount)`);
   return 0;
 }
 

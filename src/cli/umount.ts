@@ -9,12 +9,15 @@ import type { Command } from "commander";
 import { type Ctx, run } from "./common.ts";
 
 async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean; wait?: boolean }): Promise<number> {
-  const { unmountFuse } = await import("../fuse/mount.ts");
+  const { canonicalMountpoint, unmountFuse } = await import("../fuse/mount.ts");
   const { mountProcesses } = await import("../fuse/mount-process.ts");
-  const mp = path.resolve(mountpoint);
+  const mp = canonicalMountpoint(mountpoint);
   // The serving process still has work after the kernel lets go: a read-write mount commits its
   // last changes. Returning only once it exits means the container is complete when we do.
-  const pids = mountProcesses(mp);
+  // A foreground `bfc mount -f` names the mountpoint as it was given (through a link, maybe).
+  const given = path.resolve(mountpoint);
+  const names = given === mp ? [mp] : [mp, given];
+  const pids = [...new Set(names.flatMap((n) => mountProcesses(n)))];
   await unmountFuse(mp, { lazy: o.lazy });
   ctx.debug(`unmounted ${mp}`);
   if (o.lazy || o.wait === false || pids.length === 0) return 0;
@@ -24,7 +27,7 @@ async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean; wait?: 
     pids.some((p) => {
       try {
         const argv = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").split("\0");
-        return argv.includes("mount") && argv.includes(mp);
+        return argv.includes("mount") && names.some((n) => argv.includes(n));
       } catch {
         return false;
       }

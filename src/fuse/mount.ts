@@ -9,7 +9,7 @@ import {
 } from "./kernel-mount.ts";
 import { checkMountpoint } from "./mountpoints.ts";
 
-export { checkMountpoint, fuseMountpoints, unmountFuse } from "./mountpoints.ts";
+export { canonicalMountpoint, checkMountpoint, fuseMountpoints, unmountFuse } from "./mountpoints.ts";
 export type { FuseSource, MountSpec };
 
 export type FuseBackend = "kernel" | "native";

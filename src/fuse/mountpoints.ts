@@ -13,11 +13,28 @@ export function fuseMountpoints(): Set<string> {
 }
 
 /**
+ * A mountpoint as the kernel's mount table names it: absolute, with symbolic links in its parent
+ * folders resolved (the table holds the real path, so a mount reached through a link must be looked
+ * up by that). The last component is kept as it is: a stale mountpoint cannot be resolved, and a
+ * mountpoint is a folder, never a link, once mounted.
+ */
+export function canonicalMountpoint(mountpoint: string): string {
+  const abs = path.resolve(mountpoint);
+  const parent = path.dirname(abs);
+  if (parent === abs) return abs;
+  try {
+    return path.join(fs.realpathSync(parent), path.basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+/**
  * Checks a mountpoint before mounting: an existing, empty directory, not a stale FUSE mount left by
  * a killed process (which answers ENOTCONN) — that one is reported with the command that clears it.
  */
 export function checkMountpoint(mountpoint: string): string {
-  const mp = path.resolve(mountpoint);
+  const mp = canonicalMountpoint(mountpoint);
   let st: fs.Stats;
   try {
     st = fs.statSync(mp);
@@ -57,7 +74,7 @@ export function checkMountpoint(mountpoint: string): string {
 
 /** Unmounts a FUSE mountpoint (also a stale one) with fusermount; `lazy` detaches a busy one. */
 export async function unmountFuse(mountpoint: string, options: { lazy?: boolean } = {}): Promise<void> {
-  const mp = path.resolve(mountpoint);
+  const mp = canonicalMountpoint(mountpoint);
   if (!fuseMountpoints().has(mp)) {
     throw new BfcError("EINVAL", "NOT_FOUND", `'${mp}' is not a FUSE mountpoint`, { path: mp });
   }

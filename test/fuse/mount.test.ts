@@ -211,6 +211,23 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
     });
   });
 
+  it("a mountpoint reached through a symbolic link mounts and unmounts by either path", async (t) => {
+    const real = root.mountpoint("real-mnt");
+    t.after(() => root.release(real));
+    const link = root.path("link-to-parent");
+    fs.symlinkSync(path.dirname(real), link);
+    const via = path.join(link, path.basename(real));
+    for (const by of [via, real]) {
+      const r = await bfc(["mount", container, via]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout.toString(), new RegExp(`at ${real} \\(bfc umount ${real} `), "the real path");
+      assert.ok(mountsUnder(real).includes(real));
+      assert.deepEqual(fs.readdirSync(via).sort(), fs.readdirSync(src).sort());
+      await umountCli(root, by);
+      assert.ok(!mountsUnder(real).includes(real), `unmounted by ${by}`);
+    }
+  });
+
   it("8 parallel readers on a fresh mount each hash every file right", async (t) => {
     const mnt = await mountCli(t, container, "parallel");
     const results = await Promise.all(Array.from({ length: 8 }, () => sha256sums(mnt, tree.files)));
