@@ -1310,7 +1310,13 @@ export class Reader {
     if (start >= end) return 0;
     // Stored files are never in the cache under their index (only their container blocks).
     if (!loc.comp && !loc.enc) {
-      if (!this.verified[i] && !this.trust) this.verifyPlainSync(loc);
+      if (!this.verified[i] && !this.trust) {
+        if (start === 0 && end === loc.size && loc.size <= WHOLE_DECODE_LIMIT) {
+          this.readPlainWholeSync(loc, target, offset);
+          return end - start;
+        }
+        this.verifyPlainSync(loc);
+      }
       this.readStoredSync(loc, target, offset, start, end);
       return end - start;
     }
@@ -1425,6 +1431,24 @@ export class Reader {
     const chunk = syncScratch().subarray(0, Math.min(BLOCK_SIZE, Math.max(this.fileSize, need) - at));
     readFully(fd, chunk, at, what);
     return Buffer.from(chunk);
+  }
+
+  /**
+   * The first read of a whole stored file (a FUSE read of a small file, a copy): its object read
+   * once into reused memory, checked, and copied out; nothing is cached (the caller keeps the
+   * bytes, as the kernel's page cache does), so reading many small files once allocates nothing.
+   */
+  private readPlainWholeSync(loc: Location, target: Uint8Array, offset: number): void {
+    const lead = objectPrefixSize(loc.aad.length);
+    const need = lead + loc.size;
+    if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
+    const raw = this.scratch.subarray(0, need);
+    readFully(this.checkOpen(), raw, loc.payloadOffset - lead, loc.path);
+    this.checkObjectHeader(loc, raw.subarray(0, this.objectHeaderBytes(loc)));
+    const data = raw.subarray(lead);
+    this.finishCheck(loc, loc.size, crc32c(data));
+    this.verified[loc.i] = 1;
+    target.set(data, offset);
   }
 
   private verifyPlainSync(loc: Location): void {

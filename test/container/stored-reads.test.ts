@@ -92,8 +92,28 @@ describe("stored files: small positioned reads", () => {
         assert.ok(into.equals(Buffer.alloc(16, 0)), "no byte of the corrupted file");
       }
       await assert.rejects(r.read("b.bin", 0, 10), { reason: "CRC_MISMATCH" });
+      // A first read of a whole file is checked and copied in one pass: still no byte of it.
+      const whole = Buffer.alloc(3005, 0);
+      assert.throws(() => r.readIntoAtSync(r.find("b.bin"), whole, 5, 3000, 0), { reason: "CRC_MISMATCH" });
+      assert.ok(whole.equals(Buffer.alloc(3005, 0)), "no byte of the corrupted file, read whole");
     } finally {
       r.close();
+    }
+    // In a fresh reader, whole first reads of the good neighbours return their bytes.
+    const fresh = Reader.openSync(file);
+    try {
+      for (const name of ["a.bin", "c.bin"]) {
+        const into = Buffer.alloc(3000);
+        assert.equal(fresh.readIntoAtSync(fresh.find(name), into, 0, 3000, 0), 3000);
+        assert.ok(into.equals(files.get(name) as Buffer), name);
+      }
+      const into = Buffer.alloc(3000, 0);
+      assert.throws(() => fresh.readIntoAtSync(fresh.find("b.bin"), into, 0, 3000, 0), {
+        reason: "CRC_MISMATCH",
+      });
+      assert.ok(into.equals(Buffer.alloc(3000, 0)));
+    } finally {
+      fresh.close();
     }
   });
 });
