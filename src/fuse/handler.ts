@@ -547,11 +547,10 @@ export class RequestHandler {
   ): Promise<void> | undefined {
     // The header object is reused by the next request; an answer that comes later needs its own.
     const req = { ...h };
-    const what = this.describe(h);
     const done = (buf: Out, n: number): void => {
       if (handle) handle.busy--;
       if (n < len && offset + n < this.vfs.fstatNode(fd).size) {
-        this.fail(req, what, errno(EIO, `short read at ${offset}: ${n} of ${len} bytes`));
+        this.fail(req, this.describe(req), errno(EIO, `short read at ${offset}: ${n} of ${len} bytes`));
         return;
       }
       this.send(req.unique, 0, n, buf);
@@ -574,7 +573,7 @@ export class RequestHandler {
       (n) => done(buf, n),
       (e) => {
         if (handle) handle.busy--;
-        this.fail(req, what, e);
+        this.fail(req, this.describe(req), e);
       },
     );
   }
