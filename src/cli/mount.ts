@@ -10,7 +10,7 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import type { SpillStore } from "../container/spill.ts";
 import { BfcError } from "../errors.ts";
-import type { FuseSource } from "../fuse/mount.ts";
+import type { FuseMount, FuseSource } from "../fuse/mount.ts";
 import { canonicalMountpoint } from "../fuse/mountpoints.ts";
 import type { BfcMountOptions } from "../vfs/types/bfc.ts";
 import type { DiskMountOptions } from "../vfs/types/disk.ts";
@@ -142,6 +142,17 @@ async function serve(
   o: MountOptions,
   ready: (err?: unknown) => void,
 ): Promise<number> {
+  // Signals are taken from the start: one that arrives while the mount is being set up (the kernel
+  // may already be sending requests) unmounts as soon as there is something to unmount.
+  let m: FuseMount | undefined;
+  let stopAsked = false;
+  const stop = (): void => {
+    stopAsked = true;
+    m?.unmount().catch((e: unknown) => ctx.report(e));
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  process.once("SIGHUP", stop);
   const type = o.type ?? detectType(source);
   const uid = parseId(o.uid, "--uid");
   const gid = parseId(o.gid, "--gid");
@@ -210,7 +221,6 @@ async function serve(
     spill?.close();
     if (containerFd !== undefined) fs.closeSync(containerFd);
   };
-  let m: Awaited<ReturnType<typeof mountFuse>>;
   try {
     m = await mountFuse(fuseSource, mountpoint, {
       immutable: !o.rw,
@@ -231,12 +241,7 @@ async function serve(
     `mounted ${abs} (${type}${o.rw ? ", read-write" : ""}) at ${m.mountpoint} (${m.backend} backend)`,
   );
   ready();
-  const stop = (): void => {
-    m.unmount().catch((e: unknown) => ctx.report(e));
-  };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  process.once("SIGHUP", stop);
+  if (stopAsked) stop();
   await m.closed;
   await release();
   return 0;
