@@ -48,7 +48,7 @@ import { shouldCompress } from "./compressibility.ts";
 import { InlineStream } from "./inline-stream.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { OutputFile } from "./output-file.ts";
-import { Transformer, transformOne } from "./transform.ts";
+import { InlineTransformer, transformOne } from "./transform.ts";
 import { type StreamSession, TransformPool } from "./transform-pool.ts";
 
 export type Compression = "none" | "zstd" | "auto";
@@ -66,8 +66,9 @@ export interface WriterOptions extends Credentials {
   blockSize?: number;
   /**
    * Worker threads for compression and encryption (default: available cores). 0 transforms on the
-   * writer's own thread (zlib still compresses large files on libuv's thread pool): slower with
-   * many cores, but no worker isolates, so the least memory.
+   * writer's own thread, synchronously, through reused zstd contexts and buffers, and a large file
+   * added by position is written before its add resolves: slower with many cores, but no worker
+   * isolates and nothing allocated per file, so the least memory.
    */
   workers?: number;
   onWarning?: (message: string, path?: string) => void;
@@ -169,8 +170,6 @@ export interface RawPayload {
   crc: number;
 }
 
-/** With `workers: 0`: bytes of small files queued for compression on this thread. */
-const INLINE_WINDOW = 4 * 1024 * 1024;
 /** Chunk size of the arena index paths are packed into. */
 const PATH_ARENA = 64 * 1024;
 /** Files up to this size are read whole and transformed as one job; larger ones stream. */
@@ -179,6 +178,8 @@ const CHUNK = 256 * 1024;
 /** Bytes read ahead of the output (memory bound of the pipeline). */
 const WINDOW_BYTES = 64 * 1024 * 1024;
 const WINDOW_JOBS = 8192;
+/** How long a large file is streamed at most before the event loop gets a turn. */
+const YIELD_MS = 50;
 /** A streamed job's share of the window: it holds only a few chunks at a time. */
 const STREAM_JOB_BYTES = 8 * CHUNK;
 
@@ -266,9 +267,7 @@ export class Writer {
   private readonly out: OutputFile;
   private pool: TransformPool | null = null;
   /** With `workers: 0`: the zstd contexts small files are compressed with on this thread. */
-  private transformer: Transformer | null = null;
-  /** Bytes handed to `transformer` whose results have not come back. */
-  private inlinePending = 0;
+  private transformer: InlineTransformer | null = null;
   private scratch: Buffer | null = null;
 
   private readonly records: IndexRecord[] = [];
@@ -822,9 +821,10 @@ export class Writer {
       let data: Buffer;
       try {
         await this.waitForRoom(size);
-        // Written at once when nothing needs transforming and nothing is queued: the bytes can then
-        // go through one reused buffer instead of a fresh allocation per file.
-        const direct = this.compression === "none" && !this.key && !this.pumping && this.queue.length === 0;
+        // Written at once when it is transformed here (or not at all) and nothing is queued: the
+        // bytes can then go through one reused buffer instead of a fresh allocation per file.
+        const here = this.opts.workers === 0 || (this.compression === "none" && !this.key);
+        const direct = here && !this.pumping && this.queue.length === 0;
         if (direct) this.scratch ??= Buffer.allocUnsafe(SMALL_FILE);
         data = readExactly(read, size, label, direct ? this.scratch : undefined);
       } finally {
@@ -841,7 +841,7 @@ export class Writer {
       close();
       throw e;
     }
-    this.enqueue({
+    const job: Job = {
       path: p,
       pathBytes: this.pathBytes(p),
       kind: "file",
@@ -850,6 +850,16 @@ export class Writer {
       size,
       weight: STREAM_JOB_BYTES,
       stream: { size, read, close, label, compress: this.wantsCompression(p, head, size) },
+    };
+    if (this.opts.workers !== 0) {
+      this.enqueue(job);
+      return;
+    }
+    // Everything happens on this thread anyway: the files after this one wait until it is written,
+    // and then go straight out through the reused buffers instead of queueing copies behind it.
+    await new Promise<void>((resolve, reject) => {
+      job.done = { resolve, reject };
+      this.enqueue(job);
     });
   }
 
@@ -915,16 +925,15 @@ export class Writer {
     if (!compress && !this.key) {
       job.payload = { data, comp: COMP_NONE, crc: crc32c(data) };
     } else if (this.opts.workers === 0) {
-      this.transformer ??= new Transformer();
-      this.inlinePending += data.length;
-      const pending = this.transformer
-        .transform(data, compress ? this.level : 0, this.key, job.pathBytes)
-        .then((r) => {
-          this.inlinePending -= data.length;
-          return { data: r.payload, comp: r.comp, crc: r.crc };
-        });
-      pending.catch(() => {});
-      job.pending = pending;
+      this.transformer ??= new InlineTransformer();
+      const r = this.transformer.transform(data, compress ? this.level : 0, this.key, job.pathBytes);
+      // The frame is a view of the transformer's buffer: a job that waits in the queue owns a copy.
+      let out = r.payload;
+      if (out !== data && !this.key && (this.pumping || this.queue.length > 0)) {
+        out = Buffer.allocUnsafeSlow(r.payload.length);
+        r.payload.copy(out);
+      }
+      job.payload = { data: out, comp: r.comp, crc: r.crc };
     } else if (!this.pool && this.inlineBudget >= data.length) {
       // Starting worker threads costs more than transforming a few small files here (a commit of
       // one change); the pool takes over once the work adds up.
@@ -1049,8 +1058,7 @@ export class Writer {
    */
   private transformsFull(bytes: number): boolean {
     const pool = this.pool;
-    if (pool !== null && pool.pendingBytes > 0 && pool.pendingBytes + bytes > pool.window) return true;
-    return this.inlinePending > 0 && this.inlinePending + bytes > INLINE_WINDOW;
+    return pool !== null && pool.pendingBytes > 0 && pool.pendingBytes + bytes > pool.window;
   }
 
   private wake(): void {
@@ -1344,7 +1352,14 @@ export class Writer {
     };
     if (src.read) {
       const reusable = session ? null : Buffer.allocUnsafe(CHUNK);
+      let turn = performance.now();
       for (;;) {
+        if (performance.now() - turn > YIELD_MS) {
+          // Read (and with `workers: 0` compressed) on this thread without waiting for anything:
+          // let the event loop turn now and then.
+          await new Promise((resolve) => setImmediate(resolve));
+          turn = performance.now();
+        }
         const want = src.size >= 0 ? Math.min(CHUNK, src.size - size) : CHUNK;
         if (want === 0) break;
         const buf = reusable ? reusable.subarray(0, want) : session!.buffer(want);

@@ -94,6 +94,9 @@ export interface ImportSummary {
   warnings: string[];
 }
 
+/** How long the import runs at most before the event loop gets a turn. */
+const YIELD_MS = 50;
+
 /** Inode flags with a meaning for users (chattr +i, +a) that no container field keeps. */
 const FLAG_IMMUTABLE = 0x10;
 const FLAG_APPEND = 0x20;
@@ -272,7 +275,14 @@ export async function importDiskImage(
         warn(m);
       },
     });
+    let turn = performance.now();
     for (const e of walk) {
+      // Reading, compressing and writing all run on this thread without waiting for anything: let
+      // the event loop turn now and then, so that a cancellation (a message, a signal) gets in.
+      if (performance.now() - turn > YIELD_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
       if (options.signal?.aborted) throw cancelled(container);
       if (e.path === "") {
         root = e;
