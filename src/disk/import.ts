@@ -218,11 +218,14 @@ export async function importDiskImage(
     allowBacking: options.allowBacking,
     ignoreJournal: options.ignoreJournal === true,
     verifyChecksums: options.verifyChecksums !== false,
-    // The import reads each compressed cluster, L2 table and metadata block about once, in
-    // order: small caches do.
+    // The import reads each compressed cluster, L2 table, metadata block and inode about once, in
+    // order: small caches do. Cached blocks and inodes also outlive the young generation, and
+    // then pile up as old garbage until a full collection (~15 MiB more peak RSS on 35k entries
+    // with 4 MiB of blocks and 8192 inodes).
     l2CacheBytes: 4 * 1024 * 1024,
     clusterCacheBytes: 4 * 1024 * 1024,
-    cacheBytes: 4 * 1024 * 1024,
+    cacheBytes: 256 * 1024,
+    inodeCache: 256,
     onWarning: warn,
   });
   let w: Writer | null = null;
