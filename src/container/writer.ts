@@ -32,22 +32,25 @@ import {
   type ContainerMetadata,
   type EntryAttrs,
   type Extension,
-  encodeEntryAttrs,
   encodeExtension,
+  entryAttrsRecordSize,
   type Hardlink,
   type ObjectName,
   type ResourceLimits,
   type SpecialEntry,
+  writeEntryAttrsRecord,
 } from "../format/extension.ts";
 import { encodeFooter } from "../format/footer.ts";
 import { encodeHeader } from "../format/header.ts";
-import { encodeIndex, type IndexRecord, sortRecords } from "../format/index-table.ts";
+import type { IndexRecord } from "../format/index-table.ts";
 import { encodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
 import { normalizePath, referenceCanLookUp } from "../format/path.ts";
+import { ByteArena } from "./byte-arena.ts";
 import { shouldCompress } from "./compressibility.ts";
 import { InlineStream } from "./inline-stream.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { OutputFile } from "./output-file.ts";
+import { RecordStore } from "./record-store.ts";
 import { InlineTransformer, transformOne } from "./transform.ts";
 import { type StreamSession, TransformPool } from "./transform-pool.ts";
 
@@ -170,8 +173,6 @@ export interface RawPayload {
   crc: number;
 }
 
-/** Chunk size of the arena index paths are packed into. */
-const PATH_ARENA = 64 * 1024;
 /** Files up to this size are read whole and transformed as one job; larger ones stream. */
 const SMALL_FILE = 4 * 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -191,6 +192,8 @@ interface Payload {
 
 interface Job {
   path: string;
+  /** The path's bytes: by their handle in the writer's arena, and as a view. */
+  pathRef: number;
   pathBytes: Buffer;
   kind: "file" | "directory" | "symlink";
   mode: number;
@@ -248,8 +251,11 @@ export class Writer {
   private readonly appendTo: AppendTarget | null;
   private extension: Partial<Extension>;
   private carried = 0;
-  /** Attributes BFC v1 has no field for, by canonical path, written to the extension area. */
-  private readonly attrs = new Map<string, EntryAttrs>();
+  /**
+   * Attributes BFC v1 has no field for, by canonical path, written to the extension area: each
+   * entry's record of that table, already encoded, by its handle in `arena`.
+   */
+  private readonly attrs = new Map<string, number>();
   /** What the resource limits count, for containers created with limits. */
   private usage = { files: 0, directories: 0, bytes: 0 };
   /** Hard links added: path → the regular file it links to; resolved at finish. */
@@ -270,9 +276,9 @@ export class Writer {
   private transformer: InlineTransformer | null = null;
   private scratch: Buffer | null = null;
 
-  private readonly records: IndexRecord[] = [];
-  private arena = Buffer.allocUnsafeSlow(0);
-  private arenaUsed = 0;
+  /** Index paths and encoded attributes, kept until finish. */
+  private readonly arena = new ByteArena();
+  private readonly records = new RecordStore(this.arena);
   /** Every path added, and its kind: O(1) duplicate and conflict checks. */
   private readonly kinds = new Map<string, "file" | "directory" | "symlink">();
   /** Paths that exist as parents of added entries. */
@@ -341,8 +347,15 @@ export class Writer {
    */
   setAttributes(name: string, attrs: EntryAttrs): void {
     const p = normalizePath(name);
-    if (Object.values(attrs).some((v) => v !== undefined)) this.attrs.set(p, attrs);
-    else this.attrs.delete(p);
+    if (!Object.values(attrs).some((v) => v !== undefined)) {
+      this.attrs.delete(p);
+      return;
+    }
+    const n = entryAttrsRecordSize(attrs);
+    const h = this.arena.alloc(n);
+    // Its index is known only at finish.
+    writeEntryAttrsRecord(this.arena.view(h, n), 0, 0, attrs);
+    this.attrs.set(p, h);
   }
 
   /**
@@ -422,7 +435,7 @@ export class Writer {
       });
     }
     this.claim(p, fmt === S_IFDIR ? "directory" : fmt === S_IFLNK ? "symlink" : "file", false);
-    this.records.push(record);
+    this.records.push(p, this.arena.put(record.pathBytes), record.pathBytes.length, record);
     if (objectName !== undefined && objectName !== p) this.objectNames.set(p, Buffer.from(objectName));
     this.carried++;
   }
@@ -435,8 +448,7 @@ export class Writer {
     const p = this.claim(name, "file");
     await this.waitForRoom(STREAM_JOB_BYTES);
     this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "file",
       mode: S_IFREG | (meta.mode & PERM_MASK),
       mtimeNs: meta.mtimeNs,
@@ -630,22 +642,11 @@ export class Writer {
     }
   }
 
-  /**
-   * A path's bytes for the index, kept until finish: packed into arena chunks of their own rather
-   * than Node's shared Buffer pool, where each would pin a 64 KiB slab and whatever file content
-   * had been allocated in it.
-   */
-  private pathBytes(p: string): Buffer {
+  /** A job's path, its bytes kept in the arena until finish (for the index). */
+  private named(p: string): { path: string; pathRef: number; pathBytes: Buffer } {
     const n = Buffer.byteLength(p);
-    if (n > PATH_ARENA / 8) return Buffer.from(p);
-    if (this.arenaUsed + n > this.arena.length) {
-      this.arena = Buffer.allocUnsafeSlow(PATH_ARENA);
-      this.arenaUsed = 0;
-    }
-    const b = this.arena.subarray(this.arenaUsed, this.arenaUsed + n);
-    b.write(p);
-    this.arenaUsed += n;
-    return b;
+    const pathRef = this.arena.putString(p, n);
+    return { path: p, pathRef, pathBytes: this.arena.view(pathRef, n) };
   }
 
   private wantsCompression(name: string, head: Uint8Array, size: number): boolean {
@@ -659,8 +660,7 @@ export class Writer {
   async addDirectory(name: string, meta: EntryMeta = {}): Promise<void> {
     const p = this.claim(name, "directory");
     this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "directory",
       mode: S_IFDIR | ((meta.mode ?? 0o755) & PERM_MASK),
       mtimeNs: toNs(meta.mtime, nowNs()),
@@ -683,8 +683,7 @@ export class Writer {
     }
     const p = this.claim(name, "symlink");
     this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "symlink",
       mode: S_IFLNK | ((meta.mode ?? 0o777) & PERM_MASK),
       mtimeNs: toNs(meta.mtime, nowNs()),
@@ -842,8 +841,7 @@ export class Writer {
       throw e;
     }
     const job: Job = {
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "file",
       mode,
       mtimeNs,
@@ -890,8 +888,7 @@ export class Writer {
     const head = Buffer.concat(parts, total);
     const done = new Promise<void>((resolve, reject) => {
       this.enqueue({
-        path: p,
-        pathBytes: this.pathBytes(p),
+        ...this.named(p),
         kind: "file",
         mode,
         mtimeNs,
@@ -913,8 +910,7 @@ export class Writer {
 
   private enqueueSmall(p: string, data: Buffer, mode: number, mtimeNs: bigint): void {
     const job: Job = {
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "file",
       mode,
       mtimeNs,
@@ -1126,8 +1122,7 @@ export class Writer {
     size: number,
     crc: number,
   ): void {
-    this.records.push({
-      pathBytes: job.pathBytes,
+    this.records.push(job.path, job.pathRef, job.pathBytes.length, {
       objOffset,
       objSize,
       mode: job.mode,
@@ -1152,7 +1147,7 @@ export class Writer {
       compressed: comp !== COMP_NONE,
       target: job.target?.toString(),
     });
-    this.opts.onProgress?.({ entries: this.records.length, bytes: this.stats.bytesIn, path: job.path });
+    this.opts.onProgress?.({ entries: this.records.count, bytes: this.stats.bytesIn, path: job.path });
   }
 
   /** Writes an object whose payload is complete in memory (or a directory/symlink). */
@@ -1391,7 +1386,7 @@ export class Writer {
       if (end.tag) this.out.append(end.tag);
     }
     this.opts.onProgress?.({
-      entries: this.records.length,
+      entries: this.records.count,
       bytes: this.stats.bytesIn + size,
       path: job.path,
     });
@@ -1418,23 +1413,25 @@ export class Writer {
         if (this.failure) throw this.failure;
       }
       if (this.failure) throw this.failure;
+      const records = this.records;
       if (this.links.size > 0) {
-        const byPath = new Map<string, IndexRecord>();
-        for (const r of this.records) byPath.set(r.pathBytes.toString(), r);
+        const byPath = new Map<string, number>();
+        for (let k = 0; k < records.count; k++) byPath.set(records.path(k), k);
         for (const [p, t] of this.links) {
           if (byPath.has(p)) continue;
           const target = byPath.get(t);
-          if (!target)
+          if (target === undefined)
             throw new BfcError("EINVAL", "INVALID_ARGUMENT", `hard link target '${t}' was never written`);
-          this.records.push({ ...target, pathBytes: this.pathBytes(p) });
+          const n = Buffer.byteLength(p);
+          records.push(p, this.arena.putString(p, n), n, records.fields(target));
         }
       }
-      sortRecords(this.records);
+      const order = records.sorted();
       const ext = { ...this.extension };
       if (this.links.size > 0) {
         const at = new Map<string, number>();
-        this.records.forEach((r, k) => {
-          at.set(r.pathBytes.toString(), k);
+        order.forEach((r, k) => {
+          at.set(records.path(r), k);
         });
         const hl: Hardlink[] = [];
         for (const [p, t] of this.links) hl.push({ entry: at.get(p)!, target: at.get(t)! });
@@ -1443,8 +1440,8 @@ export class Writer {
       }
       if (this.objectNames.size > 0) {
         const names: ObjectName[] = [];
-        this.records.forEach((r, entry) => {
-          const name = this.objectNames.get(r.pathBytes.toString());
+        order.forEach((r, entry) => {
+          const name = this.objectNames.get(records.path(r));
           if (name) names.push({ entry, name });
         });
         ext.objectNames = names;
@@ -1456,15 +1453,8 @@ export class Writer {
           Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)),
         );
       }
-      if (this.attrs.size > 0) {
-        const list: { index: number; attrs: EntryAttrs }[] = [];
-        this.records.forEach((r, index) => {
-          const a = this.attrs.get(r.pathBytes.toString());
-          if (a) list.push({ index, attrs: a });
-        });
-        ext.entryAttrs = list.length ? encodeEntryAttrs(list) : undefined;
-      }
-      const blob = encodeIndex(this.records, encodeExtension(ext));
+      if (this.attrs.size > 0) ext.entryAttrs = this.entryAttrsTable(order);
+      const blob = records.encodeIndex(order, encodeExtension(ext));
       const indexOffset = this.out.position;
       this.out.append(blob);
       const footer = encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset });
@@ -1493,7 +1483,7 @@ export class Writer {
       await this.pool?.close();
       return {
         path: this.path,
-        entries: this.records.length,
+        entries: this.records.count,
         carried: this.carried,
         files: this.stats.files,
         directories: this.stats.directories,
@@ -1507,6 +1497,37 @@ export class Writer {
       await this.abort();
       throw e instanceof BfcError ? e : fromSystemError(e, `cannot write '${this.path}'`, this.path);
     }
+  }
+
+  /**
+   * The extension area's entry-attributes table (as encodeEntryAttrs writes it): the records
+   * encoded by setAttributes, in index order, each given its entry's index. Undefined when no
+   * entry written has attributes.
+   */
+  private entryAttrsTable(order: readonly number[]): Buffer | undefined {
+    const arena = this.arena;
+    const length = (h: number) => 8 + arena.chunk(h).readUInt32LE(ByteArena.offset(h) + 4);
+    let size = 4;
+    let count = 0;
+    for (const r of order) {
+      const h = this.attrs.get(this.records.path(r));
+      if (h === undefined) continue;
+      size += length(h);
+      count++;
+    }
+    if (count === 0) return undefined;
+    const out = Buffer.allocUnsafe(size);
+    out.writeUInt32LE(count, 0);
+    let q = 4;
+    order.forEach((r, index) => {
+      const h = this.attrs.get(this.records.path(r));
+      if (h === undefined) return;
+      const at = ByteArena.offset(h);
+      const n = arena.chunk(h).copy(out, q, at, at + length(h));
+      out.writeUInt32LE(index, q);
+      q += n;
+    });
+    return out;
   }
 
   /** Renames the finished temporary file over the target (or links it, refusing to replace). */
