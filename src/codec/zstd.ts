@@ -1,4 +1,5 @@
 import zlib from "node:zlib";
+import { drivenStream, type ZlibInternals } from "./zlib-handle.ts";
 
 export const ZSTD_MIN_LEVEL = 1;
 export const ZSTD_MAX_LEVEL = 22;
@@ -67,15 +68,12 @@ export class ZstdFramer {
 }
 
 /**
- * A zstd compression context driven synchronously (node:zlib's internal handle, as the decoders
- * above), or undefined where node:zlib lacks it. `size` >= 0 is pledged for every frame's header.
+ * A zstd compression context driven synchronously (zlib-handle.ts), or undefined where node:zlib lacks it. `size` >= 0 is pledged for every frame's header.
  */
 function syncEncoder(level: number, size: number, onError: (e: Error) => void): ZlibInternals | undefined {
   const options = compressOptions(level, size);
   if (size < 0) delete options.pledgedSrcSize;
-  const z = syncStream(onError, () => zlib.createZstdCompress(options));
-  (z as unknown as zlib.ZstdCompress | undefined)?.on("error", () => {});
-  return z;
+  return drivenStream(zlib.createZstdCompress(options), onError);
 }
 
 /**
@@ -194,52 +192,14 @@ export function createZstdEncoder(level: number, size: number): zlib.ZstdCompres
   return zlib.createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });
 }
 
-/** The parts of a node:zlib stream that its own synchronous path drives (see syncStream). */
-interface ZlibInternals {
-  _handle: {
-    writeSync(
-      flush: number,
-      input: Uint8Array,
-      inOff: number,
-      inLen: number,
-      out: Uint8Array,
-      outOff: number,
-      outLen: number,
-    ): void;
-    onerror: (message: string, errno: number) => void;
-  };
-  _writeState: Uint32Array;
-  _finishFlushFlag: number;
-}
-
 /**
  * One zstd decoder set up once and reused frame after frame. zlib.zstdDecompressSync builds and
  * tears down a whole stream per call, which costs several times more than decoding a file of a few
  * KiB (reading many small files is dominated by it). This keeps one stream and drives its native
- * handle the way node:zlib's own sync path does (`handle.writeSync` and the stream's write state):
- * node:zlib's internal interface, so it is checked for before use and any surprise (an error, more
- * output than expected) replaces the decoder; without it, zlib.zstdDecompressSync is used.
+ * handle (see zlib-handle.ts): any surprise (an error, more output than expected) replaces the
+ * decoder; without the internals, zlib.zstdDecompressSync is used.
  *
- * Returns such a stream with its errors reported to `onError`, or undefined when node:zlib does not
- * have the expected internals.
- */
-function syncStream(
-  onError: (e: Error) => void,
-  create: () => zlib.ZstdDecompress | zlib.ZstdCompress = () => zlib.createZstdDecompress(),
-): ZlibInternals | undefined {
-  const z = create() as unknown as Partial<ZlibInternals>;
-  const ok =
-    typeof z._handle?.writeSync === "function" &&
-    z._writeState instanceof Uint32Array &&
-    typeof z._finishFlushFlag === "number";
-  if (!ok) return undefined;
-  const full = z as ZlibInternals;
-  full._handle.onerror = (message, errno) => onError(Object.assign(new Error(message), { errno }));
-  return full;
-}
-
-/**
- * One zstd decoding context kept per thread (see the comment above), for complete frames whose
+ * One zstd decoding context kept per thread, for complete frames whose
  * header declares the expected size: zstd then decodes in one pass straight into our buffer and
  * leaves the context at a frame boundary. Any error, output of another size or input left over
  * discards the context and answers undefined, so the caller can ask the one-shot call instead.
@@ -253,11 +213,10 @@ export class ReusableZstdDecoder {
 
   private stream(): ZlibInternals | undefined {
     if (this.z || this.unsupported) return this.z;
-    this.z = syncStream(() => {
+    this.z = drivenStream(zlib.createZstdDecompress(), () => {
       this.failed = true;
     });
     if (!this.z) this.unsupported = true;
-    else (this.z as unknown as zlib.ZstdDecompress).on("error", () => {});
     return this.z;
   }
 
@@ -411,7 +370,7 @@ export class ZstdStreamDecoder {
   private failure: Error | undefined;
 
   private constructor(chunk: number) {
-    const z = syncStream((e) => {
+    const z = drivenStream(zlib.createZstdDecompress(), (e) => {
       this.failure = e;
     });
     if (!z) throw new Error("node:zlib has no synchronous zstd stream here");

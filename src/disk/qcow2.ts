@@ -1,5 +1,6 @@
 import fs from "node:fs";
 import zlib from "node:zlib";
+import { ReusableRawInflater } from "../codec/raw-inflate.ts";
 import { zstdDecompressFramesInto } from "../codec/zstd-frames.ts";
 import { ContentCache } from "../container/content-cache.ts";
 import { BfcError, corrupt, fromSystemError } from "../errors.ts";
@@ -108,6 +109,8 @@ export class Qcow2Image implements BlockSource {
    * decodes another, and nothing else keeps one, so an evicted buffer is free.
    */
   private readonly spareClusters: Buffer[] = [];
+  /** Deflate-compressed clusters are decoded through one reused context. */
+  private inflater: ReusableRawInflater | null = null;
   // The result of map(): what the stretch at the asked offset is, where, and how long.
   private kind = DATA;
   private host = 0;
@@ -453,16 +456,20 @@ export class Qcow2Image implements BlockSource {
     const cs = this.clusterSize;
     let out: Buffer;
     try {
+      const into = this.spareClusters.pop() ?? Buffer.allocUnsafeSlow(cs);
       if (this.header.compression === "zstd") {
-        out = zstdDecompressFramesInto(data, this.spareClusters.pop() ?? Buffer.allocUnsafeSlow(cs));
+        out = zstdDecompressFramesInto(data, into);
       } else {
         // Raw deflate; the range may end with the next cluster's bytes (ignored) and qemu accepts a
         // stream that fills the cluster without its end marker, hence the sync flush.
-        out = zlib.inflateRawSync(data, {
-          maxOutputLength: cs,
-          chunkSize: cs,
-          finishFlush: zlib.constants.Z_SYNC_FLUSH,
-        });
+        this.inflater ??= new ReusableRawInflater();
+        out = this.inflater.inflateInto(data, into)
+          ? into
+          : zlib.inflateRawSync(data, {
+              maxOutputLength: cs,
+              chunkSize: cs,
+              finishFlush: zlib.constants.Z_SYNC_FLUSH,
+            });
       }
     } catch (e) {
       const detail =
