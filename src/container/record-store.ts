@@ -1,3 +1,4 @@
+import { crc32c } from "../codec/crc32c.ts";
 import { BfcError } from "../errors.ts";
 import { INDEX_ENTRY_TAIL, INDEX_HEADER_SIZE, INDEX_VERSION } from "../format/constants.ts";
 import { type IndexRecord, writeIndexEntryTail } from "../format/index-table.ts";
@@ -6,6 +7,8 @@ import { ByteArena } from "./byte-arena.ts";
 /** An index record's fields but its path. */
 export type RecordFields = Omit<IndexRecord, "pathBytes">;
 
+/** Bytes of index handed out at a time. */
+const PIECE = 64 * 1024;
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
@@ -101,24 +104,49 @@ export class RecordStore {
     return order;
   }
 
-  /** The index blob: its header, the records in `order`, then `extension`. */
-  encodeIndex(order: readonly number[], extension: Buffer): Buffer {
-    let size = INDEX_HEADER_SIZE + extension.length;
-    for (const i of order) size += 4 + (this.pathLen[i] as number) + INDEX_ENTRY_TAIL;
-    const buf = Buffer.allocUnsafe(size);
-    buf.writeUInt32LE(INDEX_VERSION, 0);
-    buf.writeUInt32LE(order.length, 4);
+  /**
+   * Writes the index (its header, the records in `order`, then `extension`) to `out` in pieces,
+   * each valid until `out` returns (one buffer serves them all: no blob of the whole index at the
+   * writer's peak); returns its size and CRC-32C.
+   */
+  writeIndex(
+    order: readonly number[],
+    extension: Buffer,
+    out: (piece: Buffer) => void,
+  ): { size: number; crc: number } {
+    let piece = Buffer.allocUnsafe(PIECE);
     let p = INDEX_HEADER_SIZE;
+    let size = 0;
+    let crc = 0;
+    const flush = () => {
+      const b = piece.subarray(0, p);
+      crc = crc32c(b, crc);
+      size += p;
+      out(b);
+      p = 0;
+    };
+    piece.writeUInt32LE(INDEX_VERSION, 0);
+    piece.writeUInt32LE(order.length, 4);
     for (const i of order) {
       const ref = this.pathRef[i] as number;
       const len = this.pathLen[i] as number;
+      const need = 4 + len + INDEX_ENTRY_TAIL;
+      if (p + need > piece.length) {
+        flush();
+        if (need > piece.length) piece = Buffer.allocUnsafe(need);
+      }
       const at = ByteArena.offset(ref);
-      buf.writeUInt32LE(len, p);
-      p += 4 + this.arena.chunk(ref).copy(buf, p + 4, at, at + len);
-      p = writeIndexEntryTail(buf, p, this.fields(i));
+      piece.writeUInt32LE(len, p);
+      p += 4 + this.arena.chunk(ref).copy(piece, p + 4, at, at + len);
+      p = writeIndexEntryTail(piece, p, this.fields(i));
     }
-    extension.copy(buf, p);
-    return buf;
+    flush();
+    if (extension.length > 0) {
+      crc = crc32c(extension, crc);
+      size += extension.length;
+      out(extension);
+    }
+    return { size, crc };
   }
 
   private grow(): void {

@@ -1454,10 +1454,9 @@ export class Writer {
         );
       }
       if (this.attrs.size > 0) ext.entryAttrs = this.entryAttrsTable(order);
-      const blob = records.encodeIndex(order, encodeExtension(ext));
       const indexOffset = this.out.position;
-      this.out.append(blob);
-      const footer = encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset });
+      const index = records.writeIndex(order, encodeExtension(ext), (piece) => this.out.append(piece));
+      const footer = encodeFooter({ indexSize: index.size, indexCrc: index.crc, indexOffset });
       let size: number;
       if (this.appendTo) {
         // Objects and index must be on disk before the footer that makes them the current
