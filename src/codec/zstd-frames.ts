@@ -1,5 +1,6 @@
 import zlib from "node:zlib";
 import { BfcError } from "../errors.ts";
+import { zstdDecompressInto } from "./zstd.ts";
 
 // Walking zstd frames without decoding them, so that a byte range holding some complete frames
 // followed by unrelated bytes can be decoded. node:zlib (like libzstd's one-shot API) insists that
@@ -97,4 +98,18 @@ export function zstdDecompressFrames(data: Uint8Array, size: number): Buffer {
     have += out.length;
   }
   return parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
+}
+
+/**
+ * zstdDecompressFrames(data, out.length), decoded into `out` when `data` starts with one frame that
+ * yields exactly that many bytes (through the thread's reused context: no allocation); anything
+ * else is decoded by zstdDecompressFrames, whose result (or error) is returned instead.
+ */
+export function zstdDecompressFramesInto(data: Uint8Array, out: Buffer): Buffer {
+  const n = out.length > 0 ? zstdFrameLength(data, 0) : -1;
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (n > 0 && dv.getUint32(0, true) === FRAME_MAGIC && zstdDecompressInto(data.subarray(0, n), out)) {
+    return out;
+  }
+  return zstdDecompressFrames(data, out.length);
 }

@@ -1,4 +1,5 @@
 import zlib from "node:zlib";
+import { drivenStream, type ZlibInternals } from "./zlib-handle.ts";
 
 export const ZSTD_MIN_LEVEL = 1;
 export const ZSTD_MAX_LEVEL = 22;
@@ -66,54 +67,139 @@ export class ZstdFramer {
   }
 }
 
+/**
+ * A zstd compression context driven synchronously (zlib-handle.ts), or undefined where node:zlib lacks it. `size` >= 0 is pledged for every frame's header.
+ */
+function syncEncoder(level: number, size: number, onError: (e: Error) => void): ZlibInternals | undefined {
+  const options = compressOptions(level, size);
+  if (size < 0) delete options.pledgedSrcSize;
+  return drivenStream(zlib.createZstdCompress(options), onError);
+}
+
+/**
+ * One zstd frame per whole buffer, synchronously, through one context and one output buffer kept
+ * across calls: compressing many small files allocates nothing per file (a context or an output
+ * buffer per file is garbage that piles up until the collector runs). The frames are
+ * zstdCompressSync's byte for byte (the whole input goes in with ZSTD_e_end, so zstd records its
+ * size as a pledged one-shot compression does). Where node:zlib lacks the internals, or a call
+ * fails inside the context, zstdCompressSync answers instead.
+ */
+export class ZstdFrameEncoder {
+  private readonly level: number;
+  private z: ZlibInternals | undefined;
+  private unsupported = false;
+  private failed = false;
+  private out = Buffer.allocUnsafeSlow(0);
+
+  constructor(level: number) {
+    this.level = level;
+  }
+
+  /** The frame of `data`: a view of a buffer that the next call reuses. */
+  encode(data: Uint8Array): Buffer {
+    if (!this.z && !this.unsupported) {
+      this.z = syncEncoder(this.level, -1, () => {
+        this.failed = true;
+      });
+      this.unsupported = this.z === undefined;
+    }
+    const z = this.z;
+    if (!z) return zstdCompressSync(data, this.level);
+    const room = zstdCompressBound(data.length);
+    if (this.out.length < room) this.out = Buffer.allocUnsafeSlow(Math.max(room, 64 * 1024));
+    this.failed = false;
+    try {
+      z._handle.writeSync(z._finishFlushFlag, data, 0, data.length, this.out, 0, room);
+    } catch {
+      this.failed = true;
+    }
+    // Room left over and no input left: the frame is complete (zstd fills the output otherwise).
+    if (this.failed || z._writeState[0] === 0 || z._writeState[1] !== 0) {
+      this.close();
+      return zstdCompressSync(data, this.level);
+    }
+    return this.out.subarray(0, room - (z._writeState[0] as number));
+  }
+
+  close(): void {
+    (this.z as unknown as zlib.ZstdCompress | undefined)?.destroy();
+    this.z = undefined;
+  }
+}
+
+/**
+ * One frame across a large content's chunks, compressed synchronously into one reused output
+ * buffer (no buffer per chunk). `size` is pledged, so the header records it as createZstdEncoder's
+ * does, and the bytes are that stream's. Undefined from `create` where node:zlib lacks the internals.
+ */
+export class ZstdChunkEncoder {
+  private readonly z: ZlibInternals;
+  private readonly out: Buffer;
+  private failure: Error | undefined;
+
+  private constructor(z: ZlibInternals, chunk: number) {
+    this.z = z;
+    this.out = Buffer.allocUnsafeSlow(chunk);
+  }
+
+  static create(level: number, size: number, chunk = 256 * 1024): ZstdChunkEncoder | undefined {
+    let self: ZstdChunkEncoder | undefined;
+    const z = syncEncoder(level, size, (e) => {
+      if (self) self.failure ??= e;
+    });
+    if (!z) return undefined;
+    self = new ZstdChunkEncoder(z, chunk);
+    return self;
+  }
+
+  /**
+   * Compresses `input` (`last`: and ends the frame), handing out the frame's bytes as they come:
+   * each piece is a view of the reused output buffer, valid until `emit` returns.
+   */
+  write(input: Uint8Array, last: boolean, emit: (piece: Buffer) => void): void {
+    const { z, out } = this;
+    const flush = last ? z._finishFlushFlag : 0;
+    let inOff = 0;
+    let inLen = input.length;
+    for (;;) {
+      z._handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
+      if (this.failure) throw this.failure;
+      const availOut = z._writeState[0] as number;
+      const availIn = z._writeState[1] as number;
+      const consumed = inLen - availIn;
+      inOff += consumed;
+      inLen = availIn;
+      if (availOut < out.length) emit(out.subarray(0, out.length - availOut));
+      // Output room left over: zstd took all it could and has nothing more to give for this call.
+      if (availOut > 0 && inLen === 0) return;
+      if (availOut === out.length && consumed === 0) throw new Error("zstd made no progress");
+    }
+  }
+
+  close(): void {
+    (this.z as unknown as zlib.ZstdCompress).destroy();
+  }
+}
+
+/** zstd's bound on the frame size of `n` input bytes (ZSTD_COMPRESSBOUND). */
+export function zstdCompressBound(n: number): number {
+  const small = 128 * 1024;
+  return n + Math.floor(n / 256) + (n < small ? Math.floor((small - n) / 2048) : 0);
+}
+
 /** A streaming encoder producing one frame; `size` is pledged so the frame header carries it. */
 export function createZstdEncoder(level: number, size: number): zlib.ZstdCompress {
   return zlib.createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });
-}
-
-/** The parts of a node:zlib stream that its own synchronous path drives (see syncStream). */
-interface ZlibInternals {
-  _handle: {
-    writeSync(
-      flush: number,
-      input: Uint8Array,
-      inOff: number,
-      inLen: number,
-      out: Uint8Array,
-      outOff: number,
-      outLen: number,
-    ): void;
-    onerror: (message: string, errno: number) => void;
-  };
-  _writeState: Uint32Array;
-  _finishFlushFlag: number;
 }
 
 /**
  * One zstd decoder set up once and reused frame after frame. zlib.zstdDecompressSync builds and
  * tears down a whole stream per call, which costs several times more than decoding a file of a few
  * KiB (reading many small files is dominated by it). This keeps one stream and drives its native
- * handle the way node:zlib's own sync path does (`handle.writeSync` and the stream's write state):
- * node:zlib's internal interface, so it is checked for before use and any surprise (an error, more
- * output than expected) replaces the decoder; without it, zlib.zstdDecompressSync is used.
+ * handle (see zlib-handle.ts): any surprise (an error, more output than expected) replaces the
+ * decoder; without the internals, zlib.zstdDecompressSync is used.
  *
- * Returns such a stream with its errors reported to `onError`, or undefined when node:zlib does not
- * have the expected internals.
- */
-function syncStream(onError: (e: Error) => void): ZlibInternals | undefined {
-  const z = zlib.createZstdDecompress() as unknown as Partial<ZlibInternals>;
-  const ok =
-    typeof z._handle?.writeSync === "function" &&
-    z._writeState instanceof Uint32Array &&
-    typeof z._finishFlushFlag === "number";
-  if (!ok) return undefined;
-  const full = z as ZlibInternals;
-  full._handle.onerror = (message, errno) => onError(Object.assign(new Error(message), { errno }));
-  return full;
-}
-
-/**
- * One zstd decoding context kept per thread (see the comment above), for complete frames whose
+ * One zstd decoding context kept per thread, for complete frames whose
  * header declares the expected size: zstd then decodes in one pass straight into our buffer and
  * leaves the context at a frame boundary. Any error, output of another size or input left over
  * discards the context and answers undefined, so the caller can ask the one-shot call instead.
@@ -127,11 +213,10 @@ export class ReusableZstdDecoder {
 
   private stream(): ZlibInternals | undefined {
     if (this.z || this.unsupported) return this.z;
-    this.z = syncStream(() => {
+    this.z = drivenStream(zlib.createZstdDecompress(), () => {
       this.failed = true;
     });
     if (!this.z) this.unsupported = true;
-    else (this.z as unknown as zlib.ZstdDecompress).on("error", () => {});
     return this.z;
   }
 
@@ -145,30 +230,48 @@ export class ReusableZstdDecoder {
    * a buffer kept for the next such call.
    */
   decode(frame: Uint8Array, expected: number, reuse = false): Buffer | undefined {
-    const z = this.stream();
-    if (!z) return undefined;
+    if (!this.stream()) return undefined;
     let out: Buffer;
     if (reuse) {
       if (!this.kept || this.kept.length < expected) this.kept = Buffer.allocUnsafe(expected);
       out = this.kept.subarray(0, expected);
     } else out = Buffer.allocUnsafe(expected);
+    return this.decodeInto(frame, out) ? out : undefined;
+  }
+
+  /**
+   * Decodes `frame` into `out`, which it must fill exactly; false (with `out` undefined) when it
+   * does not, or fails, or the context is unavailable.
+   */
+  decodeInto(frame: Uint8Array, out: Uint8Array): boolean {
+    const z = this.stream();
+    if (!z) return false;
     this.failed = false;
     try {
       // The finish flag makes a frame that ends early an error instead of a decoder left mid-frame.
-      z._handle.writeSync(z._finishFlushFlag, frame, 0, frame.length, out, 0, expected);
+      z._handle.writeSync(z._finishFlushFlag, frame, 0, frame.length, out, 0, out.length);
     } catch {
       this.failed = true;
     }
-    // Write state: output room left, input left. Both zero: the whole frame became `expected` bytes.
+    // Write state: output room left, input left. Both zero: the whole frame became `out`'s bytes.
     if (this.failed || z._writeState[0] !== 0 || z._writeState[1] !== 0) {
       this.discard();
-      return undefined;
+      return false;
     }
-    return out;
+    return true;
   }
 }
 
 const frames = new ReusableZstdDecoder();
+
+/**
+ * Decodes one complete frame into `out` through this thread's reused context when it yields exactly
+ * `out.length` bytes; false otherwise (then `out` holds garbage and the caller decodes another way,
+ * which also gives the error).
+ */
+export function zstdDecompressInto(frame: Uint8Array, out: Uint8Array): boolean {
+  return out.length > 0 && frames.decodeInto(frame, out);
+}
 
 /**
  * Decodes frames whose output must be exactly `expected` bytes; anything longer fails before more is
@@ -267,7 +370,7 @@ export class ZstdStreamDecoder {
   private failure: Error | undefined;
 
   private constructor(chunk: number) {
-    const z = syncStream((e) => {
+    const z = drivenStream(zlib.createZstdDecompress(), (e) => {
       this.failure = e;
     });
     if (!z) throw new Error("node:zlib has no synchronous zstd stream here");

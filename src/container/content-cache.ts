@@ -20,9 +20,15 @@ export class ContentCache {
   private hand = 0;
   private bytes = 0;
   readonly budget: number;
+  private readonly onEvict: ((value: Buffer) => void) | undefined;
 
-  constructor(budget: number) {
+  /**
+   * `onEvict` receives each value pushed out by a `set` (never one replaced under its key or
+   * dropped by `clear`), for an owner that recycles them: nothing else may hold a value then.
+   */
+  constructor(budget: number, onEvict?: (value: Buffer) => void) {
     this.budget = budget;
+    this.onEvict = onEvict;
   }
 
   get(key: number): Buffer | undefined {
@@ -59,6 +65,7 @@ export class ContentCache {
       this.values[h] = undefined;
       this.free.push(h);
       this.bytes -= v.length;
+      this.onEvict?.(v);
     }
   }
 

@@ -1,7 +1,7 @@
 import type crypto from "node:crypto";
 import type zlib from "node:zlib";
 import { createEncryptor, newNonce } from "../codec/aead.ts";
-import { createZstdEncoder } from "../codec/zstd.ts";
+import { createZstdEncoder, ZstdChunkEncoder } from "../codec/zstd.ts";
 
 export interface ContentEncoderOptions {
   /** zstd level; 0 stores the content as it is. */
@@ -16,7 +16,14 @@ export interface ContentEncoderOptions {
   /** The frame's length before encryption, and the AEAD tag (null without a key). */
   done: (frameLen: number, tag: Buffer | null) => void;
   error: (e: Error) => void;
+  /**
+   * Compress on the calling thread, each chunk before `write` returns, into one reused buffer
+   * (no output buffer per chunk); default: zlib on libuv's thread pool.
+   */
+  sync?: boolean;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /**
  * One large file's content on its way to a stored payload: one zstd frame across all chunks and
@@ -26,6 +33,11 @@ export interface ContentEncoderOptions {
 export class ContentEncoder {
   private readonly o: ContentEncoderOptions;
   private readonly comp: zlib.ZstdCompress | null = null;
+  private readonly syncComp: ZstdChunkEncoder | undefined;
+  private readonly emitFrame = (d: Buffer) => {
+    this.frameLen += d.length;
+    this.out(d);
+  };
   private readonly cipher: crypto.CipherChaCha20Poly1305 | null = null;
   private frameLen = 0;
 
@@ -36,12 +48,10 @@ export class ContentEncoder {
       this.cipher = createEncryptor(o.key, nonce, o.aad);
       o.emit(nonce);
     }
-    if (o.level > 0) {
+    if (o.level > 0 && o.sync) this.syncComp = ZstdChunkEncoder.create(o.level, o.size);
+    if (o.level > 0 && !this.syncComp) {
       const comp = createZstdEncoder(o.level, o.size);
-      comp.on("data", (d: Buffer) => {
-        this.frameLen += d.length;
-        this.out(d);
-      });
+      comp.on("data", this.emitFrame);
       comp.on("error", (e) => o.error(e));
       comp.on("end", () => this.finish());
       this.comp = comp;
@@ -65,7 +75,9 @@ export class ContentEncoder {
 
   /** Feeds a chunk; `consumed` runs once the chunk's memory may be reused. */
   write(chunk: Buffer, consumed: () => void): void {
-    if (this.comp) this.comp.write(chunk, consumed);
+    if (this.syncComp) {
+      if (this.syncStep(chunk, false)) consumed();
+    } else if (this.comp) this.comp.write(chunk, consumed);
     else {
       this.out(chunk);
       consumed();
@@ -73,7 +85,23 @@ export class ContentEncoder {
   }
 
   end(): void {
-    if (this.comp) this.comp.end();
+    if (this.syncComp) {
+      if (this.syncStep(EMPTY, true)) this.finish();
+    } else if (this.comp) this.comp.end();
     else this.finish();
+  }
+
+  /** One synchronous step; false when it failed (reported through `error`). */
+  private syncStep(chunk: Buffer, last: boolean): boolean {
+    const c = this.syncComp as ZstdChunkEncoder;
+    try {
+      c.write(chunk, last, this.emitFrame);
+      if (last) c.close();
+      return true;
+    } catch (e) {
+      c.close();
+      this.o.error(e as Error);
+      return false;
+    }
   }
 }

@@ -2,8 +2,8 @@ import { ContentEncoder } from "./content-encoder.ts";
 
 /**
  * A large file's transform on the writer's own thread (Writer option `workers: 0`), with the
- * contract of the worker pool's StreamSession: zlib compresses on libuv's thread pool, so no
- * worker isolate (and its heap) is needed. One chunk is in flight at a time.
+ * contract of the worker pool's StreamSession: no worker isolate (and its heap) is needed. Each
+ * chunk is compressed before `write` resolves, into one output buffer reused chunk after chunk.
  */
 export class InlineStream {
   private readonly enc: ContentEncoder;
@@ -25,6 +25,7 @@ export class InlineStream {
       key,
       aad,
       size,
+      sync: true,
       emit: (b) => {
         if (this.error) return;
         try {

@@ -1,6 +1,6 @@
 import { sealSync } from "../codec/aead.ts";
 import { crc32c } from "../codec/crc32c.ts";
-import { ZstdFramer, zstdCompressSync } from "../codec/zstd.ts";
+import { ZstdFrameEncoder, ZstdFramer, zstdCompressSync } from "../codec/zstd.ts";
 
 export interface Transformed {
   payload: Buffer;
@@ -26,6 +26,16 @@ function finish(
   return { payload, comp, crc };
 }
 
+/** The compressor kept for `level`, made on first use. */
+function forLevel<T>(kept: Map<number, T>, level: number, make: (level: number) => T): T {
+  let c = kept.get(level);
+  if (c === undefined) {
+    c = make(level);
+    kept.set(level, c);
+  }
+  return c;
+}
+
 /** One file's stored payload: compressed when that makes it smaller, then sealed with the key. */
 export function transformOne(src: Buffer, level: number, key: Buffer | null, aad: Uint8Array): Transformed {
   const crc = crc32c(src);
@@ -41,20 +51,34 @@ export class Transformer {
 
   async transform(src: Buffer, level: number, key: Buffer | null, aad: Uint8Array): Promise<Transformed> {
     const crc = crc32c(src);
-    let frame: Buffer | null = null;
-    if (level > 0) {
-      let f = this.framers.get(level);
-      if (f === undefined) {
-        f = new ZstdFramer(level);
-        this.framers.set(level, f);
-      }
-      frame = await f.compress(src);
-    }
+    const frame =
+      level > 0 ? await forLevel(this.framers, level, (l) => new ZstdFramer(l)).compress(src) : null;
     return finish(src, crc, frame, key, aad);
   }
 
   close(): void {
     for (const f of this.framers.values()) f.close();
     this.framers.clear();
+  }
+}
+
+/**
+ * transformOne on the calling thread through one reused zstd context and output buffer per level
+ * (the writer's `workers: 0`): many small files allocate nothing per file. The payload may be a
+ * view of that output buffer (or of `src`), valid until the next call.
+ */
+export class InlineTransformer {
+  private readonly encoders = new Map<number, ZstdFrameEncoder>();
+
+  transform(src: Buffer, level: number, key: Buffer | null, aad: Uint8Array): Transformed {
+    const crc = crc32c(src);
+    const frame =
+      level > 0 ? forLevel(this.encoders, level, (l) => new ZstdFrameEncoder(l)).encode(src) : null;
+    return finish(src, crc, frame, key, aad);
+  }
+
+  close(): void {
+    for (const e of this.encoders.values()) e.close();
+    this.encoders.clear();
   }
 }

@@ -32,23 +32,26 @@ import {
   type ContainerMetadata,
   type EntryAttrs,
   type Extension,
-  encodeEntryAttrs,
   encodeExtension,
+  entryAttrsRecordSize,
   type Hardlink,
   type ObjectName,
   type ResourceLimits,
   type SpecialEntry,
+  writeEntryAttrsRecord,
 } from "../format/extension.ts";
 import { encodeFooter } from "../format/footer.ts";
 import { encodeHeader } from "../format/header.ts";
-import { encodeIndex, type IndexRecord, sortRecords } from "../format/index-table.ts";
+import type { IndexRecord } from "../format/index-table.ts";
 import { encodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
 import { normalizePath, referenceCanLookUp } from "../format/path.ts";
+import { ByteArena } from "./byte-arena.ts";
 import { shouldCompress } from "./compressibility.ts";
 import { InlineStream } from "./inline-stream.ts";
 import { type Credentials, checkCredentials } from "./keys.ts";
 import { OutputFile } from "./output-file.ts";
-import { Transformer, transformOne } from "./transform.ts";
+import { RecordStore } from "./record-store.ts";
+import { InlineTransformer, transformOne } from "./transform.ts";
 import { type StreamSession, TransformPool } from "./transform-pool.ts";
 
 export type Compression = "none" | "zstd" | "auto";
@@ -66,8 +69,9 @@ export interface WriterOptions extends Credentials {
   blockSize?: number;
   /**
    * Worker threads for compression and encryption (default: available cores). 0 transforms on the
-   * writer's own thread (zlib still compresses large files on libuv's thread pool): slower with
-   * many cores, but no worker isolates, so the least memory.
+   * writer's own thread, synchronously, through reused zstd contexts and buffers, and a large file
+   * added by position is written before its add resolves: slower with many cores, but no worker
+   * isolates and nothing allocated per file, so the least memory.
    */
   workers?: number;
   onWarning?: (message: string, path?: string) => void;
@@ -169,16 +173,14 @@ export interface RawPayload {
   crc: number;
 }
 
-/** With `workers: 0`: bytes of small files queued for compression on this thread. */
-const INLINE_WINDOW = 4 * 1024 * 1024;
-/** Chunk size of the arena index paths are packed into. */
-const PATH_ARENA = 64 * 1024;
 /** Files up to this size are read whole and transformed as one job; larger ones stream. */
 const SMALL_FILE = 4 * 1024 * 1024;
 const CHUNK = 256 * 1024;
 /** Bytes read ahead of the output (memory bound of the pipeline). */
 const WINDOW_BYTES = 64 * 1024 * 1024;
 const WINDOW_JOBS = 8192;
+/** How long a large file is streamed at most before the event loop gets a turn. */
+const YIELD_MS = 50;
 /** A streamed job's share of the window: it holds only a few chunks at a time. */
 const STREAM_JOB_BYTES = 8 * CHUNK;
 
@@ -190,6 +192,8 @@ interface Payload {
 
 interface Job {
   path: string;
+  /** The path's bytes: by their handle in the writer's arena, and as a view. */
+  pathRef: number;
   pathBytes: Buffer;
   kind: "file" | "directory" | "symlink";
   mode: number;
@@ -247,8 +251,11 @@ export class Writer {
   private readonly appendTo: AppendTarget | null;
   private extension: Partial<Extension>;
   private carried = 0;
-  /** Attributes BFC v1 has no field for, by canonical path, written to the extension area. */
-  private readonly attrs = new Map<string, EntryAttrs>();
+  /**
+   * Attributes BFC v1 has no field for, by canonical path, written to the extension area: each
+   * entry's record of that table, already encoded, by its handle in `arena`.
+   */
+  private readonly attrs = new Map<string, number>();
   /** What the resource limits count, for containers created with limits. */
   private usage = { files: 0, directories: 0, bytes: 0 };
   /** Hard links added: path → the regular file it links to; resolved at finish. */
@@ -266,14 +273,12 @@ export class Writer {
   private readonly out: OutputFile;
   private pool: TransformPool | null = null;
   /** With `workers: 0`: the zstd contexts small files are compressed with on this thread. */
-  private transformer: Transformer | null = null;
-  /** Bytes handed to `transformer` whose results have not come back. */
-  private inlinePending = 0;
+  private transformer: InlineTransformer | null = null;
   private scratch: Buffer | null = null;
 
-  private readonly records: IndexRecord[] = [];
-  private arena = Buffer.allocUnsafeSlow(0);
-  private arenaUsed = 0;
+  /** Index paths and encoded attributes, kept until finish. */
+  private readonly arena = new ByteArena();
+  private readonly records = new RecordStore(this.arena);
   /** Every path added, and its kind: O(1) duplicate and conflict checks. */
   private readonly kinds = new Map<string, "file" | "directory" | "symlink">();
   /** Paths that exist as parents of added entries. */
@@ -342,8 +347,15 @@ export class Writer {
    */
   setAttributes(name: string, attrs: EntryAttrs): void {
     const p = normalizePath(name);
-    if (Object.values(attrs).some((v) => v !== undefined)) this.attrs.set(p, attrs);
-    else this.attrs.delete(p);
+    if (!Object.values(attrs).some((v) => v !== undefined)) {
+      this.attrs.delete(p);
+      return;
+    }
+    const n = entryAttrsRecordSize(attrs);
+    const h = this.arena.alloc(n);
+    // Its index is known only at finish.
+    writeEntryAttrsRecord(this.arena.view(h, n), 0, 0, attrs);
+    this.attrs.set(p, h);
   }
 
   /**
@@ -423,7 +435,7 @@ export class Writer {
       });
     }
     this.claim(p, fmt === S_IFDIR ? "directory" : fmt === S_IFLNK ? "symlink" : "file", false);
-    this.records.push(record);
+    this.records.push(p, this.arena.put(record.pathBytes), record.pathBytes.length, record);
     if (objectName !== undefined && objectName !== p) this.objectNames.set(p, Buffer.from(objectName));
     this.carried++;
   }
@@ -436,8 +448,7 @@ export class Writer {
     const p = this.claim(name, "file");
     await this.waitForRoom(STREAM_JOB_BYTES);
     this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "file",
       mode: S_IFREG | (meta.mode & PERM_MASK),
       mtimeNs: meta.mtimeNs,
@@ -631,22 +642,11 @@ export class Writer {
     }
   }
 
-  /**
-   * A path's bytes for the index, kept until finish: packed into arena chunks of their own rather
-   * than Node's shared Buffer pool, where each would pin a 64 KiB slab and whatever file content
-   * had been allocated in it.
-   */
-  private pathBytes(p: string): Buffer {
+  /** A job's path, its bytes kept in the arena until finish (for the index). */
+  private named(p: string): { path: string; pathRef: number; pathBytes: Buffer } {
     const n = Buffer.byteLength(p);
-    if (n > PATH_ARENA / 8) return Buffer.from(p);
-    if (this.arenaUsed + n > this.arena.length) {
-      this.arena = Buffer.allocUnsafeSlow(PATH_ARENA);
-      this.arenaUsed = 0;
-    }
-    const b = this.arena.subarray(this.arenaUsed, this.arenaUsed + n);
-    b.write(p);
-    this.arenaUsed += n;
-    return b;
+    const pathRef = this.arena.putString(p, n);
+    return { path: p, pathRef, pathBytes: this.arena.view(pathRef, n) };
   }
 
   private wantsCompression(name: string, head: Uint8Array, size: number): boolean {
@@ -660,8 +660,7 @@ export class Writer {
   async addDirectory(name: string, meta: EntryMeta = {}): Promise<void> {
     const p = this.claim(name, "directory");
     this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "directory",
       mode: S_IFDIR | ((meta.mode ?? 0o755) & PERM_MASK),
       mtimeNs: toNs(meta.mtime, nowNs()),
@@ -684,8 +683,7 @@ export class Writer {
     }
     const p = this.claim(name, "symlink");
     this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "symlink",
       mode: S_IFLNK | ((meta.mode ?? 0o777) & PERM_MASK),
       mtimeNs: toNs(meta.mtime, nowNs()),
@@ -822,9 +820,10 @@ export class Writer {
       let data: Buffer;
       try {
         await this.waitForRoom(size);
-        // Written at once when nothing needs transforming and nothing is queued: the bytes can then
-        // go through one reused buffer instead of a fresh allocation per file.
-        const direct = this.compression === "none" && !this.key && !this.pumping && this.queue.length === 0;
+        // Written at once when it is transformed here (or not at all) and nothing is queued: the
+        // bytes can then go through one reused buffer instead of a fresh allocation per file.
+        const here = this.opts.workers === 0 || (this.compression === "none" && !this.key);
+        const direct = here && !this.pumping && this.queue.length === 0;
         if (direct) this.scratch ??= Buffer.allocUnsafe(SMALL_FILE);
         data = readExactly(read, size, label, direct ? this.scratch : undefined);
       } finally {
@@ -841,15 +840,24 @@ export class Writer {
       close();
       throw e;
     }
-    this.enqueue({
-      path: p,
-      pathBytes: this.pathBytes(p),
+    const job: Job = {
+      ...this.named(p),
       kind: "file",
       mode,
       mtimeNs,
       size,
       weight: STREAM_JOB_BYTES,
       stream: { size, read, close, label, compress: this.wantsCompression(p, head, size) },
+    };
+    if (this.opts.workers !== 0) {
+      this.enqueue(job);
+      return;
+    }
+    // Everything happens on this thread anyway: the files after this one wait until it is written,
+    // and then go straight out through the reused buffers instead of queueing copies behind it.
+    await new Promise<void>((resolve, reject) => {
+      job.done = { resolve, reject };
+      this.enqueue(job);
     });
   }
 
@@ -880,8 +888,7 @@ export class Writer {
     const head = Buffer.concat(parts, total);
     const done = new Promise<void>((resolve, reject) => {
       this.enqueue({
-        path: p,
-        pathBytes: this.pathBytes(p),
+        ...this.named(p),
         kind: "file",
         mode,
         mtimeNs,
@@ -903,8 +910,7 @@ export class Writer {
 
   private enqueueSmall(p: string, data: Buffer, mode: number, mtimeNs: bigint): void {
     const job: Job = {
-      path: p,
-      pathBytes: this.pathBytes(p),
+      ...this.named(p),
       kind: "file",
       mode,
       mtimeNs,
@@ -915,16 +921,15 @@ export class Writer {
     if (!compress && !this.key) {
       job.payload = { data, comp: COMP_NONE, crc: crc32c(data) };
     } else if (this.opts.workers === 0) {
-      this.transformer ??= new Transformer();
-      this.inlinePending += data.length;
-      const pending = this.transformer
-        .transform(data, compress ? this.level : 0, this.key, job.pathBytes)
-        .then((r) => {
-          this.inlinePending -= data.length;
-          return { data: r.payload, comp: r.comp, crc: r.crc };
-        });
-      pending.catch(() => {});
-      job.pending = pending;
+      this.transformer ??= new InlineTransformer();
+      const r = this.transformer.transform(data, compress ? this.level : 0, this.key, job.pathBytes);
+      // The frame is a view of the transformer's buffer: a job that waits in the queue owns a copy.
+      let out = r.payload;
+      if (out !== data && !this.key && (this.pumping || this.queue.length > 0)) {
+        out = Buffer.allocUnsafeSlow(r.payload.length);
+        r.payload.copy(out);
+      }
+      job.payload = { data: out, comp: r.comp, crc: r.crc };
     } else if (!this.pool && this.inlineBudget >= data.length) {
       // Starting worker threads costs more than transforming a few small files here (a commit of
       // one change); the pool takes over once the work adds up.
@@ -1049,8 +1054,7 @@ export class Writer {
    */
   private transformsFull(bytes: number): boolean {
     const pool = this.pool;
-    if (pool !== null && pool.pendingBytes > 0 && pool.pendingBytes + bytes > pool.window) return true;
-    return this.inlinePending > 0 && this.inlinePending + bytes > INLINE_WINDOW;
+    return pool !== null && pool.pendingBytes > 0 && pool.pendingBytes + bytes > pool.window;
   }
 
   private wake(): void {
@@ -1118,8 +1122,7 @@ export class Writer {
     size: number,
     crc: number,
   ): void {
-    this.records.push({
-      pathBytes: job.pathBytes,
+    this.records.push(job.path, job.pathRef, job.pathBytes.length, {
       objOffset,
       objSize,
       mode: job.mode,
@@ -1144,7 +1147,7 @@ export class Writer {
       compressed: comp !== COMP_NONE,
       target: job.target?.toString(),
     });
-    this.opts.onProgress?.({ entries: this.records.length, bytes: this.stats.bytesIn, path: job.path });
+    this.opts.onProgress?.({ entries: this.records.count, bytes: this.stats.bytesIn, path: job.path });
   }
 
   /** Writes an object whose payload is complete in memory (or a directory/symlink). */
@@ -1344,7 +1347,14 @@ export class Writer {
     };
     if (src.read) {
       const reusable = session ? null : Buffer.allocUnsafe(CHUNK);
+      let turn = performance.now();
       for (;;) {
+        if (performance.now() - turn > YIELD_MS) {
+          // Read (and with `workers: 0` compressed) on this thread without waiting for anything:
+          // let the event loop turn now and then.
+          await new Promise((resolve) => setImmediate(resolve));
+          turn = performance.now();
+        }
         const want = src.size >= 0 ? Math.min(CHUNK, src.size - size) : CHUNK;
         if (want === 0) break;
         const buf = reusable ? reusable.subarray(0, want) : session!.buffer(want);
@@ -1376,7 +1386,7 @@ export class Writer {
       if (end.tag) this.out.append(end.tag);
     }
     this.opts.onProgress?.({
-      entries: this.records.length,
+      entries: this.records.count,
       bytes: this.stats.bytesIn + size,
       path: job.path,
     });
@@ -1403,23 +1413,25 @@ export class Writer {
         if (this.failure) throw this.failure;
       }
       if (this.failure) throw this.failure;
+      const records = this.records;
       if (this.links.size > 0) {
-        const byPath = new Map<string, IndexRecord>();
-        for (const r of this.records) byPath.set(r.pathBytes.toString(), r);
+        const byPath = new Map<string, number>();
+        for (let k = 0; k < records.count; k++) byPath.set(records.path(k), k);
         for (const [p, t] of this.links) {
           if (byPath.has(p)) continue;
           const target = byPath.get(t);
-          if (!target)
+          if (target === undefined)
             throw new BfcError("EINVAL", "INVALID_ARGUMENT", `hard link target '${t}' was never written`);
-          this.records.push({ ...target, pathBytes: this.pathBytes(p) });
+          const n = Buffer.byteLength(p);
+          records.push(p, this.arena.putString(p, n), n, records.fields(target));
         }
       }
-      sortRecords(this.records);
+      const order = records.sorted();
       const ext = { ...this.extension };
       if (this.links.size > 0) {
         const at = new Map<string, number>();
-        this.records.forEach((r, k) => {
-          at.set(r.pathBytes.toString(), k);
+        order.forEach((r, k) => {
+          at.set(records.path(r), k);
         });
         const hl: Hardlink[] = [];
         for (const [p, t] of this.links) hl.push({ entry: at.get(p)!, target: at.get(t)! });
@@ -1428,8 +1440,8 @@ export class Writer {
       }
       if (this.objectNames.size > 0) {
         const names: ObjectName[] = [];
-        this.records.forEach((r, entry) => {
-          const name = this.objectNames.get(r.pathBytes.toString());
+        order.forEach((r, entry) => {
+          const name = this.objectNames.get(records.path(r));
           if (name) names.push({ entry, name });
         });
         ext.objectNames = names;
@@ -1441,18 +1453,10 @@ export class Writer {
           Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)),
         );
       }
-      if (this.attrs.size > 0) {
-        const list: { index: number; attrs: EntryAttrs }[] = [];
-        this.records.forEach((r, index) => {
-          const a = this.attrs.get(r.pathBytes.toString());
-          if (a) list.push({ index, attrs: a });
-        });
-        ext.entryAttrs = list.length ? encodeEntryAttrs(list) : undefined;
-      }
-      const blob = encodeIndex(this.records, encodeExtension(ext));
+      if (this.attrs.size > 0) ext.entryAttrs = this.entryAttrsTable(order);
       const indexOffset = this.out.position;
-      this.out.append(blob);
-      const footer = encodeFooter({ indexSize: blob.length, indexCrc: crc32c(blob), indexOffset });
+      const index = records.writeIndex(order, encodeExtension(ext), (piece) => this.out.append(piece));
+      const footer = encodeFooter({ indexSize: index.size, indexCrc: index.crc, indexOffset });
       let size: number;
       if (this.appendTo) {
         // Objects and index must be on disk before the footer that makes them the current
@@ -1478,7 +1482,7 @@ export class Writer {
       await this.pool?.close();
       return {
         path: this.path,
-        entries: this.records.length,
+        entries: this.records.count,
         carried: this.carried,
         files: this.stats.files,
         directories: this.stats.directories,
@@ -1492,6 +1496,37 @@ export class Writer {
       await this.abort();
       throw e instanceof BfcError ? e : fromSystemError(e, `cannot write '${this.path}'`, this.path);
     }
+  }
+
+  /**
+   * The extension area's entry-attributes table (as encodeEntryAttrs writes it): the records
+   * encoded by setAttributes, in index order, each given its entry's index. Undefined when no
+   * entry written has attributes.
+   */
+  private entryAttrsTable(order: readonly number[]): Buffer | undefined {
+    const arena = this.arena;
+    const length = (h: number) => 8 + arena.chunk(h).readUInt32LE(ByteArena.offset(h) + 4);
+    let size = 4;
+    let count = 0;
+    for (const r of order) {
+      const h = this.attrs.get(this.records.path(r));
+      if (h === undefined) continue;
+      size += length(h);
+      count++;
+    }
+    if (count === 0) return undefined;
+    const out = Buffer.allocUnsafe(size);
+    out.writeUInt32LE(count, 0);
+    let q = 4;
+    order.forEach((r, index) => {
+      const h = this.attrs.get(this.records.path(r));
+      if (h === undefined) return;
+      const at = ByteArena.offset(h);
+      const n = arena.chunk(h).copy(out, q, at, at + length(h));
+      out.writeUInt32LE(index, q);
+      q += n;
+    });
+    return out;
   }
 
   /** Renames the finished temporary file over the target (or links it, refusing to replace). */

@@ -94,6 +94,9 @@ export interface ImportSummary {
   warnings: string[];
 }
 
+/** How long the import runs at most before the event loop gets a turn. */
+const YIELD_MS = 50;
+
 /** Inode flags with a meaning for users (chattr +i, +a) that no container field keeps. */
 const FLAG_IMMUTABLE = 0x10;
 const FLAG_APPEND = 0x20;
@@ -215,11 +218,14 @@ export async function importDiskImage(
     allowBacking: options.allowBacking,
     ignoreJournal: options.ignoreJournal === true,
     verifyChecksums: options.verifyChecksums !== false,
-    // The import reads each compressed cluster, L2 table and metadata block about once, in
-    // order: small caches do.
+    // The import reads each compressed cluster, L2 table, metadata block and inode about once, in
+    // order: small caches do. Cached blocks and inodes also outlive the young generation, and
+    // then pile up as old garbage until a full collection (~15 MiB more peak RSS on 35k entries
+    // with 4 MiB of blocks and 8192 inodes).
     l2CacheBytes: 4 * 1024 * 1024,
     clusterCacheBytes: 4 * 1024 * 1024,
-    cacheBytes: 4 * 1024 * 1024,
+    cacheBytes: 256 * 1024,
+    inodeCache: 256,
     onWarning: warn,
   });
   let w: Writer | null = null;
@@ -272,7 +278,14 @@ export async function importDiskImage(
         warn(m);
       },
     });
+    let turn = performance.now();
     for (const e of walk) {
+      // Reading, compressing and writing all run on this thread without waiting for anything: let
+      // the event loop turn now and then, so that a cancellation (a message, a signal) gets in.
+      if (performance.now() - turn > YIELD_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turn = performance.now();
+      }
       if (options.signal?.aborted) throw cancelled(container);
       if (e.path === "") {
         root = e;

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import zlib from "node:zlib";
-import { zstdDecompressFrames } from "../codec/zstd-frames.ts";
+import { ReusableRawInflater } from "../codec/raw-inflate.ts";
+import { zstdDecompressFramesInto } from "../codec/zstd-frames.ts";
 import { ContentCache } from "../container/content-cache.ts";
 import { BfcError, corrupt, fromSystemError } from "../errors.ts";
 import {
@@ -68,6 +69,8 @@ const SECTOR = 512;
  * read this much at a time (one pread for many small-cluster payloads instead of one each).
  */
 const READAHEAD = 256 * 1024;
+/** Evicted cluster buffers kept for reuse (each decode takes one, each cache insert frees about one). */
+const SPARE_CLUSTERS = 4;
 
 /**
  * A QCOW2 v2/v3 image as a BlockSource: the virtual disk, with unallocated clusters read from the
@@ -96,9 +99,18 @@ export class Qcow2Image implements BlockSource {
   private readonly csizeMask: bigint;
   private readonly coffsetMask: bigint;
   private closed = false;
-  // The last host bytes read for compressed clusters (read-ahead window).
+  // The last host bytes read for compressed clusters (read-ahead window), in `windowBuffer`.
   private window: Buffer | null = null;
   private windowAt = 0;
+  private windowBuffer: Buffer | null = null;
+  /**
+   * Cluster buffers the cache let go, for the next decoded cluster: a sequential read of a
+   * compressed image then allocates nothing per cluster. read() copies a cluster out before it
+   * decodes another, and nothing else keeps one, so an evicted buffer is free.
+   */
+  private readonly spareClusters: Buffer[] = [];
+  /** Deflate-compressed clusters are decoded through one reused context. */
+  private inflater: ReusableRawInflater | null = null;
   // The result of map(): what the stretch at the asked offset is, where, and how long.
   private kind = DATA;
   private host = 0;
@@ -153,7 +165,11 @@ export class Qcow2Image implements BlockSource {
     this.coffsetMask = (1n << this.csizeShift) - 1n;
     const opts = state.options;
     this.l2Cache = new ContentCache(opts.l2CacheBytes ?? DEFAULT_L2_CACHE);
-    this.clusterCache = new ContentCache(opts.clusterCacheBytes ?? DEFAULT_CLUSTER_CACHE);
+    this.clusterCache = new ContentCache(opts.clusterCacheBytes ?? DEFAULT_CLUSTER_CACHE, (b) => {
+      if (b.length === this.clusterSize && this.spareClusters.length < SPARE_CLUSTERS) {
+        this.spareClusters.push(b);
+      }
+    });
     this.warnings = [...h.warnings];
     if (h.backingFile !== null) {
       const opened = this.openBacking(h.backingFile, h.backingFormat, path, state);
@@ -264,7 +280,9 @@ export class Qcow2Image implements BlockSource {
     this.closed = true;
     this.l2Cache.clear();
     this.clusterCache.clear();
+    this.spareClusters.length = 0;
     this.window = null;
+    this.windowBuffer = null;
     this.file.close();
     this.backing?.close();
   }
@@ -399,7 +417,10 @@ export class Qcow2Image implements BlockSource {
     this.host = offset + within;
   }
 
-  /** Host bytes of a compressed payload, through the read-ahead window when reads are sequential. */
+  /**
+   * Host bytes of a compressed payload, through the read-ahead window when reads are sequential.
+   * A view of the window's buffer, valid until the next call.
+   */
   private compressedBytes(offset: number, length: number): Buffer {
     const w = this.window;
     if (w !== null && offset >= this.windowAt) {
@@ -407,14 +428,24 @@ export class Qcow2Image implements BlockSource {
       if (from + length <= w.length) return w.subarray(from, from + length);
       if (from <= w.length + SECTOR) {
         const n = Math.min(Math.max(length, READAHEAD), this.fileSize - offset);
-        this.window = readBytes(this.file, offset, n);
-        this.windowAt = offset;
-        return this.window.subarray(0, length);
+        return this.fillWindow(offset, n).subarray(0, length);
       }
     }
-    this.window = readBytes(this.file, offset, length);
+    return this.fillWindow(offset, length);
+  }
+
+  /** Reads `length` host bytes at `offset` into the window's (reused) buffer. */
+  private fillWindow(offset: number, length: number): Buffer {
+    // Invalid until the read has succeeded.
+    this.window = null;
+    if (this.windowBuffer === null || this.windowBuffer.length < length) {
+      this.windowBuffer = Buffer.allocUnsafeSlow(Math.max(length, READAHEAD));
+    }
+    const w = this.windowBuffer.subarray(0, length);
+    this.file.read(w, offset);
+    this.window = w;
     this.windowAt = offset;
-    return this.window;
+    return w;
   }
 
   /** The decoded cluster whose compressed bytes start at host `offset`. */
@@ -425,16 +456,20 @@ export class Qcow2Image implements BlockSource {
     const cs = this.clusterSize;
     let out: Buffer;
     try {
+      const into = this.spareClusters.pop() ?? Buffer.allocUnsafeSlow(cs);
       if (this.header.compression === "zstd") {
-        out = zstdDecompressFrames(data, cs);
+        out = zstdDecompressFramesInto(data, into);
       } else {
         // Raw deflate; the range may end with the next cluster's bytes (ignored) and qemu accepts a
         // stream that fills the cluster without its end marker, hence the sync flush.
-        out = zlib.inflateRawSync(data, {
-          maxOutputLength: cs,
-          chunkSize: cs,
-          finishFlush: zlib.constants.Z_SYNC_FLUSH,
-        });
+        this.inflater ??= new ReusableRawInflater();
+        out = this.inflater.inflateInto(data, into)
+          ? into
+          : zlib.inflateRawSync(data, {
+              maxOutputLength: cs,
+              chunkSize: cs,
+              finishFlush: zlib.constants.Z_SYNC_FLUSH,
+            });
       }
     } catch (e) {
       const detail =

@@ -289,7 +289,6 @@ const ATTR_XATTRS = 32;
  */
 export function encodeEntryAttrs(list: { index: number; attrs: EntryAttrs }[]): Buffer {
   // Sized first, then written into one buffer: a large import records attributes for every entry.
-  const names = new Map<string, number>();
   let size = 4;
   let last = -1;
   for (const { index, attrs } of list) {
@@ -297,75 +296,86 @@ export function encodeEntryAttrs(list: { index: number; attrs: EntryAttrs }[]): 
       throw new BfcError("EINVAL", "INVALID_ARGUMENT", "entry attributes must be in increasing index order");
     }
     last = index;
-    size += 12;
-    if (attrs.uid !== undefined) size += 4;
-    if (attrs.gid !== undefined) size += 4;
-    if (attrs.atimeNs !== undefined) size += 8;
-    if (attrs.ctimeNs !== undefined) size += 8;
-    if (attrs.birthtimeNs !== undefined) size += 8;
-    if (attrs.xattrs !== undefined) {
-      size += 4;
-      for (const [name, value] of attrs.xattrs) {
-        let nl = names.get(name);
-        if (nl === undefined) {
-          nl = Buffer.byteLength(name, "utf8");
-          if (nl === 0 || nl > 255 || name.includes("\0")) {
-            throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid extended attribute name '${name}'`);
-          }
-          names.set(name, nl);
-        }
-        size += 1 + nl + 4 + value.length;
-      }
-    }
+    size += entryAttrsRecordSize(attrs);
   }
   const out = Buffer.allocUnsafe(size);
-  let q = 4;
   out.writeUInt32LE(list.length, 0);
+  let q = 4;
+  for (const { index, attrs } of list) q = writeEntryAttrsRecord(out, q, index, attrs);
+  return out;
+}
+
+/** Bytes of one entry's record in the entry-attributes table (see encodeEntryAttrs). */
+export function entryAttrsRecordSize(attrs: EntryAttrs): number {
+  let size = 12;
+  if (attrs.uid !== undefined) size += 4;
+  if (attrs.gid !== undefined) size += 4;
+  if (attrs.atimeNs !== undefined) size += 8;
+  if (attrs.ctimeNs !== undefined) size += 8;
+  if (attrs.birthtimeNs !== undefined) size += 8;
+  if (attrs.xattrs !== undefined) {
+    size += 4;
+    for (const [name, value] of attrs.xattrs) size += 1 + xattrNameLength(name) + 4 + value.length;
+  }
+  return size;
+}
+
+function xattrNameLength(name: string): number {
+  const n = Buffer.byteLength(name, "utf8");
+  if (n === 0 || n > 255 || name.includes("\0")) {
+    throw new BfcError("EINVAL", "INVALID_ARGUMENT", `invalid extended attribute name '${name}'`);
+  }
+  return n;
+}
+
+/**
+ * Writes one entry's record of the entry-attributes table at `q` (entryAttrsRecordSize bytes);
+ * returns the offset after it.
+ */
+export function writeEntryAttrsRecord(out: Buffer, q: number, index: number, attrs: EntryAttrs): number {
+  const start = q;
   const u32 = (v: number, what: string) => {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
       throw new BfcError("EINVAL", "INVALID_ARGUMENT", `${what} must be a 32-bit unsigned integer, not ${v}`);
     }
     q = out.writeUInt32LE(v, q);
   };
-  for (const { index, attrs } of list) {
-    const start = q;
-    q += 12;
-    let mask = 0;
-    if (attrs.uid !== undefined) {
-      mask |= ATTR_UID;
-      u32(attrs.uid, "uid");
-    }
-    if (attrs.gid !== undefined) {
-      mask |= ATTR_GID;
-      u32(attrs.gid, "gid");
-    }
-    if (attrs.atimeNs !== undefined) {
-      mask |= ATTR_ATIME;
-      q = out.writeBigInt64LE(attrs.atimeNs, q);
-    }
-    if (attrs.ctimeNs !== undefined) {
-      mask |= ATTR_CTIME;
-      q = out.writeBigInt64LE(attrs.ctimeNs, q);
-    }
-    if (attrs.birthtimeNs !== undefined) {
-      mask |= ATTR_BIRTHTIME;
-      q = out.writeBigInt64LE(attrs.birthtimeNs, q);
-    }
-    if (attrs.xattrs !== undefined) {
-      mask |= ATTR_XATTRS;
-      u32(attrs.xattrs.size, "xattr count");
-      for (const [name, value] of attrs.xattrs) {
-        out[q] = names.get(name) as number;
-        q += 1 + out.write(name, q + 1, "utf8");
-        u32(value.length, "xattr value length");
-        q += value.copy(out, q);
-      }
-    }
-    out.writeUInt32LE(index, start);
-    out.writeUInt32LE(q - start - 8, start + 4);
-    out.writeUInt32LE(mask, start + 8);
+  q += 12;
+  let mask = 0;
+  if (attrs.uid !== undefined) {
+    mask |= ATTR_UID;
+    u32(attrs.uid, "uid");
   }
-  return out;
+  if (attrs.gid !== undefined) {
+    mask |= ATTR_GID;
+    u32(attrs.gid, "gid");
+  }
+  if (attrs.atimeNs !== undefined) {
+    mask |= ATTR_ATIME;
+    q = out.writeBigInt64LE(attrs.atimeNs, q);
+  }
+  if (attrs.ctimeNs !== undefined) {
+    mask |= ATTR_CTIME;
+    q = out.writeBigInt64LE(attrs.ctimeNs, q);
+  }
+  if (attrs.birthtimeNs !== undefined) {
+    mask |= ATTR_BIRTHTIME;
+    q = out.writeBigInt64LE(attrs.birthtimeNs, q);
+  }
+  if (attrs.xattrs !== undefined) {
+    mask |= ATTR_XATTRS;
+    u32(attrs.xattrs.size, "xattr count");
+    for (const [name, value] of attrs.xattrs) {
+      out[q] = xattrNameLength(name);
+      q += 1 + out.write(name, q + 1, "utf8");
+      u32(value.length, "xattr value length");
+      q += value.copy(out, q);
+    }
+  }
+  out.writeUInt32LE(index, start);
+  out.writeUInt32LE(q - start - 8, start + 4);
+  out.writeUInt32LE(mask, start + 8);
+  return q;
 }
 
 /** Decodes the per-entry attribute table; `entries` bounds the index positions it may name. */

@@ -64,19 +64,23 @@ export function encodeIndex(records: IndexRecord[], extension?: Buffer): Buffer 
     buf.writeUInt32LE(r.pathBytes.length, p);
     p += 4;
     r.pathBytes.copy(buf, p);
-    p += r.pathBytes.length;
-    writeU64(buf, r.objOffset, p);
-    writeU64(buf, r.objSize, p + 8);
-    buf.writeUInt32LE(r.mode >>> 0, p + 16);
-    buf.writeBigInt64LE(r.mtimeNs, p + 20);
-    buf.writeUInt32LE(r.comp, p + 28);
-    buf.writeUInt32LE(r.enc, p + 32);
-    writeU64(buf, r.origSize, p + 36);
-    buf.writeUInt32LE(r.crc >>> 0, p + 44);
-    p += INDEX_ENTRY_TAIL;
+    p = writeIndexEntryTail(buf, p + r.pathBytes.length, r);
   }
   if (extension) extension.copy(buf, p);
   return buf;
+}
+
+/** Writes an entry's fields after its path, at `p`; returns the offset after them. */
+export function writeIndexEntryTail(buf: Buffer, p: number, r: Omit<IndexRecord, "pathBytes">): number {
+  writeU64(buf, r.objOffset, p);
+  writeU64(buf, r.objSize, p + 8);
+  buf.writeUInt32LE(r.mode >>> 0, p + 16);
+  buf.writeBigInt64LE(r.mtimeNs, p + 20);
+  buf.writeUInt32LE(r.comp, p + 28);
+  buf.writeUInt32LE(r.enc, p + 32);
+  writeU64(buf, r.origSize, p + 36);
+  buf.writeUInt32LE(r.crc >>> 0, p + 44);
+  return p + INDEX_ENTRY_TAIL;
 }
 
 /**

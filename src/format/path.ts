@@ -29,7 +29,8 @@ export function normalizePath(input: string): string {
       path: input.slice(0, 200),
     });
   }
-  return joined;
+  // Mostly the input itself: callers key maps by the result, and one string serves them all.
+  return joined === input ? input : joined;
 }
 
 /**

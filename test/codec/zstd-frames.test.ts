@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import zlib from "node:zlib";
 import fc from "fast-check";
-import { zstdDecompressFrames, zstdFrameLength } from "../../src/codec/zstd-frames.ts";
+import {
+  zstdDecompressFrames,
+  zstdDecompressFramesInto,
+  zstdFrameLength,
+} from "../../src/codec/zstd-frames.ts";
 import { isBfcError } from "../../src/errors.ts";
 import { randomBytes } from "../helpers.ts";
 
@@ -85,6 +89,58 @@ describe("zstd frame walking", () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it("decoding into a given buffer: the same bytes, or the same error, as zstdDecompressFrames (property)", () => {
+    const out = Buffer.alloc(4096);
+    fc.assert(
+      fc.property(
+        fc.constantFrom("one", "two", "skippable-first", "short", "long", "trailing", "noise"),
+        fc.nat(),
+        fc.uint8Array({ minLength: 1, maxLength: 16 }),
+        fc.nat(),
+        (how, seed, noise, at) => {
+          const data =
+            seed % 2 ? randomBytes(4096, seed) : Buffer.from("text block ".repeat(400)).subarray(0, 4096);
+          let input: Buffer;
+          if (how === "two")
+            input = Buffer.concat([frame(data.subarray(0, 1000)), frame(data.subarray(1000))]);
+          else if (how === "skippable-first")
+            input = Buffer.concat([skippable(Buffer.from(noise)), frame(data)]);
+          else if (how === "short") input = frame(data.subarray(0, 4000));
+          else if (how === "long") input = frame(Buffer.concat([data, Buffer.from(noise)]));
+          else if (how === "trailing")
+            input = Buffer.concat([frame(data, seed % 3 === 0), Buffer.from(noise)]);
+          else if (how === "noise") {
+            input = Buffer.from(frame(data));
+            Buffer.from(noise).copy(input, at % input.length);
+          } else input = frame(data);
+          let want: Buffer | Error;
+          try {
+            want = zstdDecompressFrames(input, out.length);
+          } catch (e) {
+            want = e as Error;
+          }
+          out.fill(0xa5);
+          let got: Buffer | Error;
+          try {
+            got = zstdDecompressFramesInto(input, out);
+          } catch (e) {
+            got = e as Error;
+          }
+          if (want instanceof Error) {
+            assert.ok(got instanceof Error, `${how}: expected ${want.message}`);
+            assert.equal((got as Error).message, want.message);
+          } else {
+            assert.ok(!(got instanceof Error), `${how}: ${String(got)}`);
+            assert.deepEqual(got, want);
+            // A single good frame is decoded in place.
+            if (how === "one" || how === "trailing") assert.equal(got, out);
+          }
+        },
+      ),
+      { seed: 0x1470, numRuns: 300 },
     );
   });
 });

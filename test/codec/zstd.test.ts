@@ -4,10 +4,14 @@ import { describe, it } from "node:test";
 import zlib from "node:zlib";
 import fc from "fast-check";
 import {
+  createZstdEncoder,
   isSingleFrameOf,
   looksLikeZstd,
   ReusableZstdDecoder,
+  ZstdChunkEncoder,
+  ZstdFrameEncoder,
   ZstdStreamDecoder,
+  zstdCompressBound,
   zstdCompressSync,
   zstdDecompressSync,
 } from "../../src/codec/zstd.ts";
@@ -262,5 +266,116 @@ describe("zstd: reused decoding context", () => {
     assert.equal(dec.decode(bad, data.length), undefined);
     assert.deepEqual(dec.decode(frame, data.length), data);
     assert.throws(() => zstdDecompressSync(bad, data.length), /checksum/i);
+  });
+});
+
+/**
+ * The frame createZstdEncoder streams for `chunks` written as a transform worker writes them: each
+ * once the one before was consumed, then the end.
+ */
+async function streamed(chunks: Buffer[], level: number, size: number): Promise<Buffer> {
+  const enc = createZstdEncoder(level, size);
+  const parts: Buffer[] = [];
+  enc.on("data", (d: Buffer) => parts.push(d));
+  const ended = new Promise<void>((resolve, reject) => {
+    enc.on("end", resolve);
+    enc.on("error", reject);
+  });
+  for (const c of chunks) await new Promise<void>((resolve) => enc.write(c, () => resolve()));
+  enc.end();
+  await ended;
+  return Buffer.concat(parts);
+}
+
+/** `data` cut at the given points. */
+function split(data: Buffer, cuts: number[]): Buffer[] {
+  const at = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const c of [...at, data.length]) {
+    out.push(data.subarray(prev, c));
+    prev = c;
+  }
+  return out;
+}
+
+describe("zstd: reused compression contexts", () => {
+  it("one frame encoder, file after file: zstdCompressSync's frames byte for byte (property)", () => {
+    const enc = new ZstdFrameEncoder(3);
+    const encoders = new Map<number, ZstdFrameEncoder>();
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.constantFrom(1, 3, 9, 19),
+            kinds,
+            fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 100_000, max: 300_000 })),
+            fc.nat(),
+          ),
+          { minLength: 1, maxLength: 8 },
+        ),
+        (files) => {
+          for (const [level, kind, size, seed] of files) {
+            const data = content(kind, size, seed);
+            const lv = size > 5000 ? Math.min(level, 6) : level;
+            let e = encoders.get(lv);
+            if (!e) {
+              e = new ZstdFrameEncoder(lv);
+              encoders.set(lv, e);
+            }
+            const frame = e.encode(data);
+            assert.ok(frame.length <= zstdCompressBound(size));
+            assert.deepEqual(frame, zstdCompressSync(data, lv));
+            assert.deepEqual(enc.encode(data), zstdCompressSync(data, 3));
+          }
+        },
+      ),
+      { seed: 0xf4a3e, numRuns: 40 },
+    );
+    for (const e of encoders.values()) e.close();
+    enc.close();
+  });
+
+  it("the chunk encoder: createZstdEncoder's frame for any split of the content, in bounded pieces (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(1, 3, 7),
+        kinds,
+        fc.integer({ min: 0, max: 600_000 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.nat(),
+        async (level, kind, size, cuts, seed) => {
+          const data = content(kind, size, seed);
+          const chunks = split(data, cuts);
+          const enc = ZstdChunkEncoder.create(level, size, 16 * 1024);
+          assert.ok(enc, "node:zlib has the internals here");
+          const pieces: Buffer[] = [];
+          const keep = (p: Buffer) => {
+            assert.ok(p.length > 0 && p.length <= 16 * 1024);
+            pieces.push(Buffer.from(p));
+          };
+          for (const c of chunks) enc.write(c, false, keep);
+          enc.write(Buffer.alloc(0), true, keep);
+          enc.close();
+          const frame = Buffer.concat(pieces);
+          assert.deepEqual(frame, await streamed(chunks, level, size));
+          assert.ok(isSingleFrameOf(frame, size) || size === 0);
+          assert.deepEqual(zstdDecompressSync(frame, size), data);
+        },
+      ),
+      { seed: 0xc4a2, numRuns: 30 },
+    );
+  });
+
+  it("the chunk encoder fails when the content is not the size pledged", () => {
+    const data = content("text", 50_000, 2);
+    const short = ZstdChunkEncoder.create(3, data.length + 1);
+    assert.ok(short);
+    assert.throws(() => short.write(data, true, () => {}));
+    short.close();
+    const long = ZstdChunkEncoder.create(3, data.length - 1);
+    assert.ok(long);
+    assert.throws(() => long.write(data, true, () => {}));
+    long.close();
   });
 });

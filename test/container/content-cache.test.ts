@@ -57,6 +57,39 @@ describe("ContentCache", () => {
     );
   });
 
+  it("hands each evicted value to onEvict once, and never one it still holds (property)", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 400 }), fc.array(opArb, { maxLength: 300 }), (budget, ops) => {
+        const evicted = new Set<Buffer>();
+        const cache = new ContentCache(budget, (v) => {
+          assert.ok(!evicted.has(v), "evicted twice");
+          evicted.add(v);
+        });
+        const last = new Map<number, Buffer>();
+        for (const op of ops) {
+          if ("clear" in op) {
+            cache.clear();
+            last.clear();
+          } else if ("set" in op) {
+            const value = Buffer.alloc(op.size);
+            const before = last.get(op.set);
+            const gone = before !== undefined && evicted.has(before);
+            cache.set(op.set, value);
+            last.set(op.set, value);
+            // Replaced under its own key: not an eviction (its owner decides).
+            if (before !== undefined) assert.equal(evicted.has(before), gone);
+          }
+          for (const [k, v] of last) {
+            const got = cache.get(k);
+            if (got !== undefined) assert.ok(!evicted.has(got), `key ${k} still serves an evicted value`);
+            else if (!evicted.has(v)) assert.fail(`key ${k} was dropped without onEvict`);
+          }
+        }
+      }),
+      { seed: 0xe71c, numRuns: 300 },
+    );
+  });
+
   it("evicts what was not used since the hand last passed, oldest first", () => {
     const cache = new ContentCache(300);
     for (const k of [1, 2, 3]) cache.set(k, Buffer.alloc(100));

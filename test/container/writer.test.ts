@@ -7,6 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { type BfcError, Reader, verify, Writer, type WriterOptions } from "../../src/index.ts";
 import { content, storedIndexPaths } from "../craft.ts";
 import { tempDir } from "../helpers.ts";
@@ -605,5 +606,58 @@ describe("writer: resource limits of a new container", () => {
     await assert.rejects(() => w.finish());
     assert.equal(fs.existsSync(file), false);
     assert.deepEqual(leftovers(dir), []);
+  });
+});
+
+describe("entry attributes", () => {
+  const attrsArb = fc.record(
+    {
+      uid: fc.integer({ min: 0, max: 0xffffffff }),
+      gid: fc.integer({ min: 0, max: 0xffffffff }),
+      atimeNs: fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }),
+      ctimeNs: fc.bigInt({ min: -(2n ** 40n), max: 2n ** 62n }),
+      birthtimeNs: fc.bigInt({ min: 0n, max: 2n ** 62n }),
+      xattrs: fc
+        .uniqueArray(
+          fc.tuple(
+            fc.constantFrom("user.a", "user.é", "security.selinux", "trusted.x", "system.posix_acl_access"),
+            fc.uint8Array({ maxLength: 70 }),
+          ),
+          { selector: (x) => x[0], maxLength: 3 },
+        )
+        .map((l) => new Map(l.map(([n, v]) => [n, Buffer.from(v)]))),
+    },
+    { requiredKeys: [], noNullPrototype: true },
+  );
+
+  it("each entry reads back the attributes last set for it, links and renamed order included (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 12 }), { maxLength: 25 }),
+        fc.array(fc.tuple(fc.nat(), fc.option(attrsArb, { nil: undefined })), { maxLength: 40 }),
+        async (names, sets) => {
+          const paths = names.map((n, k) => `d${k % 3}/${n.replace(/[/.\\]/g, "_")}${k}`);
+          const { file } = place();
+          const want = new Map<string, object>();
+          const r = await build(file, {}, async (w) => {
+            for (const [k, p] of paths.entries()) {
+              if (k % 5 === 4) await w.addHardlink(p, paths[0] as string);
+              else await w.addFile(p, Buffer.from(p));
+            }
+            for (const [at, a] of sets) {
+              if (paths.length === 0) break;
+              const p = paths[at % paths.length] as string;
+              // Nothing defined clears what was set before.
+              w.setAttributes(p, a ?? {});
+              if (a && Object.values(a).some((v) => v !== undefined)) want.set(p, a);
+              else want.delete(p);
+            }
+          });
+          for (const p of paths) assert.deepEqual(r.attributesAt(r.find(p)), want.get(p), p);
+          r.close();
+        },
+      ),
+      { seed: 0xa77, numRuns: 40 },
+    );
   });
 });

@@ -101,6 +101,41 @@ describe("qcow2: descriptor layouts", () => {
     }
   }
 
+  for (const codec of ["zlib", "zstd"] as const) {
+    it(`${codec}: a cluster cache of two clusters recycles evicted buffers without mixing clusters up`, () => {
+      const cs = 4096;
+      const clusters = new Map<number, ClusterSpec>();
+      for (let i = 0; i < 48; i++) {
+        const data = i % 3 === 0 ? randomBytes(cs, 100 + i) : Buffer.from(`cluster ${i} `.repeat(cs / 8));
+        clusters.set(i, { kind: "compressed", data, frames: 1 + (i % 4 === 1 ? 1 : 0) });
+      }
+      const built = buildQcow2({ clusterBits: 12, virtualSize: 48 * cs, compression: codec, clusters });
+      const img = Qcow2Image.fromSource(new BufferSource(built.image, "test.qcow2"), {
+        clusterCacheBytes: 2 * cs,
+      });
+      // Each cluster, then the two before it: one still cached, one evicted and decoded again.
+      const b = Buffer.alloc(cs - 7);
+      for (let k = 0; k < 48; k++) {
+        for (const c of [k, k - 1, k - 2, k]) {
+          if (c < 0) continue;
+          img.read(b, c * cs + 3);
+          assert.ok(b.equals(built.expected.subarray(c * cs + 3, c * cs + 3 + b.length)), `cluster ${c}`);
+        }
+      }
+      assert.ok(readAll(img, 3 * cs + 100).equals(built.expected));
+      assert.ok(readAll(img).equals(built.expected), "again, through recycled buffers");
+      fc.assert(
+        fc.property(fc.nat(img.size - 1), fc.nat(5 * cs), (pos, len) => {
+          const n = Math.min(len, img.size - pos);
+          const b = Buffer.alloc(n);
+          img.read(b, pos);
+          assert.ok(b.equals(built.expected.subarray(pos, pos + n)));
+        }),
+        { seed: 0xc1a5, numRuns: 200 },
+      );
+    });
+  }
+
   it("qcow2 v2 reads data and compressed clusters", () => {
     const cs = 65536;
     const clusters = new Map<number, ClusterSpec>([

@@ -49,13 +49,15 @@ export interface ExtOpenOptions {
   verifyChecksums?: boolean;
   /** Budget of the metadata block cache in bytes (default 16 MiB). */
   cacheBytes?: number;
+  /** Parsed inodes kept for repeated use (default 8192). */
+  inodeCache?: number;
   /** Receives non-fatal problems (an unreplayed journal read anyway, skipped xattrs). */
   onWarning?: (message: string) => void;
 }
 
 /** The inode number of the root directory. */
 export const ROOT_INO = 2;
-const INODE_CACHE = 8192;
+const DEFAULT_INODE_CACHE = 8192;
 /** Directory name maps kept for lookups, in entries across all directories (~250 bytes each). */
 const NAME_CACHE_ENTRIES = 1 << 18;
 const DEFAULT_CACHE_BYTES = 16 * 1024 * 1024;
@@ -80,6 +82,7 @@ export class ExtFileSystem implements MappingContext {
   private readonly groups: GroupTable;
   private readonly cache: BlockCache;
   private readonly inodes = new Map<number, Inode>();
+  private readonly inodeCache: number;
   private readonly names = new Map<number, Map<string, ExtDirEntry>>();
   private namedEntries = 0;
   private readonly warn: (message: string) => void;
@@ -92,6 +95,7 @@ export class ExtFileSystem implements MappingContext {
     this.blockSize = sb.blockSize;
     this.size = sb.blocksCount * sb.blockSize;
     this.warn = options.onWarning ?? (() => {});
+    this.inodeCache = Math.max(1, options.inodeCache ?? DEFAULT_INODE_CACHE);
     this.cache = new BlockCache(
       source,
       sb.blockSize,
@@ -151,7 +155,7 @@ export class ExtFileSystem implements MappingContext {
     const raw = Buffer.from(this.cache.get(block, `inode ${ino}`).data.subarray(off, off + sb.inodeSize));
     if (this.verify && sb.metadataCsum) verifyInodeChecksum(raw, ino, sb, this.label);
     const inode = parseInode(raw, ino, sb, this.label);
-    if (this.inodes.size >= INODE_CACHE) this.inodes.delete(this.inodes.keys().next().value as number);
+    if (this.inodes.size >= this.inodeCache) this.inodes.delete(this.inodes.keys().next().value as number);
     this.inodes.set(ino, inode);
     return inode;
   }
