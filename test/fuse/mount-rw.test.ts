@@ -128,10 +128,12 @@ describe("bfc mount --rw (FUSE)", { skip: SKIP ?? false }, () => {
     assert.ok(!mountsUnder(mnt).includes(mnt), `dead mount still attached (${r.stderr.trim()})`);
   }
 
-  async function deepVerify(file: string, options: { key?: Buffer } = {}): Promise<void> {
-    const r = await Reader.open(file, options);
+  /** Deep verify of the latest commit; `tornOk`: a kill may have landed inside a commit. */
+  async function deepVerify(file: string, options: { key?: Buffer; tornOk?: boolean } = {}): Promise<void> {
+    const { tornOk, ...open } = options;
+    const r = await Reader.open(file, open);
     try {
-      assert.equal(r.tornTail, 0, "no torn tail after a clean commit");
+      if (!tornOk) assert.equal(r.tornTail, 0, "no torn tail after a clean commit");
       const report = await verify(r, { deep: true });
       assert.equal(report.ok, true, JSON.stringify(report.problems.slice(0, 3)));
     } finally {
@@ -285,7 +287,9 @@ describe("bfc mount --rw (FUSE)", { skip: SKIP ?? false }, () => {
       } finally {
         rd.close();
       }
-      await deepVerify(file);
+      // A kill inside a commit leaves its objects after the last footer: the commit before it is
+      // what the container holds (the next mount takes the tail off).
+      await deepVerify(file, { tornOk: true });
     }
     assert.ok(everSeen > 0, "some files were committed before the kills");
     assert.ok(lastCommit > 1);
