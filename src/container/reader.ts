@@ -1312,7 +1312,9 @@ export class Reader {
     if (!loc.comp && !loc.enc) {
       if (!this.verified[i] && !this.trust) {
         if (start === 0 && end === loc.size && loc.size <= WHOLE_DECODE_LIMIT) {
-          this.readPlainWholeSync(loc, target, offset);
+          // A whole stored file read once (a FUSE read, a copy): checked and copied in one pass
+          // through reused memory, its container blocks not cached (the caller keeps the bytes).
+          target.set(this.decodeWholeReused(loc), offset);
           return end - start;
         }
         this.verifyPlainSync(loc);
@@ -1342,9 +1344,7 @@ export class Reader {
         // Decoded in reused buffers (no allocation per file, which costs more than the copy for
         // MiB-sized files); a whole read leaves nothing worth keeping, a large piece (a FUSE
         // request) keeps the contents for the pieces that follow it.
-        const need = objectPrefixSize(loc.aad.length) + loc.payloadSize;
-        if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
-        const data = this.decodeWholeSync(loc, this.scratch, true);
+        const data = this.decodeWholeReused(loc);
         if (!whole) this.recent.put(i, data);
         target.set(data.subarray(start, end), offset);
         return end - start;
@@ -1433,22 +1433,11 @@ export class Reader {
     return Buffer.from(chunk);
   }
 
-  /**
-   * The first read of a whole stored file (a FUSE read of a small file, a copy): its object read
-   * once into reused memory, checked, and copied out; nothing is cached (the caller keeps the
-   * bytes, as the kernel's page cache does), so reading many small files once allocates nothing.
-   */
-  private readPlainWholeSync(loc: Location, target: Uint8Array, offset: number): void {
-    const lead = objectPrefixSize(loc.aad.length);
-    const need = lead + loc.size;
+  /** decodeWholeSync into reused buffers: valid until the next call. */
+  private decodeWholeReused(loc: Location): Buffer {
+    const need = objectPrefixSize(loc.aad.length) + loc.payloadSize;
     if (!this.scratch || this.scratch.length < need) this.scratch = Buffer.allocUnsafe(need);
-    const raw = this.scratch.subarray(0, need);
-    readFully(this.checkOpen(), raw, loc.payloadOffset - lead, loc.path);
-    this.checkObjectHeader(loc, raw.subarray(0, this.objectHeaderBytes(loc)));
-    const data = raw.subarray(lead);
-    this.finishCheck(loc, loc.size, crc32c(data));
-    this.verified[loc.i] = 1;
-    target.set(data, offset);
+    return this.decodeWholeSync(loc, this.scratch, true);
   }
 
   private verifyPlainSync(loc: Location): void {
