@@ -5,7 +5,7 @@ import { Worker } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
 import { loadBuiltinType } from "../vfs/type-loader.ts";
 import type { MountOptions, Vfs } from "../vfs/vfs.ts";
-import { Backlog } from "./backlog.ts";
+import { Backlog, TICK_MS } from "./backlog.ts";
 import { EIO } from "./errno.ts";
 import type { RequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
@@ -147,8 +147,8 @@ export async function openRecipe(recipe: { mounts: MountSpec[] }, threadOptions 
  * /dev/fuse is opened here, mounted with `mount -i`, and read by worker threads with blocking
  * reads. An immutable recipe is served by one thread per core, each answering from its own VFS (node
  * ids come from a table in shared memory); the first one starts at once and answers the kernel's
- * INIT, the others join once the mount is up, so mounting costs one thread's start-up. Reads that
- * must wait (a large compressed file without a decoded copy yet) go to this thread, which opens its
+ * INIT, the others start once they can help (see backlog.ts), so mounting costs one thread's
+ * start-up. Reads that must wait (a large compressed file without a decoded copy yet) go to this thread, which opens its
  * own VFS from the recipe when the first one comes. A live or mutable VFS is answered by this
  * thread, one worker only reading requests. Resolves once the kernel's INIT is answered; throws an
  * UNSUPPORTED BfcError when /dev/fuse or the mount itself is refused (the caller may fall back).
@@ -350,7 +350,17 @@ export async function mountKernel(
     if (recipe && mainVfs) await mainVfs.unmountAll().catch(() => {});
     throw e;
   }
-  for (let k = 1; k < threads; k++) startWorker(true);
+  if (threads > 1) {
+    const demand = new Backlog(backlog);
+    const tick = setInterval(() => {
+      if (finished || demand.isDone) clearInterval(tick);
+      else if (demand.helpersWanted()) {
+        clearInterval(tick);
+        for (let k = 1; k < threads; k++) startWorker(true);
+      }
+    }, TICK_MS);
+    tick.unref();
+  }
   raiseReadahead(mp);
   log?.(`bfc mount: serving ${mp} with ${threaded ? `${threads} threads` : "one thread"} (kernel protocol)`);
 
