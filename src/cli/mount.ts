@@ -9,7 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { type Command, Option } from "commander";
 import type { SpillStore } from "../container/spill.ts";
-import { BfcError } from "../errors.ts";
+import { BfcError, fromSystemError } from "../errors.ts";
 import type { FuseMount, FuseSource } from "../fuse/mount.ts";
 import { canonicalMountpoint } from "../fuse/mountpoints.ts";
 import type { BfcMountOptions } from "../vfs/types/bfc.ts";
@@ -165,6 +165,7 @@ async function serve(
   let spill: SpillStore | undefined;
   let live: Vfs | undefined;
   let containerFd: number | undefined;
+  let kernel: typeof import("../fuse/kernel-mount.ts") | undefined;
   if (o.rw) {
     // Changes are staged beside the container and committed by this thread: one VFS, served here.
     const { createVfs } = await import("../vfs/index.ts");
@@ -172,37 +173,53 @@ async function serve(
     await live.mount("bfc", "/", { path: abs, ...creds, ...writableOptions(o), writable: true });
     fuseSource = live;
   } else if (type === "bfc") {
-    const { SpillStore } = await import("../container/spill.ts");
-    const bfcOptions: BfcMountOptions = { path: abs, ...creds, ...readerOptions(o) };
-    if (creds.password !== undefined) {
-      // Serving threads each open the container: derive the key once and give them that.
-      const { Reader } = await import("../container/reader.ts");
-      const r = await Reader.open(abs, creds);
-      try {
-        const key = await r.knownKey();
-        if (key) {
-          delete bfcOptions.password;
-          bfcOptions.key = key;
-        }
-      } finally {
-        r.close();
-      }
-    }
-    spill = SpillStore.create();
+    // The first serving thread starts now and loads its modules meanwhile.
+    kernel = o.fuseBackend === "native" ? undefined : await import("../fuse/kernel-mount.ts");
+    kernel?.prestartServingThread(["bfc"]);
+    const [{ SpillStore }, { Reader }] = await Promise.all([
+      import("../container/spill.ts"),
+      import("../container/reader.ts"),
+    ]);
     // One descriptor for every thread: the kernel's readahead on the container then sees the
     // threads' reads as the one sequential stream they usually are.
-    containerFd = fs.openSync(abs, "r");
-    bfcOptions.fd = containerFd;
+    let fd: number;
+    try {
+      fd = fs.openSync(abs, "r");
+    } catch (e) {
+      kernel?.discardPrestarted();
+      throw fromSystemError(e, `cannot open container '${abs}'`, abs);
+    }
+    containerFd = fd;
+    const store = SpillStore.create();
+    spill = store;
     fuseSource = {
-      mounts: [
-        {
-          type: "bfc",
-          target: "/",
-          options: { ...bfcOptions, spill },
-          // Serving threads may block: they make a large file's decoded copy themselves.
-          threadOptions: { ...bfcOptions, spill: spill.share(), spillSync: true },
-        },
-      ],
+      // Called while `mount` runs. The index is read, checked and parsed once, here; every thread
+      // attaches to it. A password's key is derived once too, and handed over instead.
+      prepare: async () => {
+        const bfcOptions: BfcMountOptions = { path: abs, ...creds, ...readerOptions(o), fd };
+        const r = await Reader.open(abs, { ...creds, ...readerOptions(o), fd });
+        try {
+          if (creds.password !== undefined) {
+            const key = await r.knownKey();
+            if (key) {
+              delete bfcOptions.password;
+              bfcOptions.key = key;
+            }
+          }
+          bfcOptions.shared = r.share();
+        } finally {
+          r.close();
+        }
+        return [
+          {
+            type: "bfc",
+            target: "/",
+            options: { ...bfcOptions, spill: store },
+            // Serving threads may block: they make a large file's decoded copy themselves.
+            threadOptions: { ...bfcOptions, spill: store.share(), spillSync: true },
+          },
+        ];
+      },
     };
   } else if (type === "zip") {
     fuseSource = { mounts: [{ type: "zip", target: "/", options: { path: abs } }] };
@@ -234,6 +251,7 @@ async function serve(
       readdirplus: o.readdirplus,
     });
   } catch (e) {
+    kernel?.discardPrestarted();
     await release();
     throw e;
   }

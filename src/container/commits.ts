@@ -61,7 +61,8 @@ export function loadCommitAt(fd: number, path: string, end: number): CommitSlot 
       field: "footer.index_offset",
     });
   }
-  const blob = Buffer.allocUnsafe(footer.indexSize);
+  // In shared memory, so that the threads of a FUSE mount attach to it without a copy (share()).
+  const blob = Buffer.from(new SharedArrayBuffer(footer.indexSize));
   readFully(fd, blob, footer.indexOffset, "index");
   const crc = crc32c(blob);
   if (crc !== footer.indexCrc) {

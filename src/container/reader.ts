@@ -30,7 +30,7 @@ import {
 } from "../format/extension.ts";
 import type { Footer } from "../format/footer.ts";
 import { type DecodedHeader, decodeHeader, hasPasswordSalt } from "../format/header.ts";
-import { type EntryType, type IndexTable, typeOfMode } from "../format/index-table.ts";
+import { type EntryType, IndexTable, type SharedIndex, typeOfMode } from "../format/index-table.ts";
 import { decodeObjectHeader, objectPrefixSize } from "../format/object-header.ts";
 import { normalizeLookup } from "../format/path.ts";
 import {
@@ -102,6 +102,22 @@ export interface ReaderOptions extends Credentials {
    * close). Readers in several threads sharing one descriptor share the kernel's readahead on it.
    */
   fd?: number;
+  /**
+   * The state another Reader of the same container in this process shares (Reader.share): its
+   * commit's footer and parsed index, attached instead of read, checked and parsed again. The
+   * header is still read and checked, and the file must still have the size it had then.
+   */
+  shared?: ReaderShare;
+}
+
+/** What Reader.share hands to Readers in other threads (structured-cloneable). */
+export interface ReaderShare {
+  fileSize: number;
+  end: number;
+  tipEnd: number;
+  tornTail: number;
+  footer: Footer;
+  index: SharedIndex;
 }
 
 /** Where an entry's payload lies and how it is encoded. */
@@ -217,6 +233,26 @@ async function readFullyAsync(fd: number, buf: Buffer, position: number, what: s
  * Reads a BFC v1 container. Opening validates footer, index and header; entry data is read and
  * verified on demand. Sync and async methods share one file descriptor and can be mixed.
  */
+/** The container's header, decoded and checked. */
+function readHeader(fd: number, path: string): DecodedHeader {
+  const hbuf = Buffer.allocUnsafe(HEADER_SIZE);
+  readFully(fd, hbuf, 0, "header");
+  let header: DecodedHeader;
+  try {
+    header = decodeHeader(hbuf);
+  } catch (e) {
+    const err = e as BfcError;
+    throw corrupt(err.reason, `'${path}': ${err.message}`, { path, field: err.field });
+  }
+  if (header.storedCrc !== header.computedCrc) {
+    throw corrupt("CRC_MISMATCH", `container '${path}': header checksum mismatch`, {
+      path,
+      field: "header.crc",
+    });
+  }
+  return header;
+}
+
 export class Reader {
   readonly path: string;
   readonly fileSize: number;
@@ -329,6 +365,7 @@ export class Reader {
         ? corrupt("TRUNCATED", `container '${path}' is truncated (${size} bytes)`, { path })
         : corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
     }
+    if (options.shared) return Reader.attach(path, fd, size, options.shared, options);
     let slot: CommitSlot | null = null;
     let tornTail = 0;
     if (hasFooterTags(fd, size)) {
@@ -354,26 +391,49 @@ export class Reader {
     const tip = slot;
     if (options.commit !== undefined) slot = findCommit(fd, path, slot, options.commit);
     const { footer, index } = slot;
-    const hbuf = Buffer.allocUnsafe(HEADER_SIZE);
-    readFully(fd, hbuf, 0, "header");
-    let header: DecodedHeader;
-    try {
-      header = decodeHeader(hbuf);
-    } catch (e) {
-      const err = e as BfcError;
-      throw corrupt(err.reason, `'${path}': ${err.message}`, { path, field: err.field });
-    }
-    if (header.storedCrc !== header.computedCrc) {
-      throw corrupt("CRC_MISMATCH", `container '${path}': header checksum mismatch`, {
-        path,
-        field: "header.crc",
-      });
-    }
-    const r = new Reader(path, fd, size, header, footer, index, options);
+    const r = new Reader(path, fd, size, readHeader(fd, path), footer, index, options);
     r.end = slot.end;
     r.tipEnd = tip.end;
     r.tornTail = tornTail;
     return r;
+  }
+
+  private static attach(
+    path: string,
+    fd: number,
+    size: number,
+    s: ReaderShare,
+    options: ReaderOptions,
+  ): Reader {
+    if (size !== s.fileSize) {
+      throw corrupt(
+        "IO_ERROR",
+        `container '${path}' changed size while open (${s.fileSize} → ${size} bytes)`,
+        {
+          path,
+        },
+      );
+    }
+    const r = new Reader(path, fd, size, readHeader(fd, path), s.footer, IndexTable.attach(s.index), options);
+    r.end = s.end;
+    r.tipEnd = s.tipEnd;
+    r.tornTail = s.tornTail;
+    return r;
+  }
+
+  /**
+   * This Reader's commit and parsed index in shared memory, for `shared` in other threads' Readers
+   * of the same container (serving threads of a FUSE mount each open one).
+   */
+  share(): ReaderShare {
+    return {
+      fileSize: this.fileSize,
+      end: this.end,
+      tipEnd: this.tipEnd,
+      tornTail: this.tornTail,
+      footer: { ...this.footer },
+      index: this.index.share(),
+    };
   }
 
   close(): void {

@@ -84,6 +84,19 @@ export function writeIndexEntryTail(buf: Buffer, p: number, r: Omit<IndexRecord,
 }
 
 /**
+ * A parsed and validated index in shared memory (IndexTable.share): other threads of the process
+ * attach to it instead of reading, checking and parsing the index again.
+ */
+export interface SharedIndex {
+  blob: SharedArrayBuffer;
+  length: number;
+  starts: SharedArrayBuffer;
+  count: number;
+  entriesEnd: number;
+  belowNonDir: boolean;
+}
+
+/**
  * A parsed index, kept as the raw blob plus one offset per entry: opening a 100k-entry container
  * validates every entry in one pass but builds no per-entry objects; fields are read on demand.
  */
@@ -101,6 +114,48 @@ export class IndexTable {
     this.starts = starts;
     this.count = starts.length;
     this.entriesEnd = entriesEnd;
+  }
+
+  /**
+   * This index in shared memory, for IndexTable.attach in other threads (copies it once, unless it
+   * already lives there).
+   */
+  share(): SharedIndex {
+    let blob: SharedArrayBuffer;
+    if (this.blob.buffer instanceof SharedArrayBuffer && this.blob.byteOffset === 0) blob = this.blob.buffer;
+    else {
+      blob = new SharedArrayBuffer(this.blob.length);
+      Buffer.from(blob).set(this.blob);
+    }
+    let starts: SharedArrayBuffer;
+    if (this.starts.buffer instanceof SharedArrayBuffer && this.starts.byteOffset === 0)
+      starts = this.starts.buffer;
+    else {
+      starts = new SharedArrayBuffer(this.starts.byteLength);
+      new Uint32Array(starts).set(this.starts);
+    }
+    return {
+      blob,
+      length: this.blob.length,
+      starts,
+      count: this.count,
+      entriesEnd: this.entriesEnd,
+      belowNonDir: this.hasEntriesBelowNonDirectories(),
+    };
+  }
+
+  /**
+   * The index another thread of this process parsed and validated (see share): nothing is checked
+   * again, so `s` must come from share().
+   */
+  static attach(s: SharedIndex): IndexTable {
+    const t = new IndexTable(
+      Buffer.from(s.blob, 0, s.length),
+      new Uint32Array(s.starts, 0, s.count),
+      s.entriesEnd,
+    );
+    t.belowNonDir = s.belowNonDir;
+    return t;
   }
 
   /**
@@ -124,7 +179,12 @@ export class IndexTable {
         field: "index.count",
       });
     }
-    const starts = new Uint32Array(count);
+    // Shared memory when the blob is: the table is then shared without a copy (share()).
+    const starts = new Uint32Array(
+      blob.buffer instanceof SharedArrayBuffer
+        ? new SharedArrayBuffer(count * 4)
+        : new ArrayBuffer(count * 4),
+    );
     const len = blob.length;
     const b = blob;
     let p = INDEX_HEADER_SIZE;

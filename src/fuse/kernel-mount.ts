@@ -8,7 +8,7 @@ import type { MountOptions, Vfs } from "../vfs/vfs.ts";
 import { Backlog, TICK_MS } from "./backlog.ts";
 import { EIO } from "./errno.ts";
 import type { RequestHandler } from "./handler.ts";
-import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
+import type { FromWorker, PrestartData, ToWorker, WorkerData } from "./kernel-worker.ts";
 import type { FuseMount, FuseMountOptions } from "./mount.ts";
 import { fuseMountpoints } from "./mountpoints.ts";
 import { getU64, MAX_IO, newOut, OUT_HEADER_SIZE, writeOutHeader } from "./protocol.ts";
@@ -33,7 +33,26 @@ export interface MountSpec {
  * threads open each for themselves when the source is immutable, so that no request ever waits for
  * another thread.
  */
-export type FuseSource = Vfs | { mounts: MountSpec[] };
+export type FuseSource = Vfs | Recipe;
+
+/**
+ * The mounts of a VFS, or a function preparing them (e.g. reading a container's index), which the
+ * kernel backend calls while the mount(2) call is under way.
+ */
+export type Recipe = { mounts: MountSpec[] } | { prepare: () => Promise<MountSpec[]> };
+
+const prepared = new WeakMap<Recipe, Promise<MountSpec[]>>();
+
+/** A recipe's mounts (prepared once, however often asked). */
+export function recipeMounts(recipe: Recipe): Promise<MountSpec[]> {
+  if ("mounts" in recipe) return Promise.resolve(recipe.mounts);
+  let p = prepared.get(recipe);
+  if (!p) {
+    p = recipe.prepare();
+    prepared.set(recipe, p);
+  }
+  return p;
+}
 
 /** Why the kernel protocol cannot be used here, or undefined when it can. */
 export function kernelBackendUnavailable(): string | undefined {
@@ -122,18 +141,62 @@ function workerEntry(): string {
   return `require("node:module").enableCompileCache?.(); import(${JSON.stringify(workerFile().href)});`;
 }
 
-/** A recipe rather than a live VFS (a Vfs has a `mounts()` method, a recipe a `mounts` array). */
-export function isRecipe(source: FuseSource): source is { mounts: MountSpec[] } {
+/** WorkerData and resource limits every serving thread starts with. */
+function newServingThread(workerData: WorkerData | PrestartData): Worker {
+  // A roomy young generation: a listing's objects live for one request and should die young
+  // instead of being copied between semi-spaces and promoted.
+  // (Decoded copies a thread makes must outlive it: its descriptors are not closed when it ends.)
+  return new Worker(workerEntry(), {
+    eval: true,
+    workerData,
+    resourceLimits: { maxYoungGenerationSizeMb: 64 },
+    trackUnmanagedFds: false,
+  });
+}
+
+let prestarted: Worker | undefined;
+/** Whether the prestarted thread has ended on its own (it is then not taken over). */
+let prestartedEnded = false;
+
+/**
+ * Starts the first serving thread of an immutable mount before its recipe is ready: the thread
+ * loads its modules (and the filesystem `types`) while the caller prepares the recipe, e.g. reads
+ * the container's index, which the threads then share. The next mountKernel of a recipe takes it
+ * over; discardPrestarted ends it when none will.
+ */
+export function prestartServingThread(types: string[]): void {
+  if (prestarted || kernelBackendUnavailable()) return;
+  const w = newServingThread({ prestarted: true, types });
+  prestarted = w;
+  prestartedEnded = false;
+  // Waiting for its recipe, it must not keep the process alive.
+  w.unref();
+  w.on("error", () => {});
+  w.once("exit", () => {
+    if (prestarted === w) prestartedEnded = true;
+  });
+}
+
+/** Ends a prestarted serving thread that no mount took over. */
+export function discardPrestarted(): void {
+  void prestarted?.terminate();
+  prestarted = undefined;
+}
+
+/** A recipe rather than a live VFS (a Vfs has a `mounts()` method, a recipe a `mounts` array or `prepare`). */
+export function isRecipe(source: FuseSource): source is Recipe {
+  if (typeof (source as { prepare?: unknown }).prepare === "function") return true;
   return Array.isArray((source as { mounts?: unknown }).mounts);
 }
 
 /** A VFS made from a recipe, loading only the filesystem types it names. */
-export async function openRecipe(recipe: { mounts: MountSpec[] }, threadOptions = false): Promise<Vfs> {
+export async function openRecipe(recipe: Recipe, threadOptions = false): Promise<Vfs> {
   const { Vfs } = await import("../vfs/vfs.ts");
-  const types = await Promise.all([...new Set(recipe.mounts.map((m) => m.type))].map(loadBuiltinType));
+  const mounts = await recipeMounts(recipe);
+  const types = await Promise.all([...new Set(mounts.map((m) => m.type))].map(loadBuiltinType));
   const vfs = new Vfs({ types });
   try {
-    for (const m of recipe.mounts)
+    for (const m of mounts)
       await vfs.mount(m.type, m.target, (threadOptions && m.threadOptions) || m.options);
   } catch (e) {
     await vfs.unmountAll();
@@ -162,11 +225,15 @@ export async function mountKernel(
   const recipe = isRecipe(source) ? source : undefined;
   const threaded = recipe !== undefined && options.immutable === true;
   const threads = threaded ? Math.max(1, Math.min(options.threads ?? os.availableParallelism(), 16)) : 1;
+  let pre = threaded && !prestartedEnded ? prestarted : undefined;
+  if (pre) prestarted = undefined;
+  else discardPrestarted();
 
   let fuseFd: number;
   try {
     fuseFd = fs.openSync("/dev/fuse", "r+");
   } catch (e) {
+    void pre?.terminate();
     throw unsupported(`cannot open /dev/fuse: ${(e as Error).message}`, e);
   }
 
@@ -215,7 +282,7 @@ export async function mountKernel(
   const mainHandler = (): Promise<RequestHandler> => {
     main ??= (async () => {
       const { RequestHandler } = await import("./handler.ts");
-      if (!mainVfs) mainVfs = await openRecipe(recipe as { mounts: MountSpec[] });
+      if (!mainVfs) mainVfs = await openRecipe(recipe as Recipe);
       const table = nodes
         ? SharedNodeTable.attach(nodes.share())
         : new (await import("./node-table.ts")).NodeTable();
@@ -266,7 +333,7 @@ export async function mountKernel(
     fuseFd,
     backlog,
     slots: slots?.share(),
-    mounts: recipe?.mounts,
+    mounts: recipe && "mounts" in recipe ? recipe.mounts : undefined,
     handler: {
       immutable: options.immutable === true,
       uid: options.uid,
@@ -276,15 +343,13 @@ export async function mountKernel(
     },
   };
   const startWorker = (helper: boolean) => {
-    // A roomy young generation: a listing's objects live for one request and should die young
-    // instead of being copied between semi-spaces and promoted.
-    // (Decoded copies a thread makes must outlive it: its descriptors are not closed when it ends.)
-    const w = new Worker(workerEntry(), {
-      eval: true,
-      workerData: { ...data, helper },
-      resourceLimits: { maxYoungGenerationSizeMb: 64 },
-      trackUnmanagedFds: false,
-    });
+    let w: Worker;
+    if (!helper && pre) {
+      w = pre;
+      pre = undefined;
+      w.ref();
+      w.postMessage({ type: "setup", data: { ...data, helper } } satisfies ToWorker);
+    } else w = newServingThread({ ...data, helper });
     w.on("message", (m: FromWorker) => {
       switch (m.type) {
         case "ready":
@@ -328,11 +393,23 @@ export async function mountKernel(
   };
 
   let mounted = false;
+  let syscall: Promise<void> | undefined;
+  const mountNow = () => {
+    syscall ??= mountSyscall(fuseFd, mp, options).then(() => {
+      mounted = true;
+    });
+    return syscall;
+  };
   try {
+    if (recipe && "prepare" in recipe) {
+      // The recipe is prepared (a container's index read) while `mount` runs: the kernel queues
+      // its INIT until the first thread reads it.
+      mountNow().catch(() => {});
+      data.mounts = await recipeMounts(recipe);
+    }
     const first = startWorker(false);
     if (!threaded) await mainHandler();
-    await mountSyscall(fuseFd, mp, options);
-    mounted = true;
+    await mountNow();
     if (threaded) {
       nodes = SharedNodeTable.create(nodeBound(await firstReady.promise));
       first.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
@@ -344,6 +421,8 @@ export async function mountKernel(
   } catch (e) {
     // Unmounting aborts the connection: workers blocked on /dev/fuse return and can be ended.
     finished = true;
+    void pre?.terminate();
+    await syscall?.catch(() => {});
     if (mounted) await run("umount", ["-i", "-l", mp]);
     await Promise.all(workers.map((w) => w.terminate()));
     closeFuse();

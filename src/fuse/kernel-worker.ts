@@ -27,7 +27,14 @@ export interface WorkerData {
   handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplus"> & { debug?: boolean };
 }
 
-export type ToWorker = { type: "go"; nodes?: SharedNodeMemory };
+/** A thread started ahead of its mount (prestartServingThread): it gets its WorkerData later. */
+export interface PrestartData {
+  prestarted: true;
+  /** Filesystem types to load while waiting. */
+  types: string[];
+}
+
+export type ToWorker = { type: "go"; nodes?: SharedNodeMemory } | { type: "setup"; data: WorkerData };
 
 export type FromWorker =
   | { type: "ready"; files: number }
@@ -39,7 +46,8 @@ export type FromWorker =
 
 if (!parentPort) throw new Error("kernel-worker.ts runs as a worker thread");
 const port = parentPort;
-const data = workerData as WorkerData;
+const initial = workerData as WorkerData | PrestartData;
+let data: WorkerData = initial as WorkerData;
 const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer ?? []);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -50,11 +58,20 @@ function detach(b: Buffer, n: number): Uint8Array<ArrayBuffer> {
   return u;
 }
 
-function go(): Promise<ToWorker> {
-  return new Promise((resolve) => port.once("message", (m: ToWorker) => resolve(m)));
+function go(): Promise<ToWorker & { type: "go" }> {
+  return new Promise((resolve) => port.once("message", (m: ToWorker & { type: "go" }) => resolve(m)));
 }
 
 async function main(): Promise<void> {
+  if ("prestarted" in initial) {
+    // Started before the mount's recipe was known: load what it will need meanwhile.
+    const loading = Promise.all(initial.types.map((t) => loadBuiltinType(t).catch(() => {})));
+    const m = await new Promise<ToWorker & { type: "setup" }>((resolve) =>
+      port.once("message", (m: ToWorker & { type: "setup" }) => resolve(m)),
+    );
+    await loading;
+    data = m.data;
+  }
   if (data.role === "pump") {
     post({ type: "ready", files: 0 });
     await go();

@@ -589,6 +589,26 @@ describe("bfc mount (FUSE)", { skip: SKIP ?? false }, () => {
       assert.deepEqual(mountsUnder(mnt), []);
     });
 
+    it("a container whose index is damaged: exit 1 (CRC_MISMATCH), nothing left mounted or running", async () => {
+      // The index is read while mount(2) is under way: the failure must also take the mount down.
+      const bad = root.path("bad-index.bfc");
+      const bytes = fs.readFileSync(container);
+      bytes[bytes.length - 56 - 10] ^= 0x40;
+      fs.writeFileSync(bad, bytes);
+      const mnt = root.mountpoint("badindex");
+      const r = await bfc(["mount", bad, mnt]);
+      assert.equal(r.code, 1);
+      assert.match(errorLine(r.stderr), /index checksum mismatch.*\(CRC_MISMATCH\)/);
+      assert.deepEqual(mountsUnder(mnt), []);
+      assert.ok(
+        await waitFor(() => servingPids(root.dir, mnt).length === 0, 5000),
+        "failed mount process lingers",
+      );
+      const ls = await run("ls", ["-A", mnt]);
+      assert.equal(ls.code, 0, ls.stderr);
+      assert.equal(ls.stdout.toString(), "", "the mountpoint is an empty directory again");
+    });
+
     it("a missing or non-empty mountpoint: exit 1, saying why", async () => {
       const missing = await bfc(["mount", container, root.path("no-such-dir")]);
       assert.equal(missing.code, 1);

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { ExtendedEntries, makeRdev, specialType } from "../../container/extended-entries.ts";
 import type { Credentials } from "../../container/keys.ts";
-import { type Entry, Reader, type ReaderOptions } from "../../container/reader.ts";
+import { type Entry, Reader, type ReaderOptions, type ReaderShare } from "../../container/reader.ts";
 import { type SpillShare, SpillStore } from "../../container/spill.ts";
 import { BfcError } from "../../errors.ts";
 import type { EntryAttrs, SpecialEntry } from "../../format/extension.ts";
@@ -49,6 +49,11 @@ export interface BfcMountOptions extends Credentials {
   spillSync?: boolean;
   /** An open descriptor of the container to read through (the caller closes it; see ReaderOptions.fd). */
   fd?: number;
+  /**
+   * Read-only mounts: the commit and parsed index of a Reader of the same container in this process
+   * (Reader.share), attached instead of read and parsed again (FUSE serving threads).
+   */
+  shared?: ReaderShare;
   /**
    * Owner reported for every entry; default: the owner recorded in the container's entry
    * attributes (an imported disk image has them), else the container file's owner.
@@ -517,7 +522,16 @@ export const bfcType: FileSystemType<BfcMountOptions> = {
     checkOptions(options);
     if (options.writable) {
       const { WritableBfcFileSystem } = await import("./bfc-writable.ts");
-      const { path, writable: _w, commit, spill: _sp, spillSync: _ss, fd: _fd, ...rest } = options;
+      const {
+        path,
+        writable: _w,
+        commit,
+        spill: _sp,
+        spillSync: _ss,
+        fd: _fd,
+        shared: _sh,
+        ...rest
+      } = options;
       if (commit !== undefined) {
         throw new BfcError(
           "EINVAL",
