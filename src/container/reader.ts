@@ -229,10 +229,6 @@ async function readFullyAsync(fd: number, buf: Buffer, position: number, what: s
   }
 }
 
-/**
- * Reads a BFC v1 container. Opening validates footer, index and header; entry data is read and
- * verified on demand. Sync and async methods share one file descriptor and can be mixed.
- */
 /** The container's header, decoded and checked. */
 function readHeader(fd: number, path: string): DecodedHeader {
   const hbuf = Buffer.allocUnsafe(HEADER_SIZE);
@@ -253,6 +249,10 @@ function readHeader(fd: number, path: string): DecodedHeader {
   return header;
 }
 
+/**
+ * Reads a BFC v1 container. Opening validates footer, index and header; entry data is read and
+ * verified on demand. Sync and async methods share one file descriptor and can be mixed.
+ */
 export class Reader {
   readonly path: string;
   readonly fileSize: number;
@@ -365,7 +365,19 @@ export class Reader {
         ? corrupt("TRUNCATED", `container '${path}' is truncated (${size} bytes)`, { path })
         : corrupt("BAD_MAGIC", `'${path}' is not a BFC container`, { path });
     }
-    if (options.shared) return Reader.attach(path, fd, size, options.shared, options);
+    const shared = options.shared;
+    if (shared) {
+      if (size !== shared.fileSize) {
+        throw corrupt(
+          "IO_ERROR",
+          `container '${path}' changed size while open (${shared.fileSize} → ${size} bytes)`,
+          {
+            path,
+          },
+        );
+      }
+      return Reader.make(path, fd, size, shared.footer, IndexTable.attach(shared.index), shared, options);
+    }
     let slot: CommitSlot | null = null;
     let tornTail = 0;
     if (hasFooterTags(fd, size)) {
@@ -390,34 +402,31 @@ export class Reader {
     }
     const tip = slot;
     if (options.commit !== undefined) slot = findCommit(fd, path, slot, options.commit);
-    const { footer, index } = slot;
-    const r = new Reader(path, fd, size, readHeader(fd, path), footer, index, options);
-    r.end = slot.end;
-    r.tipEnd = tip.end;
-    r.tornTail = tornTail;
-    return r;
+    return Reader.make(
+      path,
+      fd,
+      size,
+      slot.footer,
+      slot.index,
+      { end: slot.end, tipEnd: tip.end, tornTail },
+      options,
+    );
   }
 
-  private static attach(
+  /** A Reader of a loaded commit: `at` says where it ends, where the latest one ends, and the torn tail. */
+  private static make(
     path: string,
     fd: number,
     size: number,
-    s: ReaderShare,
+    footer: Footer,
+    index: IndexTable,
+    at: { end: number; tipEnd: number; tornTail: number },
     options: ReaderOptions,
   ): Reader {
-    if (size !== s.fileSize) {
-      throw corrupt(
-        "IO_ERROR",
-        `container '${path}' changed size while open (${s.fileSize} → ${size} bytes)`,
-        {
-          path,
-        },
-      );
-    }
-    const r = new Reader(path, fd, size, readHeader(fd, path), s.footer, IndexTable.attach(s.index), options);
-    r.end = s.end;
-    r.tipEnd = s.tipEnd;
-    r.tornTail = s.tornTail;
+    const r = new Reader(path, fd, size, readHeader(fd, path), footer, index, options);
+    r.end = at.end;
+    r.tipEnd = at.tipEnd;
+    r.tornTail = at.tornTail;
     return r;
   }
 

@@ -183,7 +183,7 @@ export function discardPrestarted(): void {
   prestarted = undefined;
 }
 
-/** A recipe rather than a live VFS (a Vfs has a `mounts()` method, a recipe a `mounts` array or `prepare`). */
+/** A recipe rather than a live VFS (a Vfs has a `mounts()` method; a recipe, `mounts` or `prepare`). */
 export function isRecipe(source: FuseSource): source is Recipe {
   if (typeof (source as { prepare?: unknown }).prepare === "function") return true;
   return Array.isArray((source as { mounts?: unknown }).mounts);
@@ -211,8 +211,8 @@ export async function openRecipe(recipe: Recipe, threadOptions = false): Promise
  * reads. An immutable recipe is served by one thread per core, each answering from its own VFS (node
  * ids come from a table in shared memory); the first one starts at once and answers the kernel's
  * INIT, the others start once they can help (see backlog.ts), so mounting costs one thread's
- * start-up. Reads that must wait (a large compressed file without a decoded copy yet) go to this thread, which opens its
- * own VFS from the recipe when the first one comes. A live or mutable VFS is answered by this
+ * start-up. Reads that must wait (a large compressed file without a decoded copy yet) go to this
+ * thread, which opens its own VFS from the recipe when the first one comes. A live or mutable VFS is answered by this
  * thread, one worker only reading requests. Resolves once the kernel's INIT is answered; throws an
  * UNSUPPORTED BfcError when /dev/fuse or the mount itself is refused (the caller may fall back).
  */

@@ -58,23 +58,22 @@ function detach(b: Buffer, n: number): Uint8Array<ArrayBuffer> {
   return u;
 }
 
-function go(): Promise<ToWorker & { type: "go" }> {
-  return new Promise((resolve) => port.once("message", (m: ToWorker & { type: "go" }) => resolve(m)));
+/** The main thread's next message (it sends "setup" to a prestarted thread, then "go"). */
+function next<T extends ToWorker["type"]>(_type: T): Promise<ToWorker & { type: T }> {
+  return new Promise((resolve) => port.once("message", (m: ToWorker & { type: T }) => resolve(m)));
 }
 
 async function main(): Promise<void> {
   if ("prestarted" in initial) {
     // Started before the mount's recipe was known: load what it will need meanwhile.
     const loading = Promise.all(initial.types.map((t) => loadBuiltinType(t).catch(() => {})));
-    const m = await new Promise<ToWorker & { type: "setup" }>((resolve) =>
-      port.once("message", (m: ToWorker & { type: "setup" }) => resolve(m)),
-    );
+    const { data: setup } = await next("setup");
     await loading;
-    data = m.data;
+    data = setup;
   }
   if (data.role === "pump") {
     post({ type: "ready", files: 0 });
-    await go();
+    await next("go");
     if (!data.slots) throw new Error("a pump thread needs request slots");
     const slots = RequestSlots.attach(data.slots);
     serveRequests(data.fuseFd, (b, n) => {
@@ -95,7 +94,7 @@ async function main(): Promise<void> {
     // unknown: the node table takes its default size
   }
   post({ type: "ready", files });
-  const { nodes } = await go();
+  const { nodes } = await next("go");
   if (!nodes) throw new Error("a serving thread needs the shared node table");
   const opts = data.handler ?? { immutable: true };
   const handler = new RequestHandler(
