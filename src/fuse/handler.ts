@@ -1,5 +1,5 @@
 import fs from "node:fs";
-import type { NodeStat } from "../vfs/filesystem.ts";
+import { D_TYPES, type EncodedListing, type NodeStat } from "../vfs/filesystem.ts";
 import type { Vfs } from "../vfs/vfs.ts";
 import { EEXIST, EINVAL, EIO, ENOENT, ENOSYS, EPERM, EPROTO, EROFS, ESTALE, errnoOf } from "./errno.ts";
 import type { NodeIds } from "./node-table.ts";
@@ -38,6 +38,7 @@ import {
   WRITE_OUT_SIZE,
   writeAttrOut,
   writeDirent,
+  writeDirentBytes,
   writeEntryOut,
   writeInitOut,
   writeOpenOut,
@@ -104,28 +105,22 @@ const BARE_DIRS = 256;
 
 /** A directory listing, as sent in READDIR replies: index 0 is ".", 1 is "..", then the children. */
 interface Listing {
+  count: number;
+  /** The children's names, unless `encoded` has them as bytes. */
   names: string[];
   /** Each name's length in UTF-8 bytes. */
   lengths: number[];
+  /** Names as bytes from a type that stores them so (plain listings), sparing a string per child. */
+  encoded?: EncodedListing;
   /** d_type of each child, for plain READDIR. */
-  types: number[];
+  types: ArrayLike<number>;
   /** Each child's inode number where the source gave it with the listing. */
-  inos: (number | undefined)[];
+  inos: ArrayLike<number | undefined>;
   /** Immutable sources, READDIRPLUS: each child's stat, taken with the listing. */
   stats?: NodeStat[];
   selfIno: number;
   parentIno: number;
 }
-
-const FILE_TYPES: Record<NodeStat["type"], number> = {
-  fifo: 1,
-  character: 2,
-  directory: 4,
-  block: 6,
-  file: 8,
-  symlink: 10,
-  socket: 12,
-};
 
 function join(dir: string, name: string): string {
   return dir === "/" ? `/${name}` : `${dir}/${name}`;
@@ -586,23 +581,37 @@ export class RequestHandler {
     const self = this.stat(path);
     const parent = path === "/" ? self : this.stat(parentOf(path));
     let l: Listing;
+    const encoded = plus && this.opts.immutable ? undefined : this.vfs.readdirEncoded(path);
     if (plus && this.opts.immutable) {
       const children = this.vfs.readdirStats(path);
       l = {
+        count: children.length,
         names: children.map((c) => c.name),
         lengths: children.map((c) => Buffer.byteLength(c.name)),
-        types: children.map((c) => FILE_TYPES[c.stat.type] ?? 0),
+        types: children.map((c) => D_TYPES[c.stat.type] ?? 0),
         inos: children.map((c) => c.stat.ino),
         stats: children.map((c) => c.stat),
+        selfIno: self.ino,
+        parentIno: parent.ino,
+      };
+    } else if (encoded) {
+      l = {
+        count: encoded.count,
+        names: [],
+        lengths: [],
+        encoded,
+        types: encoded.types,
+        inos: encoded.inos,
         selfIno: self.ino,
         parentIno: parent.ino,
       };
     } else {
       const children = this.vfs.readdirNodes(path);
       l = {
+        count: children.length,
         names: children.map((c) => c.name),
         lengths: children.map((c) => Buffer.byteLength(c.name)),
-        types: children.map((c) => FILE_TYPES[c.type] ?? 0),
+        types: children.map((c) => D_TYPES[c.type] ?? 0),
         inos: children.map((c) => c.ino),
         selfIno: self.ino,
         parentIno: parent.ino,
@@ -621,19 +630,19 @@ export class RequestHandler {
     if (complete) {
       if (had) {
         this.listings.delete(key);
-        this.listed -= had.names.length;
+        this.listed -= had.count;
       }
       return;
     }
     if (had) return;
     // Oldest listings go first; the one being read stays, however large.
     for (const [k, old] of this.listings) {
-      if (this.listed + l.names.length <= LISTING_ENTRIES) break;
+      if (this.listed + l.count <= LISTING_ENTRIES) break;
       this.listings.delete(k);
-      this.listed -= old.names.length;
+      this.listed -= old.count;
     }
     this.listings.set(key, l);
-    this.listed += l.names.length;
+    this.listed += l.count;
   }
 
   /**
@@ -660,7 +669,8 @@ export class RequestHandler {
     }
     const out = this.out;
     const limit = OUT_HEADER_SIZE + Math.min(size, MAX_IO);
-    const total = l.names.length + 2;
+    const total = l.count + 2;
+    const enc = l.encoded;
     let o = OUT_HEADER_SIZE;
     let k = offset;
     for (; k < total; k++) {
@@ -670,6 +680,23 @@ export class RequestHandler {
         const ino = k === 0 ? l.selfIno : l.parentIno;
         if (plus) o += writeEntryOut(out, o, 0, 0, 0, undefined);
         o += writeDirent(out, o, ino, k + 1, k === 0 ? "." : "..", k + 1, 4);
+        continue;
+      }
+      if (enc) {
+        const s = enc.starts[k - 2] as number;
+        const e = enc.ends[k - 2] as number;
+        if (o + direntSize(e - s, plus) > limit) break;
+        if (plus) o += writeEntryOut(out, o, 0, 0, 0, undefined);
+        o += writeDirentBytes(
+          out,
+          o,
+          enc.inos[k - 2] as number,
+          k + 1,
+          enc.bytes,
+          s,
+          e,
+          enc.types[k - 2] as number,
+        );
         continue;
       }
       const name = l.names[k - 2] as string;

@@ -488,6 +488,32 @@ export function writeDirent(
   nameLen: number,
   type: number,
 ): number {
+  const size = direntHead(r, o, ino, off, nameLen, type);
+  r.b.write(name, o + DIRENT_SIZE, nameLen, "utf8");
+  return size;
+}
+
+/** writeDirent for a name given as bytes: src[s, e). */
+export function writeDirentBytes(
+  r: Out,
+  o: number,
+  ino: number,
+  off: number,
+  src: Uint8Array,
+  s: number,
+  e: number,
+  type: number,
+): number {
+  const nameLen = e - s;
+  const size = direntHead(r, o, ino, off, nameLen, type);
+  // Names are short: a byte loop beats a native copy's call overhead.
+  const b = r.b;
+  for (let k = 0, t = o + DIRENT_SIZE; k < nameLen; k++) b[t + k] = src[s + k] as number;
+  return size;
+}
+
+/** A fuse_dirent's fixed part, with the padding after its name zeroed; returns the record's size. */
+function direntHead(r: Out, o: number, ino: number, off: number, nameLen: number, type: number): number {
   const size = align8(DIRENT_SIZE + nameLen);
   const w = r.w;
   u64(w, o, ino);
@@ -497,6 +523,5 @@ export function writeDirent(
   // Zero the record's last word pair first: the name overwrites what it covers, the rest is padding.
   w[(o + size - 8) >>> 2] = 0;
   w[(o + size - 4) >>> 2] = 0;
-  r.b.write(name, o + DIRENT_SIZE, nameLen, "utf8");
   return size;
 }

@@ -52,6 +52,34 @@ export interface DirEntry {
   ino?: number;
 }
 
+/** d_type of each file type, as `readdir(3)` reports it (DT_REG, DT_DIR, DT_LNK, …). */
+export const D_TYPES: Readonly<Record<FileType, number>> = {
+  fifo: 1,
+  character: 2,
+  directory: 4,
+  block: 6,
+  file: 8,
+  symlink: 10,
+  socket: 12,
+};
+
+/**
+ * A directory's children with their names as UTF-8 bytes, for adapters that write names as bytes
+ * (the FUSE server): a type that keeps names encoded hands them out without a string per child.
+ */
+export interface EncodedListing {
+  count: number;
+  /** Holds every name; read-only (it may be the type's own storage, such as a container index). */
+  bytes: Buffer;
+  /** Child k's name is bytes[starts[k], ends[k]). Children are in name (byte) order, without duplicates. */
+  starts: Int32Array;
+  ends: Int32Array;
+  /** Child k's d_type (D_TYPES). */
+  types: Uint8Array;
+  /** Child k's inode number, what `lstat` would report. */
+  inos: Float64Array;
+}
+
 /** An open file of a filesystem type. Positions are absolute; the kernel tracks the file offset. */
 export interface FileHandle {
   stat(): NodeStat;
@@ -119,6 +147,11 @@ export interface FileSystem {
    * per child (a container index holds a directory's entries side by side). Same order as `readdir`.
    */
   readdirStats?(path: string): { name: string; stat: NodeStat }[];
+  /**
+   * Children with names as bytes, where the type stores them encoded (same children and order as
+   * `readdir`); undefined where this directory needs `readdir` after all.
+   */
+  readdirEncoded?(path: string): EncodedListing | undefined;
   /** Target of a symlink (the kernel checked it is one), exactly as stored. */
   readlink(path: string): string;
   /**

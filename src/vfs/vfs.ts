@@ -4,7 +4,14 @@ import { BfcError, type ErrnoCode } from "../errors.ts";
 import { VfsDir } from "./dir.ts";
 import { nodeError, toNodeError } from "./errors.ts";
 import { FdTable, type OpenFile } from "./fd-table.ts";
-import type { DirEntry, FileHandle, FileSystem, FileSystemType, NodeStat } from "./filesystem.ts";
+import type {
+  DirEntry,
+  EncodedListing,
+  FileHandle,
+  FileSystem,
+  FileSystemType,
+  NodeStat,
+} from "./filesystem.ts";
 import { canRead, canWrite, isWriting, parseFlags } from "./flags.ts";
 import { type Mount, MountTable } from "./mount-table.ts";
 import { compareNames } from "./names.ts";
@@ -415,7 +422,19 @@ export class Vfs implements FdIo {
     return this.listDir(loc, "scandir", path);
   }
 
-  /** `fstatSync`'s node, as `lstatNode` gives it. */
+  /**
+   * A directory's children with names as UTF-8 bytes (`EncodedListing`), where its filesystem type
+   * keeps them so and no mount point lies in it; undefined otherwise (use `readdirNodes`).
+   */
+  readdirEncoded(path: string): EncodedListing | undefined {
+    const loc = this.walker.resolve(path, true, "scandir", path);
+    if (loc.st.type !== "directory") throw nodeError("ENOTDIR", "scandir", path);
+    const fsys = loc.mount.fs;
+    if (!fsys.readdirEncoded || loc.synthetic || this.table.mountChildren(loc.vpath)) return undefined;
+    const list = fsys.readdirEncoded.bind(fsys);
+    return this.op("scandir", path, () => list(loc.rel));
+  }
+
   /**
    * A directory's children with their stats (mount points merged): one pass where the type can
    * (`readdirStats`), else an lstat per child. For adapters such as the FUSE server's READDIRPLUS.
@@ -436,6 +455,7 @@ export class Vfs implements FdIo {
     return out;
   }
 
+  /** `fstatSync`'s node, as `lstatNode` gives it. */
   fstatNode(fd: number): NodeStat {
     const f = this.fds.get(fd, "fstat");
     return f.handle

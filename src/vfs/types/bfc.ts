@@ -7,15 +7,17 @@ import { BfcError } from "../../errors.ts";
 import type { EntryAttrs, SpecialEntry } from "../../format/extension.ts";
 import { parentOf } from "../../format/path.ts";
 import { fsError } from "../errors.ts";
-import type {
-  Capabilities,
-  DirEntry,
-  FileHandle,
-  FileSystem,
-  FileSystemType,
-  FileType,
-  NodeStat,
-  StatFs,
+import {
+  type Capabilities,
+  D_TYPES,
+  type DirEntry,
+  type EncodedListing,
+  type FileHandle,
+  type FileSystem,
+  type FileSystemType,
+  type FileType,
+  type NodeStat,
+  type StatFs,
 } from "../filesystem.ts";
 import { compareNames, fnv1a } from "../names.ts";
 import { typeOfMode } from "../stats.ts";
@@ -93,6 +95,16 @@ function withTimes(st: NodeStat, a: EntryAttrs): NodeStat {
   return st;
 }
 
+/** Byte order of b[as, ae) against b[bs, be). */
+function compareBytes(b: Buffer, as: number, ae: number, bs: number, be: number): number {
+  const n = Math.min(ae - as, be - bs);
+  for (let k = 0; k < n; k++) {
+    const d = (b[as + k] as number) - (b[bs + k] as number);
+    if (d !== 0) return d;
+  }
+  return ae - as - (be - bs);
+}
+
 /** Inode number of a directory that exists only because entries lie beneath it. */
 function implicitIno(path: string): number {
   return 2 ** 48 + fnv1a(path);
@@ -108,8 +120,8 @@ export class BfcFileSystem implements FileSystem {
   private readonly uid: number;
   private readonly gid: number;
   private readonly rootStat: NodeStat;
-  /** Subdirectory counts of every directory (for st_nlink), made on first need. */
-  private subdirCounts: Map<string, number> | undefined;
+  /** Subdirectory counts (for st_nlink) of the directories stat'ed so far. */
+  private readonly subdirCounts = new Map<string, number>();
   /** Listings already built (the container never changes), bounded by total entries listed. */
   private readonly listings = new Map<string, DirEntry[]>();
   private listedEntries = 0;
@@ -150,59 +162,48 @@ export class BfcFileSystem implements FileSystem {
     };
   }
 
-  private countSubdirs(dir: string): number {
-    let n = 0;
-    for (const e of this.children(dir)) if (e.type === "directory") n++;
-    return n;
-  }
-
   private nlinkOf(path: string): number {
     if (path === "") return this.rootStat.nlink;
-    this.subdirCounts ??= this.countAllSubdirs();
-    return 2 + (this.subdirCounts.get(path) ?? 0);
+    let n = this.subdirCounts.get(path);
+    if (n === undefined) {
+      n = this.countSubdirs(path);
+      this.subdirCounts.set(path, n);
+    }
+    return 2 + n;
   }
 
   /**
-   * Subdirectory counts of all directories in one pass over the index (names are made only for
-   * directories): every explicit directory entry, and every parent of an entry, is a directory.
+   * Immediate subdirectories of `dir`, counted over its stretch of the index: names are decoded
+   * for directories only, and each subdirectory's own entries are skipped with a binary search. A
+   * directory's stat costs a pass over its children, not over the whole container.
    */
-  private countAllSubdirs(): Map<string, number> {
+  private countSubdirs(dir: string): number {
     const ix = this.reader.index;
     const b = ix.blob;
-    const dirs = new Set<string>();
-    let prevStart = 0;
-    let prevLen = -1;
-    // Plain byte loops: this pass runs once per mount in every serving thread, before the JIT has
-    // warmed, where Buffer.compare and lastIndexOf cost more in argument checks than in bytes.
-    for (let j = 0; j < ix.count; j++) {
-      const s = ix.pathStart(j);
+    const prefix = Buffer.from(dir);
+    const [lo, hi] = ix.descendantRange(prefix);
+    const base = dir === "" ? 0 : prefix.length + 1;
+    // By name: an explicit directory entry "a" and the entries under it ("a/x") may be apart
+    // ("a.txt" sorts between them).
+    const subdirs = new Set<string>();
+    for (let j = lo; j < hi; ) {
+      const s = ix.pathStart(j) + base;
       const e = ix.pathEnd(j);
-      if ((ix.mode(j) & 0o170000) === S_IFDIR) dirs.add(b.toString("utf8", s, e));
-      let slash = e - 1;
-      while (slash >= s && b[slash] !== 0x2f) slash--;
-      if (slash < s) continue;
-      // Siblings share a parent: only a parent not seen just before is decoded.
-      const len = slash - s;
-      if (len === prevLen) {
-        let k = 0;
-        while (k < len && b[prevStart + k] === b[s + k]) k++;
-        if (k === len) continue;
+      let slash = s;
+      while (slash < e && b[slash] !== 0x2f) slash++;
+      if (slash === e) {
+        if ((ix.mode(j) & 0o170000) === S_IFDIR) subdirs.add(b.toString("utf8", s, e));
+        j++;
+        continue;
       }
-      prevStart = s;
-      prevLen = len;
-      for (let d = b.toString("utf8", s, slash); d !== "" && !dirs.has(d); ) {
-        dirs.add(d);
-        const k = d.lastIndexOf("/");
-        d = k < 0 ? "" : d.slice(0, k);
-      }
+      subdirs.add(b.toString("utf8", s, slash));
+      j = this.pastSubtree(j, slash);
     }
-    const counts = new Map<string, number>();
-    for (const d of dirs) {
-      const k = d.lastIndexOf("/");
-      const parent = k < 0 ? "" : d.slice(0, k);
-      counts.set(parent, (counts.get(parent) ?? 0) + 1);
+    if (this.extended !== null) {
+      for (const d of this.extended.impliedDirs)
+        if (parentOf(d) === dir) subdirs.add(d.slice(dir === "" ? 0 : dir.length + 1));
     }
-    return counts;
+    return subdirs.size;
   }
 
   private statOf(e: Entry): NodeStat {
@@ -306,6 +307,63 @@ export class BfcFileSystem implements FileSystem {
     return this.implicitStat(path);
   }
 
+  /**
+   * Immediate children with their names left as bytes of the index (no string per child), for a
+   * container without special entries or hard links. Undefined where the index order is not the
+   * name order ("a.txt" sorts between "a" and "a/x"): `readdir` sorts those.
+   */
+  readdirEncoded(dir: string): EncodedListing | undefined {
+    if (this.extended !== null) return undefined;
+    const ix = this.reader.index;
+    const b = ix.blob;
+    const prefix = Buffer.from(dir);
+    const [lo, hi] = ix.descendantRange(prefix);
+    const base = dir === "" ? 0 : prefix.length + 1;
+    const cap = hi - lo;
+    const starts = new Int32Array(cap);
+    const ends = new Int32Array(cap);
+    const types = new Uint8Array(cap);
+    const inos = new Float64Array(cap);
+    let n = 0;
+    for (let j = lo; j < hi; ) {
+      const s = ix.pathStart(j) + base;
+      const e = ix.pathEnd(j);
+      let slash = s;
+      while (slash < e && b[slash] !== 0x2f) slash++;
+      if (n > 0) {
+        // Strictly after the previous name, or a repeat of it ("a" and then "a/x"), or out of order.
+        const c = compareBytes(b, starts[n - 1] as number, ends[n - 1] as number, s, slash);
+        if (c > 0) return undefined;
+        if (c === 0) {
+          j = slash === e ? j + 1 : this.pastSubtree(j, slash);
+          continue;
+        }
+      }
+      starts[n] = s;
+      ends[n] = slash;
+      if (slash === e) {
+        types[n] = D_TYPES[typeOfMode(ix.mode(j))];
+        inos[n] = j + 2;
+        j++;
+      } else {
+        // A directory implied by deeper entries.
+        types[n] = D_TYPES.directory;
+        const name = b.toString("utf8", s, slash);
+        inos[n] = implicitIno(dir === "" ? name : `${dir}/${name}`);
+        j = this.pastSubtree(j, slash);
+      }
+      n++;
+    }
+    return { count: n, bytes: b, starts, ends, types, inos };
+  }
+
+  /** The first index position after the subtree that entry j lies in, named by its path up to `slash`. */
+  private pastSubtree(j: number, slash: number): number {
+    const ix = this.reader.index;
+    const [, end] = ix.descendantRange(ix.blob.subarray(ix.pathStart(j), slash));
+    return Math.max(j + 1, end);
+  }
+
   /** Immediate children straight from the index blob (no Entry objects), in name order. */
   private children(dir: string): DirEntry[] {
     return this.childPositions(dir).map((c) => c.entry);
@@ -348,8 +406,7 @@ export class BfcFileSystem implements FileSystem {
         });
       }
       last = name;
-      const [, end] = ix.descendantRange(b.subarray(ix.pathStart(j), slash));
-      j = Math.max(j + 1, end);
+      j = this.pastSubtree(j, slash);
     }
     if (this.extended !== null) this.addExtended(dir, out);
     // "a.txt" sorts before "a/x" in the index but "a" before "a.txt" by name: restore name order.
@@ -361,7 +418,10 @@ export class BfcFileSystem implements FileSystem {
       const seen = new Map<string, { entry: DirEntry; at: number }>();
       for (const d of out) {
         const prev = seen.get(d.entry.name);
-        if (!prev || d.entry.type === "directory") seen.set(d.entry.name, d);
+        // A directory wins over a file of its name; its own entry over the one deeper entries imply
+        // (that is the inode number lstat reports).
+        if (!prev || (d.entry.type === "directory" && (prev.entry.type !== "directory" || prev.at === -1)))
+          seen.set(d.entry.name, d);
       }
       return [...seen.values()].sort((x, y) => compareNames(x.entry.name, y.entry.name));
     }
