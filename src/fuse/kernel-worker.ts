@@ -11,6 +11,7 @@ import { Vfs } from "../vfs/vfs.ts";
 import { Backlog, HELPER_IDLE_MS } from "./backlog.ts";
 import { type HandlerOptions, RequestHandler } from "./handler.ts";
 import type { MountSpec } from "./kernel-mount.ts";
+import { requestPid } from "./protocol.ts";
 import { RequestSlots, type SlotMemory } from "./request-slots.ts";
 import { replyWriter, serveRequests } from "./session.ts";
 import { type SharedNodeMemory, SharedNodeTable } from "./shared-node-table.ts";
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
           backlog.busy(false);
         }
       },
-      { afterRead: (ms) => backlog.afterRead(ms) },
+      { afterRead: (ms, request) => backlog.afterRead(ms, requestPid(request)) },
     );
     backlog.done();
   } else {

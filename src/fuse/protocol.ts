@@ -174,6 +174,11 @@ export function parseInHeader(b: Buffer, n: number, into: InHeader): InHeader {
   return into;
 }
 
+/** The pid (thread id) of the process a request is made for; 0 for the kernel's own (FORGET). */
+export function requestPid(b: Buffer): number {
+  return b.readUInt32LE(32);
+}
+
 export function newInHeader(): InHeader {
   return { len: 0, opcode: 0, unique: 0, nodeid: 0, uid: 0, gid: 0, pid: 0 };
 }

@@ -2,8 +2,8 @@ import fs from "node:fs";
 import { IN_HEADER_SIZE, MAX_IO, MIN_READ_BUFFER, WRITE_IN_SIZE } from "./protocol.ts";
 
 export interface LoopOptions {
-  /** Called after each read with how long it blocked (ms). */
-  afterRead?: (waitedMs: number) => void;
+  /** Called after each read with how long it blocked (ms) and the request it returned. */
+  afterRead?: (waitedMs: number, request: Buffer) => void;
   /** Checked before each read: true ends the loop ("stopped"). */
   stop?: () => boolean;
 }
@@ -34,7 +34,7 @@ export function serveRequests(
       throw e;
     }
     if (n === 0) return "unmounted";
-    options.afterRead?.(performance.now() - t0);
+    options.afterRead?.(performance.now() - t0, buf);
     onRequest(buf, n);
   }
 }

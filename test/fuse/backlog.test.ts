@@ -7,9 +7,14 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Backlog } from "../../src/fuse/backlog.ts";
 
-/** One request answered by the first thread: `queued` when its read found it waiting. */
-function request(first: Backlog, queued: boolean): void {
-  first.afterRead(queued ? 0 : 5);
+let clients = 100;
+
+/**
+ * One request answered by the first thread: `queued` when its read found it waiting; from `client`
+ * (a pid), by default another one each time (parallel clients).
+ */
+function request(first: Backlog, queued: boolean, client = ++clients): void {
+  first.afterRead(queued ? 0 : 5, client);
   first.busy(true);
   first.busy(false);
 }
@@ -35,6 +40,30 @@ describe("Backlog", () => {
     request(first, true);
     assert.equal(words[0], 0, "no three in a row yet");
     request(first, true);
+    assert.equal(words[0], 1);
+  });
+
+  test("queued requests of one client (a fast sequential client such as find) never ask for help", () => {
+    const memory = Backlog.memory();
+    const first = new Backlog(memory);
+    const starter = new Backlog(memory);
+    const words = new Int32Array(memory);
+    for (let k = 0; k < 100; k++) request(first, true, 4242);
+    assert.equal(words[0], 0);
+    // Nor do the kernel's own requests (pid 0, such as a storm of FORGETs), between two clients or not.
+    for (let k = 0; k < 100; k++) request(first, true, k % 2 ? 0 : 4242);
+    assert.equal(words[0], 0);
+    assert.equal(
+      ticksUntilWanted(starter, 300, () => {
+        for (let k = 0; k < 5; k++) request(first, true, 4242);
+      }),
+      0,
+      "a lasting stream of one client's requests starts no helpers",
+    );
+    // Two clients interleaving do.
+    request(first, true, 1);
+    request(first, true, 2);
+    request(first, true, 1);
     assert.equal(words[0], 1);
   });
 
@@ -75,7 +104,7 @@ describe("Backlog", () => {
     const memory = Backlog.memory();
     const first = new Backlog(memory);
     const starter = new Backlog(memory);
-    first.afterRead(5);
+    first.afterRead(5, 1);
     first.busy(true);
     assert.equal(ticksUntilWanted(starter, 50), 11);
     first.busy(false);
@@ -94,7 +123,7 @@ describe("Backlog", () => {
   test("an idle helper is called when the first thread is stuck in one request", () => {
     const memory = Backlog.memory();
     const first = new Backlog(memory);
-    first.afterRead(5);
+    first.afterRead(5, 1);
     first.busy(true);
     const t0 = performance.now();
     assert.equal(new Backlog(memory).waitForWork(), true);
