@@ -6,10 +6,10 @@ import {
   FEATURE_ZSTD,
   HEADER_MAGIC,
   HEADER_SIZE,
-  KDF_SALT_BYTES,
   SALT_OFFSET,
   SALT_SIZE,
 } from "./constants.ts";
+import { saltIsSet } from "./salt.ts";
 
 /** The 4096-byte container header. */
 export interface Header {
@@ -59,8 +59,7 @@ export function decodeHeader(buf: Buffer): DecodedHeader {
 }
 
 export function hasPasswordSalt(h: Header): boolean {
-  for (let i = 0; i < KDF_SALT_BYTES; i++) if (h.salt[i] !== 0) return true;
-  return false;
+  return saltIsSet(h.salt);
 }
 
 export function describeFeatures(features: number): string[] {
