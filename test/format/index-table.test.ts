@@ -111,6 +111,36 @@ describe("index table", () => {
     );
   });
 
+  it("finds entries beneath a file or symlink, in order or not, once at parse (property)", () => {
+    const names = ["a", "a b", "a.txt", "b", "\u00e9"];
+    const treeArb = fc
+      .uniqueArray(
+        fc.array(fc.constantFrom(...names), { minLength: 1, maxLength: 3 }).map((c) => c.join("/")),
+        { minLength: 1, maxLength: 12 },
+      )
+      .chain((paths) => fc.tuple(...paths.map((p) => fc.tuple(fc.constant(p), fc.boolean()))));
+    let found = 0;
+    fc.assert(
+      fc.property(treeArb, fc.boolean(), (tree, shuffle) => {
+        const records = tree.map(([p, dir]) => rec(p, { mode: dir ? S_IFDIR | 0o755 : S_IFREG | 0o644 }));
+        const want = tree.some(([p]) => tree.some(([q, dir]) => !dir && p.startsWith(`${q}/`)));
+        if (want) found++;
+        sortRecords(records);
+        // Reversed, the index is out of order: the check then waits for the sort.
+        const blob = encodeIndex(shuffle ? [...records].reverse() : records);
+        const t = IndexTable.parse(blob, END);
+        assert.equal(
+          t.hasEntriesBelowNonDirectories(),
+          want,
+          tree.map(([p, d]) => `${p}${d ? "/" : ""}`).join(" "),
+        );
+        assert.equal(IndexTable.attach(t.share()).hasEntriesBelowNonDirectories(), want, "shared");
+      }),
+      { seed: 0xbe10, numRuns: 300 },
+    );
+    assert.ok(found > 20, `trees with entries beneath a non-directory were tried (${found})`);
+  });
+
   it("sorts by UTF-8 bytes, not JS string order", () => {
     const names = [
       "\u{1F600}", // F0 9F 98 80: astral, sorts after high BMP in bytes but first in UTF-16
