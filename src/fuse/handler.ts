@@ -356,9 +356,20 @@ export class RequestHandler {
           (e) => this.fail(req, what, e),
         );
       }
-      case Op.FSYNCDIR:
-        this.send(h.unique, 0);
-        return;
+      case Op.FSYNCDIR: {
+        if (this.opts.immutable) {
+          this.send(h.unique, 0);
+          return;
+        }
+        // fsync of a directory (`bfc umount` does it first) commits what a writable container
+        // staged, and says whether that worked.
+        const req = { ...h };
+        const what = this.describe(h);
+        return this.vfs.syncfsAsync(this.pathOf(h)).then(
+          () => this.send(req.unique, 0),
+          (e) => this.fail(req, what, e),
+        );
+      }
       case Op.INTERRUPT:
         // Every request is answered promptly; the kernel waits for the answer of an interrupted one.
         return;

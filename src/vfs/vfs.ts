@@ -893,6 +893,22 @@ export class Vfs implements FdIo {
     this.fsyncSync(fd);
   }
 
+  /**
+   * syncfs(2) for the filesystem holding `path`: a type that stages changes (a writable container)
+   * commits them. Rejects with the commit's error, as fsync does.
+   */
+  async syncfsAsync(path: string): Promise<void> {
+    const loc = this.walker.resolve(path, true, "syncfs", path);
+    const fsys = loc.mount.fs;
+    try {
+      await fsys.sync?.();
+    } catch (e) {
+      this.op("syncfs", path, () => {
+        throw e;
+      });
+    }
+  }
+
   /** fsync that waits for types whose flush is asynchronous (a writable container commits). */
   async fsyncAsync(fd: number): Promise<void> {
     const f = this.fds.get(fd, "fsync");

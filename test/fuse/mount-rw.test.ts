@@ -328,6 +328,53 @@ describe("bfc mount --rw (FUSE)", { skip: SKIP ?? false }, () => {
     await deepVerify(file);
   });
 
+  it("bfc umount commits first: on a full disk it fails and stays mounted, and nothing is lost", async (t) => {
+    // A 1 MiB tmpfs holds the container: 300 small files are taken (staged in memory), then the
+    // commit at `bfc umount` finds no room.
+    const small = root.path("small-fs");
+    fs.mkdirSync(small);
+    const tmpfs = await run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", small]);
+    if (tmpfs.code !== 0) {
+      t.skip(`cannot mount a tmpfs here: ${tmpfs.stderr.trim()}`);
+      return;
+    }
+    try {
+      const file = path.join(small, "c.bfc");
+      const w = await Writer.create(file, { compression: "none" });
+      await w.addFile("first.txt", Buffer.from("first\n"));
+      await w.finish();
+      const mnt = await mountRw(t, file, "full", ["--commit-interval", "0"]);
+      const written = new Map<string, Buffer>();
+      for (let k = 0; k < 300; k++) {
+        const data = randomBytes(4000, 7000 + k);
+        fs.writeFileSync(path.join(mnt, `f${k}.bin`), data);
+        written.set(`f${k}.bin`, data);
+      }
+      const before = fs.statSync(file).size;
+      let r = await bfc(["umount", mnt]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /cannot commit the changes made in .*ENOSPC.*stays mounted/);
+      assert.ok(mountsUnder(mnt).includes(mnt), "still mounted");
+      for (const [name, data] of written) assert.deepEqual(fs.readFileSync(path.join(mnt, name)), data, name);
+      assert.equal(fs.statSync(file).size, before, "the failed commit left no bytes behind");
+      // Room made: the same command now commits and unmounts.
+      assert.equal((await run("mount", ["-o", "remount,size=16m", small])).code, 0);
+      r = await bfc(["umount", mnt]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!mountsUnder(mnt).includes(mnt));
+      const rd = await Reader.open(file);
+      try {
+        assert.equal(rd.count, 301);
+        for (const [name, data] of written) assert.deepEqual(await rd.readFile(name), data, name);
+      } finally {
+        rd.close();
+      }
+      await deepVerify(file);
+    } finally {
+      await run("umount", ["-l", small]);
+    }
+  });
+
   it("a key-encrypted container stays encrypted: new files are written with its key", async (t) => {
     const file = root.path("secret.bfc");
     const key = randomBytes(32, 42);
