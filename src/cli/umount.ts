@@ -21,7 +21,7 @@ async function umount(ctx: Ctx, mountpoint: string, o: { lazy?: boolean; wait?: 
   const pids = [...new Set(names.flatMap((n) => mountProcesses(n)))];
   // A read-write mount commits first, while it is still mounted: if that fails (a full disk), the
   // changes stay reachable there instead of being lost with the serving process.
-  if (!o.lazy && pids.some((p) => argvOf(p).includes("--rw"))) await commitFirst(mp);
+  if (!o.lazy && pids.some((p) => readWriteMount(argvOf(p)))) await commitFirst(mp);
   await unmountFuse(mp, { lazy: o.lazy });
   ctx.debug(`unmounted ${mp}`);
   if (o.lazy || o.wait === false || pids.length === 0) return 0;
@@ -53,6 +53,12 @@ function argvOf(pid: number): string[] {
   } catch {
     return [];
   }
+}
+
+/** Whether a `bfc mount` command line asks for a read-write mount (--rw, or -w alone or in a cluster). */
+export function readWriteMount(argv: string[]): boolean {
+  const end = argv.indexOf("--");
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === "--rw" || /^-[^-]*w/.test(a));
 }
 
 /** fsync of the mounted root: the serving process commits (FSYNCDIR) and answers how that went. */
