@@ -343,29 +343,19 @@ export class RequestHandler {
         // no source has extended attributes (callers see EOPNOTSUPP, as on filesystems without them).
         this.send(h.unique, ENOSYS);
         return;
-      case Op.FSYNC: {
-        if (this.opts.immutable) {
-          this.send(h.unique, 0);
-          return;
-        }
-        // A writable container commits on fsync: the answer waits for the commit to be durable.
-        const req = { ...h };
-        const what = this.describe(h);
-        return this.vfs.fsyncAsync(getU64(b, 40)).then(
-          () => this.send(req.unique, 0),
-          (e) => this.fail(req, what, e),
-        );
-      }
+      case Op.FSYNC:
       case Op.FSYNCDIR: {
         if (this.opts.immutable) {
           this.send(h.unique, 0);
           return;
         }
-        // fsync of a directory (`bfc umount` does it first) commits what a writable container
-        // staged, and says whether that worked.
+        // A writable container commits on fsync, of a file or of a directory (`bfc umount` does
+        // the latter first): the answer waits for the commit to be durable, and says if it failed.
         const req = { ...h };
         const what = this.describe(h);
-        return this.vfs.syncfsAsync(this.pathOf(h)).then(
+        const done =
+          h.opcode === Op.FSYNC ? this.vfs.fsyncAsync(getU64(b, 40)) : this.vfs.syncfsAsync(this.pathOf(h));
+        return done.then(
           () => this.send(req.unique, 0),
           (e) => this.fail(req, what, e),
         );
