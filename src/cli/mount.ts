@@ -15,7 +15,7 @@ import { canonicalMountpoint } from "../fuse/mountpoints.ts";
 import type { BfcMountOptions } from "../vfs/types/bfc.ts";
 import type { DiskMountOptions } from "../vfs/types/disk.ts";
 import type { Vfs } from "../vfs/vfs.ts";
-import { CliError, type Ctx, intOption, run, UsageError } from "./common.ts";
+import { CliError, type Ctx, describe, intOption, run, UsageError } from "./common.ts";
 import { backingPolicy, repeatable } from "./disk.ts";
 import {
   addSecretOptions,
@@ -124,6 +124,27 @@ function writableOptions(o: MountOptions): {
   };
 }
 
+/**
+ * Says (in the mount's log) when the interval timer's commits start failing and when they work
+ * again, not at every failed attempt: the changes stay staged meanwhile, fsync and `bfc umount`
+ * report the failure to whoever waits for it.
+ */
+function timerCommitReporter(ctx: Ctx, container: string): (error: unknown) => void {
+  let failed = 0;
+  return (error) => {
+    if (error === undefined) {
+      if (failed > 0) ctx.warn(`committing to ${container} works again (after ${failed} failed attempts)`);
+      failed = 0;
+      return;
+    }
+    if (failed++ > 0) return;
+    const d = describe(error);
+    ctx.warn(
+      `cannot commit to ${container}: ${d.what} (${d.reason}); the changes stay staged here and the next commit tries again`,
+    );
+  };
+}
+
 /** The disk type's mount options from --partition and --allow-backing. */
 function diskOptions(image: string, o: MountOptions): DiskMountOptions & Record<string, unknown> {
   const d: DiskMountOptions & Record<string, unknown> = { image };
@@ -170,7 +191,13 @@ async function serve(
     // Changes are staged beside the container and committed by this thread: one VFS, served here.
     const { createVfs } = await import("../vfs/index.ts");
     live = createVfs();
-    await live.mount("bfc", "/", { path: abs, ...creds, ...writableOptions(o), writable: true });
+    await live.mount("bfc", "/", {
+      path: abs,
+      ...creds,
+      ...writableOptions(o),
+      writable: true,
+      onTimerCommit: timerCommitReporter(ctx, abs),
+    });
     fuseSource = live;
   } else if (type === "bfc") {
     // The first serving thread starts now and loads its modules meanwhile.

@@ -343,13 +343,22 @@ describe("bfc mount --rw (FUSE)", { skip: SKIP ?? false }, () => {
       const w = await Writer.create(file, { compression: "none" });
       await w.addFile("first.txt", Buffer.from("first\n"));
       await w.finish();
-      const mnt = await mountRw(t, file, "full", ["--commit-interval", "0"]);
+      const log = root.path("full.log");
+      const mnt = await mountRw(t, file, "full", ["--commit-interval", "1", "--log", log]);
       const written = new Map<string, Buffer>();
       for (let k = 0; k < 300; k++) {
         const data = randomBytes(4000, 7000 + k);
         fs.writeFileSync(path.join(mnt, `f${k}.bin`), data);
         written.set(`f${k}.bin`, data);
       }
+      // The timer's commits fail meanwhile: the mount's log says so once, not at every attempt.
+      const warnings = () =>
+        (fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "").match(
+          /cannot commit to .*ENOSPC.*tries again/g,
+        ) ?? [];
+      assert.ok(await waitFor(() => warnings().length > 0, 5000), "the failing timer commit is logged");
+      await sleep(2500);
+      assert.equal(warnings().length, 1, fs.readFileSync(log, "utf8"));
       const before = fs.statSync(file).size;
       let r = await bfc(["umount", mnt]);
       assert.equal(r.code, 1, r.stderr);

@@ -27,6 +27,11 @@ export interface WritableBfcOptions extends UpdateOptions {
   umask?: number;
   /** Reported by commits made on sync/unmount/timer. */
   message?: string;
+  /**
+   * Told how each commit of the interval timer went (undefined: committed). A failed one leaves
+   * the changes staged for the next commit; nobody else hears of it (no request is waiting).
+   */
+  onTimerCommit?: (error: unknown) => void;
 }
 
 const CAPS: Capabilities = { readonly: false, symlinks: true, structuralLookup: true };
@@ -100,8 +105,9 @@ export class WritableBfcFileSystem implements FileSystem {
     this.message = options.message;
     this.rootMtimeNs = st.mtimeNs;
     if (options.commitInterval && options.commitInterval > 0) {
+      const told = options.onTimerCommit ?? (() => {});
       this.timer = setInterval(() => {
-        if (this.container.hasChanges) this.commit().catch(() => {});
+        if (this.container.hasChanges) this.commit().then(() => told(undefined), told);
       }, options.commitInterval * 1000);
       this.timer.unref();
     }

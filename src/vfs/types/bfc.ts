@@ -34,6 +34,8 @@ export interface BfcMountOptions extends Credentials {
   /** Writable mounts: how new content is stored. */
   compression?: "none" | "zstd" | "auto";
   level?: number;
+  /** Writable mounts: told how each commit of the interval timer went (undefined: committed). */
+  onTimerCommit?: (error: unknown) => void;
   /** Read this commit instead of the latest (read-only mounts). */
   commit?: number;
   /** The Reader's cache budget in bytes: decoded contents and plain files' blocks (default 64 MiB). */
