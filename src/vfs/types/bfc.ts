@@ -97,6 +97,13 @@ function withTimes(st: NodeStat, a: EntryAttrs): NodeStat {
   return st;
 }
 
+/** A copy of `a` with room for `n` elements. */
+function widened<T extends Int32Array | Uint8Array | Float64Array>(a: T, n: number): T {
+  const w = new (a.constructor as new (length: number) => T)(n);
+  w.set(a);
+  return w;
+}
+
 /** Byte order of b[as, ae) against b[bs, be). */
 function compareBytes(b: Buffer, as: number, ae: number, bs: number, be: number): number {
   const n = Math.min(ae - as, be - bs);
@@ -321,11 +328,12 @@ export class BfcFileSystem implements FileSystem {
     const prefix = Buffer.from(dir);
     const [lo, hi] = ix.descendantRange(prefix);
     const base = dir === "" ? 0 : prefix.length + 1;
-    const cap = hi - lo;
-    const starts = new Int32Array(cap);
-    const ends = new Int32Array(cap);
-    const types = new Uint8Array(cap);
-    const inos = new Float64Array(cap);
+    // Sized for the children, not for every entry below (the root's stretch is the whole index).
+    let cap = Math.min(hi - lo, 256);
+    let starts = new Int32Array(cap);
+    let ends = new Int32Array(cap);
+    let types = new Uint8Array(cap);
+    let inos = new Float64Array(cap);
     let n = 0;
     for (let j = lo; j < hi; ) {
       const s = ix.pathStart(j) + base;
@@ -340,6 +348,13 @@ export class BfcFileSystem implements FileSystem {
           j = slash === e ? j + 1 : this.pastSubtree(j, slash);
           continue;
         }
+      }
+      if (n === cap) {
+        cap = Math.min(hi - lo, cap * 2);
+        starts = widened(starts, cap);
+        ends = widened(ends, cap);
+        types = widened(types, cap);
+        inos = widened(inos, cap);
       }
       starts[n] = s;
       ends[n] = slash;
