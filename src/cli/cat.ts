@@ -11,7 +11,6 @@ import { addSecretOptions, openWithCredentials, type SecretOptions } from "./pas
 
 const MAX_HOPS = 40;
 const WHOLE = 8 * 1024 * 1024;
-const CHUNK = 1024 * 1024;
 
 /** The entry a path names, following symlinks whose targets stay inside the container. */
 export function resolveEntry(r: Reader, name: string): Entry {
@@ -52,13 +51,17 @@ async function catOne(r: Reader, name: string): Promise<void> {
     await writeOut(await r.readFileAt(e.index));
     return;
   }
-  // readAt checks the whole entry before returning its first bytes.
-  for (let pos = 0; pos < e.size; ) {
-    const chunk = await r.readAt(e.index, pos, CHUNK);
-    if (chunk.length === 0) break;
-    await writeOut(chunk);
-    pos += chunk.length;
-  }
+  // Checked as a whole first, then decoded again into reused memory as it is written out (the
+  // second pass checks again, so a container changed in between fails instead of passing).
+  await r.verifyEntry(e.index);
+  for await (const chunk of r.contentChunks(e.index, { reuse: true })) await writeFlushed(chunk);
+}
+
+/** Writes to stdout and waits until the bytes have left `chunk` (which is then reused). */
+function writeFlushed(chunk: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(chunk, (err) => (err ? reject(err) : resolve()));
+  });
 }
 
 async function cat(ctx: Ctx, container: string, paths: string[], o: SecretOptions): Promise<number> {

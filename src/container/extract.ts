@@ -408,7 +408,7 @@ async function writeFile(
       writeAllSync(fd, data, 0);
     } else {
       let pos = 0;
-      for await (const chunk of reader.contentChunks(e.index)) {
+      for await (const chunk of reader.contentChunks(e.index, { reuse: true })) {
         writeAllSync(fd, chunk, pos);
         pos += chunk.length;
       }

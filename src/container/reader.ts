@@ -171,6 +171,21 @@ function syncScratch(): Buffer {
   return syncBuffer;
 }
 
+/** Each piece decrypted (into memory of its own: the cipher allocates its output). */
+async function* deciphered(
+  src: AsyncIterable<Buffer>,
+  decipher: { update(b: Buffer): Buffer },
+): AsyncGenerator<Buffer> {
+  for await (const c of src) {
+    const out = decipher.update(c);
+    if (out.length) yield out;
+  }
+}
+
+async function* copies(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  for await (const c of src) yield Buffer.from(c);
+}
+
 /** Running size and checksum of an entry's decoded bytes; more bytes than the entry holds fail at once. */
 class ContentCheck {
   produced = 0;
@@ -1094,15 +1109,31 @@ export class Reader {
     this.checkObjectHeader(loc, buf);
   }
 
-  /** Raw stored payload bytes, in chunks. */
-  private async *payloadChunks(loc: Location, from: number, to: number): AsyncGenerator<Buffer> {
+  /**
+   * Raw stored payload bytes [from, to), in pieces read into two buffers taken in turn: the next
+   * piece is read (on the thread pool) while the caller works on this one, which stays valid until
+   * the caller asks for the one after it.
+   */
+  private async *payloadPieces(loc: Location, from: number, to: number): AsyncGenerator<Buffer> {
+    const fd = this.checkOpen();
+    const size = Math.min(CHUNK, to - from);
+    const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)];
+    const readPiece = (k: number, pos: number): Promise<Buffer> => {
+      const piece = (bufs[k] as Buffer).subarray(0, Math.min(size, to - pos));
+      const p = readFullyAsync(fd, piece, loc.payloadOffset + pos, loc.path).then(() => piece);
+      // Awaited below; a read still under way when the consumer stops must not become unhandled.
+      p.catch(() => {});
+      return p;
+    };
+    let k = 0;
     let pos = from;
-    while (pos < to) {
-      const n = Math.min(CHUNK, to - pos);
-      const buf = Buffer.allocUnsafe(n);
-      await readFullyAsync(this.checkOpen(), buf, loc.payloadOffset + pos, loc.path);
-      pos += n;
-      yield buf;
+    let next = pos < to ? readPiece(k, pos) : undefined;
+    while (next) {
+      const piece = await next;
+      pos += piece.length;
+      k ^= 1;
+      next = pos < to ? readPiece(k, pos) : undefined;
+      yield piece;
     }
   }
 
@@ -1111,46 +1142,94 @@ export class Reader {
    * (for encrypted entries) the tag are checked as the stream ends, so bytes arrive before they
    * are verified: this is for consumers that discard their output on error (extraction writes a
    * file and removes it). Anything that hands bytes onwards reads through `read`/`readFile`.
+   *
+   * With `reuse`, each piece is a view of a buffer that the stream fills again once the consumer
+   * asks for the next piece (no memory is allocated per piece, which for a large file is most of
+   * the cost of decoding it); without, each piece is the consumer's own.
    */
-  async *contentChunks(i: number): AsyncGenerator<Buffer> {
+  async *contentChunks(i: number, options: { reuse?: boolean } = {}): AsyncGenerator<Buffer> {
     const loc = this.locate(i);
     await this.readPayloadHead(loc);
-    let src: AsyncIterable<Buffer>;
+    const reuse = options.reuse === true;
+    let from = 0;
+    let to = loc.payloadSize;
+    let decipher: ReturnType<typeof createDecryptor> | undefined;
     if (loc.enc) {
       const key = await this.keys.get(loc.path);
-      src = this.decryptChunks(loc, key);
-    } else {
-      src = this.payloadChunks(loc, 0, loc.payloadSize);
+      const fd = this.checkOpen();
+      const nonce = Buffer.allocUnsafe(NONCE_SIZE);
+      const tag = Buffer.allocUnsafe(TAG_SIZE);
+      await readFullyAsync(fd, nonce, loc.payloadOffset, loc.path);
+      await readFullyAsync(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
+      decipher = createDecryptor(key, nonce, loc.aad, tag);
+      from = NONCE_SIZE;
+      to = loc.payloadSize - TAG_SIZE;
     }
-    if (loc.comp === COMP_ZSTD) src = this.zstdChunks(loc, src);
+    const zstd = loc.comp === COMP_ZSTD ? ZstdStreamDecoder.create() : undefined;
     const check = new ContentCheck(loc);
-    for await (const chunk of src) yield check.take(chunk);
-    this.finishCheck(loc, check.produced, check.crc);
-    this.verified[i] = 1;
+    try {
+      let stored: AsyncIterable<Buffer> = this.payloadPieces(loc, from, to);
+      if (decipher) stored = deciphered(stored, decipher);
+      if (loc.comp === COMP_ZSTD && !zstd) {
+        // node:zlib without the internals ZstdStreamDecoder drives: its asynchronous stream.
+        for await (const piece of this.zstdChunks(loc, stored)) yield check.take(piece);
+      } else {
+        let pos = from;
+        for await (const data of stored) {
+          pos += data.length;
+          if (!zstd) {
+            const piece = check.take(data);
+            yield reuse || decipher ? piece : Buffer.from(piece);
+            continue;
+          }
+          for (const piece of this.zstdPieces(loc, zstd, data, pos >= to)) {
+            check.take(piece);
+            yield reuse ? piece : Buffer.from(piece);
+          }
+        }
+      }
+    } finally {
+      zstd?.close();
+    }
+    this.endContent(loc, check, decipher);
   }
 
-  private async *decryptChunks(loc: Location, key: Buffer): AsyncGenerator<Buffer> {
-    const fd = this.checkOpen();
-    const nonce = Buffer.allocUnsafe(NONCE_SIZE);
-    const tag = Buffer.allocUnsafe(TAG_SIZE);
-    await readFullyAsync(fd, nonce, loc.payloadOffset, loc.path);
-    await readFullyAsync(fd, tag, loc.payloadOffset + loc.payloadSize - TAG_SIZE, loc.path);
-    const d = createDecryptor(key, nonce, loc.aad, tag);
-    for await (const c of this.payloadChunks(loc, NONCE_SIZE, loc.payloadSize - TAG_SIZE)) {
-      const out = d.update(c);
-      if (out.length) yield out;
-    }
+  /** `zstd.decode`, its failures as the entry's corruption. */
+  private *zstdPieces(
+    loc: Location,
+    zstd: ZstdStreamDecoder,
+    data: Buffer,
+    last: boolean,
+  ): Generator<Buffer> {
     try {
-      d.final();
-    } catch {
-      throw this.authFailed(loc.path);
+      yield* zstd.decode(data, last);
+    } catch (e) {
+      if (e instanceof BfcError) throw e;
+      throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
+        path: loc.path,
+        cause: e,
+      });
     }
-    this.keyConfirmed = true;
+  }
+
+  /** A decoded stream's last checks: the tag, then size and checksum; the entry is then verified. */
+  private endContent(loc: Location, check: ContentCheck, decipher?: { final(): unknown }): void {
+    if (decipher) {
+      try {
+        decipher.final();
+      } catch {
+        throw this.authFailed(loc.path);
+      }
+      this.keyConfirmed = true;
+    }
+    this.finishCheck(loc, check.produced, check.crc);
+    this.verified[loc.i] = 1;
   }
 
   private async *zstdChunks(loc: Location, src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     const dec = createZstdDecoder();
-    const input = Readable.from(src, { objectMode: false });
+    // The stream keeps pieces it has not decoded yet: it gets its own copies.
+    const input = Readable.from(copies(src), { objectMode: false });
     let inputError: unknown = null;
     input.on("error", (e) => {
       inputError = e;
@@ -1186,7 +1265,7 @@ export class Reader {
       if (loc.comp || loc.enc) this.cache.set(i, data);
       return;
     }
-    for await (const _ of this.contentChunks(i)) {
+    for await (const _ of this.contentChunks(i, { reuse: true })) {
       // draining the stream is the check
     }
   }
@@ -1583,7 +1662,7 @@ export class Reader {
     const spill = this.spill as SpillStore;
     const buf = Buffer.allocUnsafe(end - start);
     let n = spill.readInto(loc.i, buf, 0, buf.length, start);
-    if (n < 0 && (await spill.fill(loc.i, loc.size, () => this.contentChunks(loc.i))))
+    if (n < 0 && (await spill.fill(loc.i, loc.size, () => this.contentChunks(loc.i, { reuse: true }))))
       n = spill.readInto(loc.i, buf, 0, buf.length, start);
     return n < 0 ? null : buf.subarray(0, n);
   }
@@ -1627,36 +1706,23 @@ export class Reader {
       throw corrupt("UNSUPPORTED", `'${loc.path}': no synchronous zstd decoder`);
     const buf = Buffer.allocUnsafe(CHUNK);
     const check = new ContentCheck(loc);
-    for (let pos = from; pos < to; ) {
-      const n = Math.min(CHUNK, to - pos);
-      readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
-      pos += n;
-      let data = buf.subarray(0, n);
-      if (decipher) data = decipher.update(data);
-      if (!zstd) {
-        yield check.take(data);
-        continue;
+    try {
+      for (let pos = from; pos < to; ) {
+        const n = Math.min(CHUNK, to - pos);
+        readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
+        pos += n;
+        let data = buf.subarray(0, n);
+        if (decipher) data = decipher.update(data);
+        if (!zstd) {
+          yield check.take(data);
+          continue;
+        }
+        for (const out of this.zstdPieces(loc, zstd, data, pos >= to)) yield check.take(out);
       }
-      try {
-        for (const out of zstd.decode(data, pos >= to)) yield check.take(out);
-      } catch (e) {
-        if (e instanceof BfcError) throw e;
-        throw corrupt("DECOMPRESS_FAILED", `'${loc.path}': zstd data is corrupt (${(e as Error).message})`, {
-          path: loc.path,
-          cause: e,
-        });
-      }
+    } finally {
+      zstd?.close();
     }
-    if (decipher) {
-      try {
-        decipher.final();
-      } catch {
-        throw this.authFailed(loc.path);
-      }
-      this.keyConfirmed = true;
-    }
-    this.finishCheck(loc, check.produced, check.crc);
-    this.verified[i] = 1;
+    this.endContent(loc, check, decipher);
   }
 
   private async ctrRead(loc: Location, start: number, end: number): Promise<Buffer> {
@@ -1700,7 +1766,13 @@ export class Reader {
     if (best >= 0) {
       c = this.cursors.splice(best, 1)[0] as Cursor;
     } else {
-      c = { i, pos: 0, pending: Buffer.alloc(0), iter: this.contentChunks(i)[Symbol.asyncIterator]() };
+      // Reused pieces: a cursor copies out of its pending piece before it asks for the next one.
+      c = {
+        i,
+        pos: 0,
+        pending: Buffer.alloc(0),
+        iter: this.contentChunks(i, { reuse: true })[Symbol.asyncIterator](),
+      };
       if (this.cursors.length >= MAX_CURSORS) await this.cursors.shift()?.iter.return?.(undefined);
     }
     this.cursors.push(c);
