@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { ContentEncoder } from "./content-encoder.ts";
-import { Transformer } from "./transform.ts";
+import { InlineTransformer, Transformer } from "./transform.ts";
 import type { BatchJob, BatchResult, StreamOpen, ToWorker } from "./transform-pool.ts";
 
 if (!parentPort) throw new Error("transform-worker must run in a worker thread");
@@ -15,23 +15,43 @@ let key: Buffer | null = null;
 const sessions = new Map<number, ContentEncoder>();
 
 const transformer = new Transformer();
+const inline = new InlineTransformer();
 /** Batches run one after another (each awaits its compressions). */
 let batches: Promise<void> = Promise.resolve();
 
 async function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): Promise<void> {
   const input = Buffer.from(data);
-  const outputs: Buffer[] = [];
   const results: BatchResult[] = [];
+  if (!key) {
+    // Compressed here (this thread has nothing else to do meanwhile), through one reused zstd
+    // context and output buffer. Without a key no payload is longer than its content, and the
+    // contents lie in order: each payload is copied back over the batch at or before its own
+    // content's place, and the batch goes back as it came.
+    let total = 0;
+    for (const j of jobs) {
+      const { payload, comp, crc } = inline.transform(
+        input.subarray(j.off, j.off + j.len),
+        j.level,
+        null,
+        j.aad,
+      );
+      if (total > j.off || payload.length > j.len) throw new Error("batch payload out of place");
+      input.set(payload, total);
+      results.push({ off: total, len: payload.length, comp, crc });
+      total += payload.length;
+    }
+    port.postMessage({ type: "batch", id, results, data }, [data]);
+    return;
+  }
+  const outputs: Buffer[] = [];
   let total = 0;
   for (const j of jobs) {
     const src = input.subarray(j.off, j.off + j.len);
-    const { payload, comp, crc } = await transformer.transform(src, j.level, j.encrypt ? key : null, j.aad);
+    const { payload, comp, crc } = await transformer.transform(src, j.level, key, j.aad);
     outputs.push(payload);
     results.push({ off: total, len: payload.length, comp, crc });
     total += payload.length;
   }
-  // Into the input's own buffer when it fits: every input has been consumed, and an output that is
-  // a view of its input (stored as is) moves down or stays, never onto a later input not yet copied.
   const out = total <= input.length ? input : Buffer.allocUnsafeSlow(total);
   let p = 0;
   for (const o of outputs) p += o.copy(out, p);
@@ -58,6 +78,9 @@ function openSession(m: StreamOpen): void {
     key: m.encrypt ? key : null,
     aad: Buffer.from(m.aad),
     size: m.size,
+    // This thread does nothing else meanwhile: compressing here, each chunk into one reused
+    // buffer, costs a third less than zlib's thread pool with a fresh buffer per piece.
+    sync: true,
     emit: (b) => emit(sid, b),
     done: (frameLen, tag) => {
       sessions.delete(sid);

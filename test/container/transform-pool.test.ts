@@ -1,0 +1,107 @@
+/**
+ * TransformPool: worker threads compress (and encrypt) contents. Batches of small files come back
+ * in the batch's own buffer, each payload at or before its content's place; large files stream
+ * through sessions compressed on the worker thread. Every payload must open to its content.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { openSync } from "../../src/codec/aead.ts";
+import { crc32c } from "../../src/codec/crc32c.ts";
+import { zstdDecompressSync } from "../../src/codec/zstd.ts";
+import { TransformPool } from "../../src/container/transform-pool.ts";
+import { prng, randomBytes } from "../helpers.ts";
+
+const KEY = Buffer.alloc(32, 3);
+
+type Kind = "random" | "text" | "zeros";
+
+function content(kind: Kind, size: number, seed: number): Buffer {
+  if (kind === "random") return randomBytes(size, seed);
+  if (kind === "zeros") return Buffer.alloc(size);
+  const next = prng(seed);
+  const out = Buffer.alloc(size);
+  let o = 0;
+  while (o < size) o += out.write(`${Math.floor(next() * 1e6)} text ${o}\n`, o);
+  return out;
+}
+
+/** The content back from a payload, as the reader would decode it. */
+function open(payload: Buffer, comp: number, key: Buffer | null, aad: Uint8Array, size: number): Buffer {
+  let data = payload;
+  if (key) {
+    const opened = openSync(key, data, Buffer.from(aad));
+    assert.ok(opened, "the tag checks");
+    data = opened;
+  }
+  return comp === 1 ? zstdDecompressSync(data, size) : data;
+}
+
+describe("TransformPool", () => {
+  it("batched files: each payload opens to its content, compressed only when smaller (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            kind: fc.constantFrom<Kind>("random", "text", "zeros"),
+            size: fc.integer({ min: 0, max: 200_000 }),
+            level: fc.constantFrom(0, 1, 3),
+          }),
+          { minLength: 1, maxLength: 40 },
+        ),
+        fc.boolean(),
+        fc.integer({ min: 1, max: 1e6 }),
+        async (files, encrypted, seed) => {
+          const key = encrypted ? KEY : null;
+          const pool = new TransformPool(key, 2);
+          try {
+            const inputs = files.map((f, k) => content(f.kind, f.size, seed + k));
+            // All queued before any result comes back: they share batches.
+            const results = await Promise.all(
+              inputs.map((data, k) =>
+                pool.transform(data, files[k]?.level ?? 0, encrypted, Buffer.from(`f${k}`)),
+              ),
+            );
+            results.forEach((r, k) => {
+              const data = inputs[k] as Buffer;
+              assert.equal(r.crc, crc32c(data));
+              if (r.comp === 1) assert.ok((files[k]?.level ?? 0) > 0);
+              const plainLen = encrypted ? r.payload.length - 28 : r.payload.length;
+              assert.ok(plainLen <= data.length || data.length === 0, "never longer than the content");
+              assert.ok(open(r.payload, r.comp, key, Buffer.from(`f${k}`), data.length).equals(data));
+            });
+          } finally {
+            await pool.close();
+          }
+        },
+      ),
+      { seed: 0x7a11, numRuns: 25 },
+    );
+  });
+
+  it("a streamed large file: one frame across its chunks, opening to the content", async () => {
+    for (const key of [null, KEY]) {
+      const pool = new TransformPool(key, 2);
+      try {
+        const data = content("text", 5 * 1024 * 1024 + 123, 9);
+        const parts: Buffer[] = [];
+        const aad = Buffer.from("big.txt");
+        const s = pool.openStream(3, key !== null, aad, data.length, (b) => parts.push(Buffer.from(b)));
+        for (let o = 0; o < data.length; o += 256 * 1024) {
+          const n = Math.min(256 * 1024, data.length - o);
+          const chunk = s.buffer(n);
+          data.copy(chunk, 0, o, o + n);
+          await s.write(chunk);
+        }
+        const { tag } = await s.end();
+        let payload = Buffer.concat(parts);
+        if (key) payload = Buffer.concat([payload, tag as Buffer]);
+        const back = open(payload, 1, key, aad, data.length);
+        assert.ok(back.equals(data));
+        assert.ok(payload.length < data.length / 2, "compressed");
+      } finally {
+        await pool.close();
+      }
+    }
+  });
+});
