@@ -83,3 +83,16 @@ export async function rejected(run: () => Promise<unknown>): Promise<NodeJS.Errn
   }
   throw new Error("expected a rejection");
 }
+
+export type ContentKind = "random" | "text" | "zeros";
+
+/** `size` deterministic bytes: incompressible, text lines with numbers, or zeros. */
+export function sampleContent(kind: ContentKind, size: number, seed: number): Buffer {
+  if (kind === "random") return randomBytes(size, seed);
+  if (kind === "zeros") return Buffer.alloc(size);
+  const next = prng(seed);
+  const out = Buffer.alloc(size);
+  let o = 0;
+  while (o < size) o += out.write(`${Math.floor(next() * 1e9)} lorem ipsum ${o}\n`, o);
+  return out;
+}

@@ -13,23 +13,11 @@ import fc from "fast-check";
 import { Reader } from "../../src/container/reader.ts";
 import { Writer } from "../../src/container/writer.ts";
 import { BfcError } from "../../src/errors.ts";
-import { prng, ROOT, randomBytes, tempDir } from "../helpers.ts";
+import { type ContentKind, prng, ROOT, sampleContent, tempDir } from "../helpers.ts";
 
 const MiB = 1024 * 1024;
 const KEY = Buffer.alloc(32, 7);
 const CLI = path.join(ROOT, "src", "cli", "main.ts");
-
-type Kind = "random" | "text" | "zeros";
-
-function content(kind: Kind, size: number, seed: number): Buffer {
-  if (kind === "random") return randomBytes(size, seed);
-  if (kind === "zeros") return Buffer.alloc(size);
-  const next = prng(seed);
-  const out = Buffer.alloc(size);
-  let o = 0;
-  while (o < size) o += out.write(`${Math.floor(next() * 1e9)} lorem ipsum ${o}\n`, o);
-  return out;
-}
 
 async function build(file: string, files: [string, Buffer][], zstd: boolean, key?: Buffer): Promise<void> {
   const w = await Writer.create(file, { compression: zstd ? "zstd" : "none", key, overwrite: true });
@@ -61,13 +49,13 @@ describe("Reader.contentChunks", () => {
     const file = path.join(dir, "p.bfc");
     await fc.assert(
       fc.asyncProperty(
-        fc.constantFrom<Kind>("random", "text", "zeros"),
+        fc.constantFrom<ContentKind>("random", "text", "zeros"),
         fc.integer({ min: 0, max: 3 * MiB + 1000 }),
         fc.boolean(),
         fc.boolean(),
         fc.integer({ min: 1, max: 1e6 }),
         async (kind, size, zstd, encrypted, seed) => {
-          const data = content(kind, size, seed);
+          const data = sampleContent(kind, size, seed);
           const key = encrypted ? KEY : undefined;
           await build(file, [["f", data]], zstd, key);
           const r = await Reader.open(file, { key });
@@ -104,7 +92,7 @@ describe("Reader.contentChunks", () => {
 
   it("a corrupted large entry fails (never ends cleanly), with and without reuse", async () => {
     const file = path.join(dir, "c.bfc");
-    const data = content("text", 5 * MiB, 11);
+    const data = sampleContent("text", 5 * MiB, 11);
     for (const key of [undefined, KEY]) {
       await build(file, [["big.txt", data]], true, key);
       const clean = await Reader.open(file, { key });
@@ -141,7 +129,7 @@ describe("Reader.contentChunks", () => {
 
   it("a consumer that stops early, then closes the reader, leaves no failing read behind", async () => {
     const file = path.join(dir, "s.bfc");
-    const data = content("random", 6 * MiB, 5);
+    const data = sampleContent("random", 6 * MiB, 5);
     await build(file, [["r.bin", data]], false);
     await build(path.join(dir, "z.bfc"), [["r.bin", data]], true);
     const unhandled: unknown[] = [];
@@ -168,7 +156,7 @@ describe("Reader.contentChunks", () => {
 
   it("bfc cat of a large zstd file: its bytes; corrupted: exit 1 and not one byte written", async () => {
     const file = path.join(dir, "cat.bfc");
-    const data = content("text", 11 * MiB, 9);
+    const data = sampleContent("text", 11 * MiB, 9);
     await build(
       file,
       [

@@ -10,21 +10,9 @@ import { openSync } from "../../src/codec/aead.ts";
 import { crc32c } from "../../src/codec/crc32c.ts";
 import { zstdDecompressSync } from "../../src/codec/zstd.ts";
 import { TransformPool } from "../../src/container/transform-pool.ts";
-import { prng, randomBytes } from "../helpers.ts";
+import { type ContentKind, sampleContent } from "../helpers.ts";
 
 const KEY = Buffer.alloc(32, 3);
-
-type Kind = "random" | "text" | "zeros";
-
-function content(kind: Kind, size: number, seed: number): Buffer {
-  if (kind === "random") return randomBytes(size, seed);
-  if (kind === "zeros") return Buffer.alloc(size);
-  const next = prng(seed);
-  const out = Buffer.alloc(size);
-  let o = 0;
-  while (o < size) o += out.write(`${Math.floor(next() * 1e6)} text ${o}\n`, o);
-  return out;
-}
 
 /** The content back from a payload, as the reader would decode it. */
 function open(payload: Buffer, comp: number, key: Buffer | null, aad: Uint8Array, size: number): Buffer {
@@ -43,7 +31,7 @@ describe("TransformPool", () => {
       fc.asyncProperty(
         fc.array(
           fc.record({
-            kind: fc.constantFrom<Kind>("random", "text", "zeros"),
+            kind: fc.constantFrom<ContentKind>("random", "text", "zeros"),
             size: fc.integer({ min: 0, max: 200_000 }),
             level: fc.constantFrom(0, 1, 3),
           }),
@@ -55,7 +43,7 @@ describe("TransformPool", () => {
           const key = encrypted ? KEY : null;
           const pool = new TransformPool(key, 2);
           try {
-            const inputs = files.map((f, k) => content(f.kind, f.size, seed + k));
+            const inputs = files.map((f, k) => sampleContent(f.kind, f.size, seed + k));
             // All queued before any result comes back: they share batches.
             const results = await Promise.all(
               inputs.map((data, k) =>
@@ -83,7 +71,7 @@ describe("TransformPool", () => {
     for (const key of [null, KEY]) {
       const pool = new TransformPool(key, 2);
       try {
-        const data = content("text", 5 * 1024 * 1024 + 123, 9);
+        const data = sampleContent("text", 5 * 1024 * 1024 + 123, 9);
         const parts: Buffer[] = [];
         const aad = Buffer.from("big.txt");
         const s = pool.openStream(3, key !== null, aad, data.length, (b) => parts.push(Buffer.from(b)));
