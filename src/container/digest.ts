@@ -85,6 +85,8 @@ export async function rootDigest(reader: Reader, options: RootDigestOptions = {}
   for (let i = 0; i < n; i++) if ((ix.mode(i) & S_IFMT) === S_IFREG) totalBytes += ix.origSize(i);
   const outer = createHash("sha256").update(ROOT_DIGEST_PREFIX, "latin1");
   const scratch = Buffer.allocUnsafe(BATCH);
+  // Compressed contents are decoded here (fresh memory for each would cost more than decoding).
+  const decoded = Buffer.allocUnsafe(BATCH);
   let done = 0;
   let bytes = 0;
   const progress = () => options.onProgress?.({ entries: done, totalEntries: n, bytes, totalBytes });
@@ -95,6 +97,7 @@ export async function rootDigest(reader: Reader, options: RootDigestOptions = {}
     // A window of index positions whose small files fit one batch; a large file ends it.
     const small: number[] = [];
     let stored = 0;
+    let size = 0;
     let end = i;
     while (end < n) {
       if ((ix.mode(end) & S_IFMT) === S_IFREG) {
@@ -102,8 +105,10 @@ export async function rootDigest(reader: Reader, options: RootDigestOptions = {}
           if (end === i) end++;
           break;
         }
-        if (small.length > 0 && stored + ix.objSize(end) > BATCH) break;
+        const d = ix.comp(end) !== 0 ? ix.origSize(end) : 0;
+        if (small.length > 0 && (stored + ix.objSize(end) > BATCH || size + d > BATCH)) break;
         stored += ix.objSize(end);
+        size += d;
         small.push(end);
       }
       end++;
@@ -112,7 +117,7 @@ export async function rootDigest(reader: Reader, options: RootDigestOptions = {}
     if (small.length > 0) {
       // File order, so back-to-back objects become one read even where index order differs.
       small.sort((a, b) => ix.objOffset(a) - ix.objOffset(b));
-      const out = reader.readFilesSync(small, scratch);
+      const out = reader.readFilesSync(small, scratch, decoded);
       for (let k = 0; k < small.length; k++) {
         const r = out[k] as Buffer | BfcError;
         if (r instanceof BfcError) throw r;

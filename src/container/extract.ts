@@ -115,17 +115,28 @@ export async function extract(
 
   // Small files are read ahead in batches: back-to-back objects in one read, zstd frames decoded
   // together (Reader.readFilesSync). Views into the scratch buffer stay valid until the next batch,
-  // which is only read once every file of this one has been written.
+  // which is only read once every file of this one has been written. A batch holds what fits in
+  // the scratch buffer: objects beyond it would each be read into fresh memory, whose first
+  // touch costs more than reading them (2000 files of 1 MiB: 10.4 s, of which 4 s reading).
   const prefetched = new Map<number, Buffer | BfcError>();
   const prefetch = (from: number) => {
     prefetched.clear();
+    ctx.scratch ??= Buffer.allocUnsafe(STREAM_ABOVE + 64 * 1024);
+    ctx.decoded ??= Buffer.allocUnsafe(STREAM_ABOVE + 64 * 1024);
     const ids: number[] = [];
+    let stored = 0;
+    let decoded = 0;
     for (let m = from; m < selected.length && ids.length < 512; m++) {
       const s = selected[m];
-      if (s.type === "file" && s.size <= STREAM_ABOVE) ids.push(s.index);
+      if (s.type !== "file" || s.size > STREAM_ABOVE) continue;
+      const d = s.compression === "zstd" ? s.size : 0;
+      if (ids.length > 0 && (stored + s.objectSize > ctx.scratch.length || decoded + d > ctx.decoded.length))
+        break;
+      ids.push(s.index);
+      stored += s.objectSize;
+      decoded += d;
     }
-    ctx.scratch ??= Buffer.allocUnsafe(STREAM_ABOVE + 64 * 1024);
-    const got = reader.readFilesSync(ids, ctx.scratch);
+    const got = reader.readFilesSync(ids, ctx.scratch, ctx.decoded);
     for (let n = 0; n < ids.length; n++) prefetched.set(ids[n], got[n]);
   };
 
@@ -258,6 +269,8 @@ interface Ctx {
   overwrite: boolean;
   /** Reused read buffer for whole-file reads. */
   scratch?: Buffer;
+  /** Where prefetched compressed files are decoded. */
+  decoded?: Buffer;
 }
 
 function select(reader: Reader, filters: string[] | undefined): Entry[] {

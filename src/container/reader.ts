@@ -3,7 +3,12 @@ import { Readable } from "node:stream";
 import zlib from "node:zlib";
 import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
 import { crc32c } from "../codec/crc32c.ts";
-import { createZstdDecoder, ZstdStreamDecoder, zstdDecompressSync } from "../codec/zstd.ts";
+import {
+  createZstdDecoder,
+  ZstdStreamDecoder,
+  zstdDecompressInto,
+  zstdDecompressSync,
+} from "../codec/zstd.ts";
 import { BfcError, corrupt, fromSystemError } from "../errors.ts";
 import {
   AEAD_OVERHEAD,
@@ -996,7 +1001,8 @@ export class Reader {
     return this.decodePayloadSync(loc, raw.subarray(lead), reuseOut);
   }
 
-  private decodePayloadSync(loc: Location, payload: Buffer, reuseOut = false): Buffer {
+  /** `into`: where a zstd frame is decoded when it fills exactly that (else fresh memory). */
+  private decodePayloadSync(loc: Location, payload: Buffer, reuseOut = false, into?: Buffer): Buffer {
     let data = payload;
     if (loc.enc) {
       const key = this.keys.getSync(loc.path);
@@ -1005,7 +1011,11 @@ export class Reader {
       this.keyConfirmed = true;
       data = opened;
     }
-    if (loc.comp === COMP_ZSTD) data = this.zstdWholeSync(loc, data, reuseOut);
+    if (loc.comp === COMP_ZSTD) {
+      // A frame that does not fill `into` exactly is decoded again the ordinary way, which also
+      // gives the error.
+      data = into && zstdDecompressInto(data, into) ? into : this.zstdWholeSync(loc, data, reuseOut);
+    }
     this.finishCheck(loc, data.length, crc32c(data));
     this.verified[loc.i] = 1;
     return data;
@@ -1015,9 +1025,10 @@ export class Reader {
    * Whole contents of several small files (up to 8 MiB each), for one-shot consumers such as
    * extraction: objects that lie back to back are fetched with one positioned read into `scratch`
    * and checked and decoded from there. Results are contents or the entry's error; plain files
-   * may be views into `scratch`, valid until the next call with it.
+   * may be views into `scratch`, and compressed ones into `decoded` while it has room, valid until
+   * the next call with them.
    */
-  readFilesSync(ids: number[], scratch?: Buffer): (Buffer | BfcError)[] {
+  readFilesSync(ids: number[], scratch?: Buffer, decoded?: Buffer): (Buffer | BfcError)[] {
     const ix = this.index;
     const out: (Buffer | BfcError)[] = new Array(ids.length);
     const single = (k: number) => {
@@ -1030,6 +1041,7 @@ export class Reader {
     // Each run takes the next free part of scratch: views handed out earlier in this call must
     // not be overwritten by a later run.
     let used = 0;
+    let decodedUsed = 0;
     let k = 0;
     while (k < ids.length) {
       const start = ix.objOffset(ids[k]);
@@ -1064,7 +1076,13 @@ export class Reader {
           const at = ix.objOffset(ids[m]) - start;
           if (!this.trust) this.checkObjectHeader(loc, span.subarray(at, at + this.objectHeaderBytes(loc)));
           const payload = span.subarray(at + objectPrefixSize(loc.aad.length), at + ix.objSize(ids[m]));
-          out[m] = this.decodePayloadSync(loc, payload);
+          let into: Buffer | undefined;
+          if (decoded && loc.comp === COMP_ZSTD && loc.size > 0 && decoded.length - decodedUsed >= loc.size) {
+            into = decoded.subarray(decodedUsed, decodedUsed + loc.size);
+          }
+          const data = this.decodePayloadSync(loc, payload, false, into);
+          if (data === into) decodedUsed += loc.size;
+          out[m] = data;
         } catch (e) {
           out[m] = e instanceof BfcError ? e : corrupt("IO_ERROR", String(e));
         }

@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { S_IFMT } from "../../src/format/constants.ts";
 import { type BfcError, extract, Reader, verify, Writer } from "../../src/index.ts";
 import { type CraftEntry, type CraftOptions, content, craft } from "../craft.ts";
-import { tempDir } from "../helpers.ts";
+import { sampleContent, tempDir } from "../helpers.ts";
 
 const base = tempDir("bfc-extract-");
 let seq = 0;
@@ -445,5 +445,43 @@ describe("batched small-file reads (Reader.readFilesSync)", () => {
     }
     assert.deepEqual(fs.readFileSync(path.join(out, "d", "plain.bin")), Buffer.from([1, 2, 3]));
     r.close();
+  });
+
+  it("contents land in the caller's buffers while they have room, fresh memory after; extraction of MiB files is exact", async () => {
+    const dir = tempDir();
+    const MiB = 1024 * 1024;
+    const sizes = [3 * MiB, 300_000, 2 * MiB + 5, 1, 1024 * 1024, 7 * MiB, 2 * MiB];
+    const files = sizes.map((n, k) => sampleContent(k % 3 === 2 ? "random" : "text", n, k));
+    for (const compression of ["zstd", "none"] as const) {
+      const file = path.join(dir, `${compression}.bfc`);
+      const w = await Writer.create(file, { compression });
+      for (const [k, data] of files.entries()) await w.addFile(`m/f${k}`, data);
+      await w.finish();
+      const r = await Reader.open(file);
+      const ids = files.map((_, k) => r.find(`m/f${k}`));
+      const scratch = Buffer.alloc(4 * MiB);
+      const decoded = Buffer.alloc(4 * MiB);
+      const got = r.readFilesSync(ids, scratch, decoded);
+      let decodedUsed = 0;
+      got.forEach((g, k) => {
+        assert.ok(Buffer.isBuffer(g) && g.equals(files[k] as Buffer), `f${k}`);
+        const e = r.stat(`m/f${k}`);
+        const inDecoded = g.buffer === decoded.buffer;
+        if (e.compression === "zstd") {
+          // In order, while the rest of `decoded` holds it.
+          const fits = decodedUsed + e.size <= decoded.length;
+          assert.equal(inDecoded, fits, `f${k} in the decoded buffer`);
+          if (fits) decodedUsed += e.size;
+        } else assert.equal(inDecoded, false);
+      });
+      assert.ok(decodedUsed > 0 || compression === "none");
+      const out = path.join(dir, `out-${compression}`);
+      const rep = await extract(r, out, { preservePaths: true });
+      assert.deepEqual(rep.failed, []);
+      for (const [k, data] of files.entries()) {
+        assert.ok(fs.readFileSync(path.join(out, "m", `f${k}`)).equals(data), `f${k}`);
+      }
+      r.close();
+    }
   });
 });
