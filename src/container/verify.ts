@@ -95,7 +95,7 @@ export async function verify(reader: Reader, options: VerifyOptions = {}): Promi
       if (!deep) {
         await reader.checkObject(i);
       } else if (object) {
-        await reader.verifyObjectBytes(i, object);
+        await reader.verifyObjectBytes(i, object, false);
       } else {
         await reader.verifyEntry(i);
         await reader.checkObject(i);

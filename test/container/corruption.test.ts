@@ -650,3 +650,40 @@ describe("hostile headers", () => {
     r4.close();
   });
 });
+
+describe("deep verify of batched compressed objects", () => {
+  it("every flipped payload byte among many MiB-sized zstd files is reported for exactly that file", async () => {
+    const dir = tempDir("bfc-verify-");
+    const file = path.join(dir, "m.bfc");
+    const files = Array.from({ length: 12 }, (_, k) => content("text", 600_000 + k * 100_000, k + 1));
+    const w = await Writer.create(file, { compression: "zstd" });
+    for (const [k, data] of files.entries()) await w.addFile(`f${String(k).padStart(2, "0")}`, data);
+    await w.finish();
+    let r = await Reader.open(file);
+    const clean = await verify(r, { deep: true });
+    assert.equal(clean.ok, true);
+    assert.equal(
+      clean.bytes,
+      files.reduce((n, f) => n + f.length, 0),
+    );
+    const victims = [0, 5, 11].map((k) => r.stat(`f${String(k).padStart(2, "0")}`));
+    r.close();
+    const original = fs.readFileSync(file);
+    for (const v of victims) {
+      const bad = Buffer.from(original);
+      bad[v.objectOffset + v.objectSize - Math.floor(v.storedSize / 2)] ^= 0x5a;
+      fs.writeFileSync(file, bad);
+      r = await Reader.open(file);
+      const rep = await verify(r, { deep: true });
+      r.close();
+      assert.deepEqual(
+        rep.problems.map((p) => p.path),
+        [v.path],
+      );
+      assert.ok(
+        ["CRC_MISMATCH", "DECOMPRESS_FAILED", "SIZE_MISMATCH"].includes(rep.problems[0]?.reason ?? ""),
+      );
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
