@@ -47,11 +47,13 @@ async function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): Promis
   let total = 0;
   for (const j of jobs) {
     const src = input.subarray(j.off, j.off + j.len);
-    const { payload, comp, crc } = await transformer.transform(src, j.level, key, j.aad);
+    const { payload, comp, crc } = await transformer.transform(src, j.level, j.encrypt ? key : null, j.aad);
     outputs.push(payload);
     results.push({ off: total, len: payload.length, comp, crc });
     total += payload.length;
   }
+  // Into the input's own buffer when it fits: every input has been consumed, and an output that is
+  // a view of its input (stored as is) moves down or stays, never onto a later input not yet copied.
   const out = total <= input.length ? input : Buffer.allocUnsafeSlow(total);
   let p = 0;
   for (const o of outputs) p += o.copy(out, p);
