@@ -1,12 +1,13 @@
-import crypto from "node:crypto";
+import type crypto from "node:crypto";
 import { KEY_SIZE, NONCE_SIZE, TAG_SIZE } from "../format/constants.ts";
+import { lazyCrypto } from "./builtins.ts";
 
 /**
  * ChaCha20-Poly1305 (IETF, RFC 8439) as libsodium's crypto_aead_chacha20poly1305_ietf: payload is
  * nonce(12) ‖ ciphertext ‖ tag(16), associated data is the entry's stored path.
  */
 export function newNonce(): Buffer {
-  return crypto.randomBytes(NONCE_SIZE);
+  return lazyCrypto().randomBytes(NONCE_SIZE);
 }
 
 export function createEncryptor(
@@ -14,7 +15,7 @@ export function createEncryptor(
   nonce: Uint8Array,
   aad: Uint8Array,
 ): crypto.CipherChaCha20Poly1305 {
-  const c = crypto.createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
+  const c = lazyCrypto().createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
   c.setAAD(aad, { plaintextLength: 0 });
   return c;
 }
@@ -25,7 +26,7 @@ export function createDecryptor(
   aad: Uint8Array,
   tag: Uint8Array,
 ): crypto.DecipherChaCha20Poly1305 {
-  const d = crypto.createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
+  const d = lazyCrypto().createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
   d.setAAD(aad, { plaintextLength: 0 });
   d.setAuthTag(tag);
   return d;
@@ -67,7 +68,7 @@ export function createCtrDecryptor(key: Uint8Array, nonce: Uint8Array, offset: n
   const iv = Buffer.alloc(16);
   iv.writeUInt32LE(block >>> 0, 0);
   Buffer.from(nonce).copy(iv, 4);
-  const d = crypto.createDecipheriv("chacha20", key, iv);
+  const d = lazyCrypto().createDecipheriv("chacha20", key, iv);
   const skip = offset % 64;
   if (skip) d.update(Buffer.alloc(skip));
   return d;

@@ -1,5 +1,6 @@
-import crypto from "node:crypto";
+import type crypto from "node:crypto";
 import { KDF_SALT_BYTES, KEY_SIZE } from "../format/constants.ts";
+import { lazyCrypto } from "./builtins.ts";
 
 /** libsodium crypto_pwhash (ALG_ARGON2ID13) parameters the reference uses: t=3, m=64 MiB, p=1. */
 export const ARGON2_PASSES = 3;
@@ -20,10 +21,10 @@ function params(password: string | Uint8Array, salt: Uint8Array): crypto.Argon2P
 /** Derives the 32-byte container key from a password and the header salt (first 16 bytes used). */
 export function deriveKey(password: string | Uint8Array, salt: Uint8Array): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    crypto.argon2("argon2id", params(password, salt), (err, key) => (err ? reject(err) : resolve(key)));
+    lazyCrypto().argon2("argon2id", params(password, salt), (err, key) => (err ? reject(err) : resolve(key)));
   });
 }
 
 export function deriveKeySync(password: string | Uint8Array, salt: Uint8Array): Buffer {
-  return crypto.argon2Sync("argon2id", params(password, salt));
+  return lazyCrypto().argon2Sync("argon2id", params(password, salt));
 }

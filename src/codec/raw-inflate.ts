@@ -1,4 +1,5 @@
-import zlib from "node:zlib";
+import type zlib from "node:zlib";
+import { lazyZlib } from "./builtins.ts";
 import { drivenStream, type ZlibInternals } from "./zlib-handle.ts";
 
 /**
@@ -20,7 +21,7 @@ export class ReusableRawInflater {
 
   private stream(): ZlibInternals | undefined {
     if (this.z || this.unsupported) return this.z;
-    const z = drivenStream(zlib.createInflateRaw(), () => {
+    const z = drivenStream(lazyZlib().createInflateRaw(), () => {
       this.failed = true;
     });
     this.z = typeof z?._handle.reset === "function" ? z : undefined;
@@ -31,7 +32,7 @@ export class ReusableRawInflater {
   inflateInto(data: Uint8Array, out: Uint8Array): boolean {
     const z = this.stream();
     if (!z || out.length === 0) return false;
-    const sync = zlib.constants.Z_SYNC_FLUSH;
+    const sync = lazyZlib().constants.Z_SYNC_FLUSH;
     const roomLeft = () => z._writeState[0] as number;
     let ok = false;
     this.failed = false;

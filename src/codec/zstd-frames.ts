@@ -1,5 +1,5 @@
-import zlib from "node:zlib";
 import { BfcError } from "../errors.ts";
+import { lazyZlib } from "./builtins.ts";
 import { zstdDecompressInto } from "./zstd.ts";
 
 // Walking zstd frames without decoding them, so that a byte range holding some complete frames
@@ -82,7 +82,7 @@ export function zstdDecompressFrames(data: Uint8Array, size: number): Buffer {
     let out: Buffer;
     try {
       // One output chunk of the size wanted: no concatenation of 16 KiB pieces afterwards.
-      out = zlib.zstdDecompressSync(frame, {
+      out = lazyZlib().zstdDecompressSync(frame, {
         maxOutputLength: size - have,
         chunkSize: Math.max(64, size - have),
       });

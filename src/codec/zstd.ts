@@ -1,4 +1,5 @@
-import zlib from "node:zlib";
+import type zlib from "node:zlib";
+import { lazyZlib } from "./builtins.ts";
 import { drivenStream, type ZlibInternals } from "./zlib-handle.ts";
 
 export const ZSTD_MIN_LEVEL = 1;
@@ -8,10 +9,10 @@ export const ZSTD_DEFAULT_LEVEL = 3;
 function compressOptions(level: number, size: number): zlib.ZstdOptions {
   return {
     params: {
-      [zlib.constants.ZSTD_c_compressionLevel]: level,
+      [lazyZlib().constants.ZSTD_c_compressionLevel]: level,
       // The reference's one-shot encoder records the content size and no checksum; so do we.
-      [zlib.constants.ZSTD_c_checksumFlag]: 0,
-      [zlib.constants.ZSTD_c_contentSizeFlag]: 1,
+      [lazyZlib().constants.ZSTD_c_checksumFlag]: 0,
+      [lazyZlib().constants.ZSTD_c_contentSizeFlag]: 1,
     },
     pledgedSrcSize: size,
   };
@@ -19,7 +20,7 @@ function compressOptions(level: number, size: number): zlib.ZstdOptions {
 
 /** One zstd frame for a whole buffer. */
 export function zstdCompressSync(data: Uint8Array, level: number): Buffer {
-  return zlib.zstdCompressSync(data, compressOptions(level, data.length));
+  return lazyZlib().zstdCompressSync(data, compressOptions(level, data.length));
 }
 
 /**
@@ -36,9 +37,9 @@ export class ZstdFramer {
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(level: number) {
-    this.stream = zlib.createZstdCompress({
+    this.stream = lazyZlib().createZstdCompress({
       params: compressOptions(level, 0).params,
-      flush: zlib.constants.ZSTD_e_end,
+      flush: lazyZlib().constants.ZSTD_e_end,
       chunkSize: 64 * 1024,
     });
     this.stream.on("data", (d: Buffer) => this.parts.push(d));
@@ -73,7 +74,7 @@ export class ZstdFramer {
 function syncEncoder(level: number, size: number, onError: (e: Error) => void): ZlibInternals | undefined {
   const options = compressOptions(level, size);
   if (size < 0) delete options.pledgedSrcSize;
-  return drivenStream(zlib.createZstdCompress(options), onError);
+  return drivenStream(lazyZlib().createZstdCompress(options), onError);
 }
 
 /**
@@ -189,7 +190,7 @@ export function zstdCompressBound(n: number): number {
 
 /** A streaming encoder producing one frame; `size` is pledged so the frame header carries it. */
 export function createZstdEncoder(level: number, size: number): zlib.ZstdCompress {
-  return zlib.createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });
+  return lazyZlib().createZstdCompress({ ...compressOptions(level, size), chunkSize: 256 * 1024 });
 }
 
 /**
@@ -213,7 +214,7 @@ export class ReusableZstdDecoder {
 
   private stream(): ZlibInternals | undefined {
     if (this.z || this.unsupported) return this.z;
-    this.z = drivenStream(zlib.createZstdDecompress(), () => {
+    this.z = drivenStream(lazyZlib().createZstdDecompress(), () => {
       this.failed = true;
     });
     if (!this.z) this.unsupported = true;
@@ -287,7 +288,7 @@ export function zstdDecompressSync(data: Uint8Array, expected: number, reuse = f
     const out = frames.decode(data, expected, reuse);
     if (out) return out;
   }
-  const out = zlib.zstdDecompressSync(data, { maxOutputLength: Math.max(1, expected) });
+  const out = lazyZlib().zstdDecompressSync(data, { maxOutputLength: Math.max(1, expected) });
   // maxOutputLength cannot be 0: an entry of 0 bytes whose frame holds one is caught here.
   if (out.length > expected) throw new RangeError(`zstd frame decodes to more than ${expected} bytes`);
   return out;
@@ -350,7 +351,7 @@ export function isSingleFrameOf(data: Uint8Array, expected: number): boolean {
 }
 
 export function createZstdDecoder(): zlib.ZstdDecompress {
-  return zlib.createZstdDecompress({ chunkSize: 256 * 1024 });
+  return lazyZlib().createZstdDecompress({ chunkSize: 256 * 1024 });
 }
 
 /** Magic number at the start of every zstd frame (little-endian 0xFD2FB528). */
@@ -370,7 +371,7 @@ export class ZstdStreamDecoder {
   private failure: Error | undefined;
 
   private constructor(chunk: number) {
-    const z = drivenStream(zlib.createZstdDecompress(), (e) => {
+    const z = drivenStream(lazyZlib().createZstdDecompress(), (e) => {
       this.failure = e;
     });
     if (!z) throw new Error("node:zlib has no synchronous zstd stream here");

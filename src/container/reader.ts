@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import { Readable } from "node:stream";
-import zlib from "node:zlib";
 import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
+import { lazyZlib } from "../codec/builtins.ts";
 import { crc32c } from "../codec/crc32c.ts";
 import {
   createZstdDecoder,
@@ -1961,7 +1961,7 @@ export class Reader {
 
 function zstdWhole(loc: Location, frame: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    zlib.zstdDecompress(frame, { maxOutputLength: Math.max(1, loc.size) }, (err, out) => {
+    lazyZlib().zstdDecompress(frame, { maxOutputLength: Math.max(1, loc.size) }, (err, out) => {
       if (!err) return resolve(out);
       if (err instanceof RangeError || (err as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
         reject(

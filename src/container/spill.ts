@@ -1,7 +1,7 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { lazyCrypto } from "../codec/builtins.ts";
 
 /**
  * Decoded copies of large compressed entries ("spill files"), so random reads of them become
@@ -275,7 +275,7 @@ export class SpillStore {
   private openFile(): number {
     const file = path.join(
       this.shared.dir,
-      `.bfc-spill-${process.pid}-${crypto.randomBytes(6).toString("hex")}`,
+      `.bfc-spill-${process.pid}-${lazyCrypto().randomBytes(6).toString("hex")}`,
     );
     const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
     fs.unlinkSync(file);
