@@ -24,51 +24,6 @@ export function zstdCompressSync(data: Uint8Array, level: number): Buffer {
 }
 
 /**
- * One zstd frame per call through a single long-lived compression context. zstdCompressSync makes
- * a context per call that Node frees only when the garbage collector gets to it, so compressing
- * many small files that way holds tens of MiB of dead contexts; this keeps one. Each call hands the
- * whole input with ZSTD_e_end, so zstd records the content size exactly as a pledged one-shot
- * compression does (the frames are identical to zstdCompressSync's). Calls run one at a time, on
- * libuv's thread pool.
- */
-export class ZstdFramer {
-  private readonly stream: zlib.ZstdCompress;
-  private parts: Buffer[] = [];
-  private chain: Promise<unknown> = Promise.resolve();
-
-  constructor(level: number) {
-    this.stream = lazyZlib().createZstdCompress({
-      params: compressOptions(level, 0).params,
-      flush: lazyZlib().constants.ZSTD_e_end,
-      chunkSize: 64 * 1024,
-    });
-    this.stream.on("data", (d: Buffer) => this.parts.push(d));
-    // Errors also reach each write's callback; this keeps an unhandled 'error' event from throwing.
-    this.stream.on("error", () => {});
-  }
-
-  compress(data: Uint8Array): Promise<Buffer> {
-    const run = this.chain.then(
-      () =>
-        new Promise<Buffer>((resolve, reject) => {
-          this.parts = [];
-          this.stream.write(data, (e) => {
-            if (e) return reject(e);
-            const p = this.parts;
-            resolve(p.length === 1 ? (p[0] as Buffer) : Buffer.concat(p));
-          });
-        }),
-    );
-    this.chain = run.catch(() => {});
-    return run;
-  }
-
-  close(): void {
-    this.stream.destroy();
-  }
-}
-
-/**
  * A zstd compression context driven synchronously (zlib-handle.ts), or undefined where node:zlib lacks it. `size` >= 0 is pledged for every frame's header.
  */
 function syncEncoder(level: number, size: number, onError: (e: Error) => void): ZlibInternals | undefined {

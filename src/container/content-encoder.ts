@@ -1,6 +1,6 @@
 import type crypto from "node:crypto";
 import type zlib from "node:zlib";
-import { createEncryptor, newNonce } from "../codec/aead.ts";
+import { cipherInto, createEncryptor, newNonce } from "../codec/aead.ts";
 import { createZstdEncoder, ZstdChunkEncoder } from "../codec/zstd.ts";
 
 export interface ContentEncoderOptions {
@@ -58,8 +58,15 @@ export class ContentEncoder {
     }
   }
 
+  /** Where chunks are encrypted: the cipher's own output would be fresh memory for each. */
+  private sealed = EMPTY;
+
   private out(data: Buffer): void {
-    const b = this.cipher ? this.cipher.update(data) : data;
+    let b = data;
+    if (this.cipher) {
+      if (this.sealed.length < data.length) this.sealed = Buffer.allocUnsafe(data.length);
+      b = this.sealed.subarray(0, cipherInto(this.cipher, data, this.sealed, 0));
+    }
     if (b.length > 0) this.o.emit(b);
   }
 

@@ -1,6 +1,12 @@
 import fs from "node:fs";
 import { Readable } from "node:stream";
-import { openSync as aeadOpenSync, createCtrDecryptor, createDecryptor } from "../codec/aead.ts";
+import {
+  openSync as aeadOpenSync,
+  createCtrDecryptor,
+  createDecryptor,
+  decipherInPlace,
+  openInPlace,
+} from "../codec/aead.ts";
 import { lazyZlib } from "../codec/builtins.ts";
 import { crc32c } from "../codec/crc32c.ts";
 import {
@@ -176,15 +182,12 @@ function syncScratch(): Buffer {
   return syncBuffer;
 }
 
-/** Each piece decrypted (into memory of its own: the cipher allocates its output). */
+/** Each piece decrypted where it lies (the pieces are the reader's own buffers). */
 async function* deciphered(
   src: AsyncIterable<Buffer>,
-  decipher: { update(b: Buffer): Buffer },
+  decipher: { update(b: Uint8Array): Buffer },
 ): AsyncGenerator<Buffer> {
-  for await (const c of src) {
-    const out = decipher.update(c);
-    if (out.length) yield out;
-  }
+  for await (const c of src) yield decipherInPlace(decipher, c);
 }
 
 async function* copies(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -1006,7 +1009,8 @@ export class Reader {
     let data = payload;
     if (loc.enc) {
       const key = this.keys.getSync(loc.path);
-      const opened = aeadOpenSync(key, data, loc.aad);
+      // Decrypted where it was read (fresh pages for every payload would cost more than the cipher).
+      const opened = openInPlace(key, data, loc.aad);
       if (!opened) throw this.authFailed(loc.path);
       this.keyConfirmed = true;
       data = opened;
@@ -1197,7 +1201,7 @@ export class Reader {
           pos += data.length;
           if (!zstd) {
             const piece = check.take(data);
-            yield reuse || decipher ? piece : Buffer.from(piece);
+            yield reuse ? piece : Buffer.from(piece);
             continue;
           }
           for (const piece of this.zstdPieces(loc, zstd, data, pos >= to)) {
@@ -1294,27 +1298,29 @@ export class Reader {
     const lead = this.trust ? 0 : objectPrefixSize(loc.aad.length);
     const raw = Buffer.allocUnsafe(lead + loc.payloadSize);
     await readFullyAsync(fd, raw, loc.payloadOffset - lead, loc.path);
-    return this.decodeObject(loc, raw, lead > 0);
+    return this.decodeObject(loc, raw, lead > 0, false, true);
   }
 
   /**
    * Checks and decodes an object already in memory: `raw` holds the object from its header (when
    * `withHeader`) or from its payload. Large frames decode on the thread pool; with `reuse`
    * (a caller that only needs the verdict) all of them decode here into this thread's reused
-   * buffer, and the result is valid until the next such decode.
+   * buffer, and the result is valid until the next such decode. With `overwrite` an encrypted
+   * payload is decrypted where it lies in `raw`.
    */
   private async decodeObject(
     loc: Location,
     raw: Buffer,
     withHeader: boolean,
     reuse = false,
+    overwrite = reuse,
   ): Promise<Buffer> {
     const lead = withHeader ? objectPrefixSize(loc.aad.length) : 0;
     if (withHeader) this.checkObjectHeader(loc, raw.subarray(0, this.objectHeaderBytes(loc)));
     let data: Buffer = raw.subarray(lead, lead + loc.payloadSize);
     if (loc.enc) {
       const key = await this.keys.get(loc.path);
-      const opened = aeadOpenSync(key, data, loc.aad);
+      const opened = overwrite ? openInPlace(key, data, loc.aad) : aeadOpenSync(key, data, loc.aad);
       if (!opened) throw this.authFailed(loc.path);
       this.keyConfirmed = true;
       data = opened;
@@ -1331,9 +1337,10 @@ export class Reader {
   /**
    * Verifies entry i from a buffer holding its whole object (as verify's sequential scan reads
    * it): header against index, then payload, and returns the decoded content of files. Without
-   * `keep` nothing is returned, and compressed contents decode into reused memory (a first touch
+   * `keep` nothing is returned, compressed contents decode into reused memory (a first touch
    * of fresh memory for each costs more than decoding it: `verify --deep` of 2000 zstd files of
-   * 1 MiB took 8.8-10.8 s through the thread pool's fresh buffers, 2.1-2.7 s this way).
+   * 1 MiB took 8.8-10.8 s through the thread pool's fresh buffers, 2.1-2.7 s this way), and an
+   * encrypted payload is decrypted where it lies in `object`.
    */
   async verifyObjectBytes(i: number, object: Buffer, keep = true): Promise<Buffer | null> {
     const loc = this.locate(i);
@@ -1673,7 +1680,7 @@ export class Reader {
     for (let pos = NONCE_SIZE; pos < end; ) {
       const n = Math.min(buf.length, end - pos);
       readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
-      crc = crc32c(d.update(buf.subarray(0, n)), crc);
+      crc = crc32c(decipherInPlace(d, buf.subarray(0, n)), crc);
       pos += n;
     }
     try {
@@ -1744,7 +1751,7 @@ export class Reader {
         readFully(fd, buf.subarray(0, n), loc.payloadOffset + pos, loc.path);
         pos += n;
         let data = buf.subarray(0, n);
-        if (decipher) data = decipher.update(data);
+        if (decipher) data = decipherInPlace(decipher, data);
         if (!zstd) {
           yield check.take(data);
           continue;
@@ -1764,7 +1771,7 @@ export class Reader {
     await readFullyAsync(fd, nonce, loc.payloadOffset, loc.path);
     const buf = Buffer.allocUnsafe(end - start);
     await readFullyAsync(fd, buf, loc.payloadOffset + NONCE_SIZE + start, loc.path);
-    return createCtrDecryptor(key, nonce, start).update(buf);
+    return decipherInPlace(createCtrDecryptor(key, nonce, start), buf);
   }
 
   private ctrReadSync(loc: Location, start: number, end: number): Buffer {
@@ -1774,7 +1781,7 @@ export class Reader {
     readFully(fd, nonce, loc.payloadOffset, loc.path);
     const buf = Buffer.allocUnsafe(end - start);
     readFully(fd, buf, loc.payloadOffset + NONCE_SIZE + start, loc.path);
-    return createCtrDecryptor(key, nonce, start).update(buf);
+    return decipherInPlace(createCtrDecryptor(key, nonce, start), buf);
   }
 
   private cursorRead(i: number, start: number, end: number): Promise<Buffer> {

@@ -4,7 +4,7 @@
  */
 import { parentPort } from "node:worker_threads";
 import { ContentEncoder } from "./content-encoder.ts";
-import { InlineTransformer, Transformer } from "./transform.ts";
+import { InlineTransformer } from "./transform.ts";
 import type { BatchJob, BatchResult, StreamOpen, ToWorker } from "./transform-pool.ts";
 
 if (!parentPort) throw new Error("transform-worker must run in a worker thread");
@@ -14,49 +14,45 @@ let key: Buffer | null = null;
 
 const sessions = new Map<number, ContentEncoder>();
 
-const transformer = new Transformer();
+/**
+ * Compresses and seals on this thread (it has nothing else to do meanwhile), through one reused
+ * zstd context, output buffer and sealing buffer: a batch of many files allocates nothing per file.
+ */
 const inline = new InlineTransformer();
-/** Batches run one after another (each awaits its compressions). */
-let batches: Promise<void> = Promise.resolve();
+/** Where sealed payloads gather before they go back over the batch (grown as needed, reused). */
+let arena = Buffer.alloc(0);
 
-async function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): Promise<void> {
+function runBatch(id: number, jobs: BatchJob[], data: ArrayBuffer): void {
   const input = Buffer.from(data);
   const results: BatchResult[] = [];
-  if (!key) {
-    // Compressed here (this thread has nothing else to do meanwhile), through one reused zstd
-    // context and output buffer. Without a key no payload is longer than its content, and the
-    // contents lie in order: each payload is copied back over the batch at or before its own
-    // content's place, and the batch goes back as it came.
-    let total = 0;
-    for (const j of jobs) {
-      const { payload, comp, crc } = inline.transform(
-        input.subarray(j.off, j.off + j.len),
-        j.level,
-        null,
-        j.aad,
-      );
-      if (total > j.off || payload.length > j.len) throw new Error("batch payload out of place");
-      input.set(payload, total);
-      results.push({ off: total, len: payload.length, comp, crc });
-      total += payload.length;
-    }
-    port.postMessage({ type: "batch", id, results, data }, [data]);
-    return;
-  }
-  const outputs: Buffer[] = [];
+  // Unsealed, no payload is longer than its content, and the contents lie in order: each payload
+  // is copied back over the batch at or before its own content's place, and the batch goes back as
+  // it came. A sealed payload is 28 bytes longer than what it seals (nonce and tag) and could
+  // overrun the next content, so sealed ones gather in the arena and are copied back at the end.
+  const sealing = key !== null && jobs.some((j) => j.encrypt);
   let total = 0;
   for (const j of jobs) {
     const src = input.subarray(j.off, j.off + j.len);
-    const { payload, comp, crc } = await transformer.transform(src, j.level, j.encrypt ? key : null, j.aad);
-    outputs.push(payload);
+    const { payload, comp, crc } = inline.transform(src, j.level, j.encrypt ? key : null, j.aad);
+    if (sealing) {
+      if (arena.length < total + payload.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(total + payload.length, arena.length * 2));
+        arena.copy(grown, 0, 0, total);
+        arena = grown;
+      }
+      arena.set(payload, total);
+    } else {
+      if (total > j.off || payload.length > j.len) throw new Error("batch payload out of place");
+      input.set(payload, total);
+    }
     results.push({ off: total, len: payload.length, comp, crc });
     total += payload.length;
   }
-  // Into the input's own buffer when it fits: every input has been consumed, and an output that is
-  // a view of its input (stored as is) moves down or stays, never onto a later input not yet copied.
-  const out = total <= input.length ? input : Buffer.allocUnsafeSlow(total);
-  let p = 0;
-  for (const o of outputs) p += o.copy(out, p);
+  let out = input;
+  if (sealing) {
+    out = total <= input.length ? input : Buffer.allocUnsafeSlow(total);
+    arena.copy(out, 0, 0, total);
+  }
   const ab = out.buffer as ArrayBuffer;
   port.postMessage({ type: "batch", id, results, data: ab }, [ab]);
 }
@@ -104,13 +100,9 @@ port.on("message", (m: ToWorker) => {
         if (spareOut.length < 8) spareOut.push(m.data);
         break;
 
-      case "batch": {
-        const { id, jobs, data } = m;
-        batches = batches
-          .then(() => runBatch(id, jobs, data))
-          .catch((e: Error) => port.postMessage({ type: "error", id, message: e.message }));
+      case "batch":
+        runBatch(m.id, m.jobs, m.data);
         break;
-      }
       case "open":
         openSession(m);
         break;

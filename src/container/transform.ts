@@ -1,6 +1,7 @@
-import { sealSync } from "../codec/aead.ts";
+import { sealInto, sealSync } from "../codec/aead.ts";
 import { crc32c } from "../codec/crc32c.ts";
-import { ZstdFrameEncoder, ZstdFramer, zstdCompressSync } from "../codec/zstd.ts";
+import { ZstdFrameEncoder, zstdCompressSync } from "../codec/zstd.ts";
+import { NONCE_SIZE, TAG_SIZE } from "../format/constants.ts";
 
 export interface Transformed {
   payload: Buffer;
@@ -8,22 +9,11 @@ export interface Transformed {
   crc: number;
 }
 
-/** The stored payload from the content and its zstd frame (null: not compressed). */
-function finish(
-  src: Buffer,
-  crc: number,
-  frame: Buffer | null,
-  key: Buffer | null,
-  aad: Uint8Array,
-): Transformed {
-  let payload: Buffer = src;
-  let comp = 0;
-  if (frame !== null && frame.length < src.length) {
-    payload = frame;
-    comp = 1;
-  }
-  if (key) payload = sealSync(key, payload, Buffer.from(aad));
-  return { payload, comp, crc };
+/** What is sealed or stored: the content's zstd frame (null: not compressed) when smaller, else the content. */
+function smaller(src: Buffer, frame: Buffer | null): { payload: Buffer; comp: number } {
+  return frame !== null && frame.length < src.length
+    ? { payload: frame, comp: 1 }
+    : { payload: src, comp: 0 };
 }
 
 /** The compressor kept for `level`, made on first use. */
@@ -39,42 +29,30 @@ function forLevel<T>(kept: Map<number, T>, level: number, make: (level: number) 
 /** One file's stored payload: compressed when that makes it smaller, then sealed with the key. */
 export function transformOne(src: Buffer, level: number, key: Buffer | null, aad: Uint8Array): Transformed {
   const crc = crc32c(src);
-  return finish(src, crc, level > 0 ? zstdCompressSync(src, level) : null, key, aad);
+  const { payload, comp } = smaller(src, level > 0 ? zstdCompressSync(src, level) : null);
+  return { payload: key ? sealSync(key, payload, aad) : payload, comp, crc };
 }
 
 /**
- * transformOne through long-lived zstd contexts (one per level): for many files, where a context
- * per file would pile up until the garbage collector frees it.
- */
-export class Transformer {
-  private readonly framers = new Map<number, ZstdFramer>();
-
-  async transform(src: Buffer, level: number, key: Buffer | null, aad: Uint8Array): Promise<Transformed> {
-    const crc = crc32c(src);
-    const frame =
-      level > 0 ? await forLevel(this.framers, level, (l) => new ZstdFramer(l)).compress(src) : null;
-    return finish(src, crc, frame, key, aad);
-  }
-
-  close(): void {
-    for (const f of this.framers.values()) f.close();
-    this.framers.clear();
-  }
-}
-
-/**
- * transformOne on the calling thread through one reused zstd context and output buffer per level
- * (the writer's `workers: 0`): many small files allocate nothing per file. The payload may be a
- * view of that output buffer (or of `src`), valid until the next call.
+ * transformOne on the calling thread through one reused zstd context and output buffer per level,
+ * and one reused buffer for sealed payloads: many small files allocate nothing per file. The
+ * payload may be a view of those buffers (or of `src`), valid until the next call.
  */
 export class InlineTransformer {
   private readonly encoders = new Map<number, ZstdFrameEncoder>();
+  private sealed = Buffer.alloc(0);
 
   transform(src: Buffer, level: number, key: Buffer | null, aad: Uint8Array): Transformed {
     const crc = crc32c(src);
     const frame =
       level > 0 ? forLevel(this.encoders, level, (l) => new ZstdFrameEncoder(l)).encode(src) : null;
-    return finish(src, crc, frame, key, aad);
+    const { payload, comp } = smaller(src, frame);
+    if (!key) return { payload, comp, crc };
+    const need = NONCE_SIZE + payload.length + TAG_SIZE;
+    // Grown in steps of 1 MiB, so files of similar sizes keep using the same pages.
+    if (this.sealed.length < need) this.sealed = Buffer.allocUnsafe(Math.ceil(need / 1048576) * 1048576);
+    const n = sealInto(key, payload, aad, this.sealed, 0);
+    return { payload: this.sealed.subarray(0, n), comp, crc };
   }
 
   close(): void {

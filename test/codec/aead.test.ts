@@ -1,6 +1,8 @@
 /**
  * ChaCha20-Poly1305 (IETF) as the container stores it: nonce ‖ ciphertext ‖ tag, path as AAD.
- * RFC 8439 known answer, seal/open round trips, tamper detection and the positioned keystream.
+ * RFC 8439 known answer, seal/open round trips, tamper detection and the positioned keystream;
+ * sealing into and opening in a caller's buffer (the cipher runs in 64 KiB pieces there, so sizes
+ * cross those boundaries).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -9,12 +11,16 @@ import {
   createCtrDecryptor,
   createDecryptor,
   createEncryptor,
+  decipherInPlace,
   isKey,
   newNonce,
+  openInPlace,
   openSync,
+  sealInto,
   sealSync,
 } from "../../src/codec/aead.ts";
 import { NONCE_SIZE, TAG_SIZE } from "../../src/format/constants.ts";
+import { sampleContent } from "../helpers.ts";
 
 const key32 = fc.uint8Array({ minLength: 32, maxLength: 32 });
 
@@ -118,6 +124,78 @@ describe("aead", () => {
         assert.deepEqual(got, pt.subarray(start, end));
       }),
       { seed: 0xc7c, numRuns: 200 },
+    );
+  });
+
+  it("sealInto writes sealSync's layout at an offset and nothing outside it (property)", () => {
+    fc.assert(
+      fc.property(
+        key32,
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.integer({ min: 0, max: 100 }),
+        fc.uint8Array({ maxLength: 32 }),
+        (k, n, at, aad) => {
+          const pt = sampleContent("random", n, n);
+          const out = Buffer.alloc(at + NONCE_SIZE + n + TAG_SIZE + 7, 0xee);
+          const len = sealInto(k, pt, aad, out, at);
+          assert.equal(len, NONCE_SIZE + n + TAG_SIZE);
+          assert.ok(out.subarray(0, at).every((b) => b === 0xee));
+          assert.ok(out.subarray(at + len).every((b) => b === 0xee));
+          const opened = openSync(k, out.subarray(at, at + len), aad);
+          assert.ok(opened);
+          assert.ok(opened.equals(pt));
+        },
+      ),
+      { seed: 0x5ea1, numRuns: 40 },
+    );
+  });
+
+  it("openInPlace leaves the plaintext where the ciphertext was; a changed byte gives null (property)", () => {
+    fc.assert(
+      fc.property(
+        key32,
+        fc.integer({ min: 0, max: 200_000 }),
+        fc.option(fc.nat(), { nil: undefined }),
+        (k, n, flip) => {
+          const pt = sampleContent("text", n, n);
+          const sealed = sealSync(k, pt, Buffer.from("p"));
+          if (flip !== undefined) sealed[flip % sealed.length] ^= 0x40;
+          const opened = openInPlace(k, sealed, Buffer.from("p"));
+          if (flip !== undefined) {
+            assert.equal(opened, null);
+            return;
+          }
+          assert.ok(opened);
+          assert.equal(opened.buffer, sealed.buffer);
+          assert.equal(opened.byteOffset, sealed.byteOffset + NONCE_SIZE);
+          assert.ok(opened.equals(pt));
+        },
+      ),
+      { seed: 0x0be1, numRuns: 40 },
+    );
+  });
+
+  it("openSync leaves its argument as it was", () => {
+    const k = Buffer.alloc(32, 3);
+    const sealed = sealSync(k, Buffer.alloc(100_000, 0x61), Buffer.from("q"));
+    const copy = Buffer.from(sealed);
+    assert.deepEqual(openSync(k, sealed, Buffer.from("q")), Buffer.alloc(100_000, 0x61));
+    assert.ok(sealed.equals(copy));
+  });
+
+  it("decipherInPlace on a positioned keystream decrypts a slice where it lies (property)", () => {
+    fc.assert(
+      fc.property(key32, fc.integer({ min: 1, max: 150_000 }), fc.nat(), fc.nat(), (k, n, a, b) => {
+        const pt = sampleContent("random", n, a);
+        const sealed = sealSync(k, pt, Buffer.from("x"));
+        const start = a % n;
+        const end = start + (b % (n - start + 1));
+        const slice = Buffer.from(sealed.subarray(NONCE_SIZE + start, NONCE_SIZE + end));
+        const got = decipherInPlace(createCtrDecryptor(k, sealed.subarray(0, NONCE_SIZE), start), slice);
+        assert.equal(got, slice);
+        assert.ok(got.equals(pt.subarray(start, end)));
+      }),
+      { seed: 0xd1ce, numRuns: 60 },
     );
   });
 

@@ -9,6 +9,8 @@ import fc from "fast-check";
 import { openSync } from "../../src/codec/aead.ts";
 import { crc32c } from "../../src/codec/crc32c.ts";
 import { zstdDecompressSync } from "../../src/codec/zstd.ts";
+import { ContentEncoder } from "../../src/container/content-encoder.ts";
+import { InlineTransformer } from "../../src/container/transform.ts";
 import { TransformPool } from "../../src/container/transform-pool.ts";
 import { type ContentKind, sampleContent } from "../helpers.ts";
 
@@ -89,6 +91,78 @@ describe("TransformPool", () => {
         assert.ok(payload.length < data.length / 2, "compressed");
       } finally {
         await pool.close();
+      }
+    }
+  });
+});
+
+describe("sealing in reused memory", () => {
+  it("InlineTransformer: sealed payloads open to their contents, in one reused buffer (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            kind: fc.constantFrom<ContentKind>("random", "text", "zeros"),
+            size: fc.integer({ min: 0, max: 300_000 }),
+            level: fc.constantFrom(0, 3),
+          }),
+          { minLength: 1, maxLength: 12 },
+        ),
+        fc.integer({ min: 1, max: 1e6 }),
+        (files, seed) => {
+          const t = new InlineTransformer();
+          const buffers = new Set<ArrayBufferLike>();
+          try {
+            files.forEach((f, k) => {
+              const data = sampleContent(f.kind, f.size, seed + k);
+              const before = Buffer.from(data);
+              const aad = Buffer.from(`f${k}`);
+              const r = t.transform(data, f.level, KEY, aad);
+              assert.ok(data.equals(before), "the content is left as it was");
+              assert.equal(r.crc, crc32c(data));
+              assert.ok(open(Buffer.from(r.payload), r.comp, KEY, aad, data.length).equals(data));
+              buffers.add(r.payload.buffer);
+            });
+          } finally {
+            t.close();
+          }
+          // Grown in MiB steps: contents up to 300 KB all fit the first one.
+          assert.equal(buffers.size, 1);
+        },
+      ),
+      { seed: 0x5eed, numRuns: 30 },
+    );
+  });
+
+  it("ContentEncoder with a key: chunks are left as they were, the payload opens (stored and zstd)", async () => {
+    for (const level of [0, 3]) {
+      for (const sync of [true, false]) {
+        const data = sampleContent("text", 700_000, level + 1);
+        const aad = Buffer.from("big.txt");
+        const parts: Buffer[] = [];
+        const chunks: Buffer[] = [];
+        const ended = new Promise<Buffer | null>((resolve, reject) => {
+          const enc = new ContentEncoder({
+            level,
+            key: KEY,
+            aad,
+            size: data.length,
+            sync,
+            emit: (b) => parts.push(Buffer.from(b)),
+            done: (_frameLen, tag) => resolve(tag),
+            error: reject,
+          });
+          for (let o = 0; o < data.length; o += 100_000) {
+            const chunk = Buffer.from(data.subarray(o, o + 100_000));
+            chunks.push(chunk);
+            enc.write(chunk, () => {});
+          }
+          enc.end();
+        });
+        const tag = await ended;
+        assert.ok(Buffer.concat(chunks).equals(data), "chunks unchanged");
+        const payload = Buffer.concat([...parts, tag as Buffer]);
+        assert.ok(open(payload, level > 0 ? 1 : 0, KEY, aad, data.length).equals(data));
       }
     }
   });
