@@ -27,7 +27,7 @@ import {
 } from "./fuse.ts";
 import { type Cell, formatTable, type Row } from "./report.ts";
 import { measureRuntime, RUNTIME_COLUMNS, runtimeRows, runtimeSkipReason } from "./runtime.ts";
-import { type Comp, detectTools, type Measure, type Runner, type ToolId } from "./tools.ts";
+import { BENCH_PASSWORD, type Comp, detectTools, type Measure, type Runner, type ToolId } from "./tools.ts";
 import { anchorVersions, measureVfs, VFS_ANCHORS, vfsRows, vfsVerdicts } from "./vfs.ts";
 
 const BENCH = import.meta.dirname;
@@ -154,26 +154,33 @@ function task(name: string, args: Record<string, unknown>): Measure {
 const bfcfs: Runner = {
   id: "bfcfs",
   version: JSON.parse(fs.readFileSync(path.join(BENCH, "..", "package.json"), "utf8")).version,
-  comps: ["none", "zstd"],
+  comps: ["none", "zstd", "zstd-enc"],
   ext: () => ".bfc",
   create: (d, out, c) =>
     task("create", {
       parent: d.parent,
       name: d.name,
       out,
-      compression: c,
-      level: c === "zstd" ? 3 : undefined,
+      compression: c === "none" ? "none" : "zstd",
+      level: c === "none" ? undefined : 3,
+      password: c === "zstd-enc" ? BENCH_PASSWORD : undefined,
     }),
   list: (archive) => task("list", { container: archive }),
-  extract: (archive, dest) => task("extract", { container: archive, dest }),
-  verify: (archive) => task("verify", { container: archive, deep: true }),
+  extract: (archive, dest, _d, c) =>
+    task("extract", { container: archive, dest, password: c === "zstd-enc" ? BENCH_PASSWORD : undefined }),
+  verify: (archive, c) =>
+    task("verify", {
+      container: archive,
+      deep: true,
+      password: c === "zstd-enc" ? BENCH_PASSWORD : undefined,
+    }),
   stat: (container, p) => task("stat", { container, path: p }),
 };
 
 // ---- rows ----
 
 const COMPS: Comp[] = ["none", "zstd"];
-const compLabel = (c: Comp) => (c === "zstd" ? "zstd-3" : "none  ");
+const compLabel = (c: Comp) => (c === "zstd-enc" ? "zstd-3 + password" : c === "zstd" ? "zstd-3" : "none  ");
 const full = scale.name === "full";
 /** The issue's figures (reference CLI on this machine, full scale), and targets. */
 const TARGETS: Record<string, string> = {
@@ -214,6 +221,11 @@ for (const d of ["a", "b", "c"] as const) {
   }
 }
 for (const c of COMPS) row(`verify.${c}.a.MBps`, `verify --deep ${compLabel(c)} ${L("a")}, MB/s`);
+// Encryption (ChaCha20-Poly1305, Argon2id key from a password) on dataset a only.
+row("create.zstd-enc.a.MBps", `create ${compLabel("zstd-enc")} ${L("a")}, MB/s`);
+row("create.zstd-enc.a.filesps", `create ${compLabel("zstd-enc")} ${L("a")}, files/s`);
+row("extract.zstd-enc.a.MBps", `extract ${compLabel("zstd-enc")} ${L("a")}, MB/s`);
+row("verify.zstd-enc.a.MBps", `verify --deep ${compLabel("zstd-enc")} ${L("a")}, MB/s`);
 row("stat.none.d.ms", `open+stat 1 path ${L("d")}, ms in-process (median)`);
 row("stat.none.d.wall", `open+stat 1 path ${L("d")}, ms whole process (median)`);
 for (const r of vfsRows(L("e"))) {
@@ -357,7 +369,7 @@ function measure(t: Runner, d: Dataset, c: Comp): void {
     progress(`  ${t.id}: verify --deep ${c} ${d.label}`);
     const b = best(
       reps(id),
-      () => t.verify!(archive),
+      () => t.verify!(archive, c),
       () => {},
     );
     // An expected failure (the reference cannot deep-verify compressed containers) is a result.
@@ -427,7 +439,7 @@ try {
     const d = datasets.get(id);
     if (!d) continue;
     progress(`dataset ${d.label}: ${d.files} files, ${(d.bytes / 1e6).toFixed(0)} MB`);
-    for (const t of tools) for (const c of t.comps) measure(t, d, c);
+    for (const t of tools) for (const c of t.comps) if (c !== "zstd-enc" || id === "a") measure(t, d, c);
   }
   const d = datasets.get("d");
   if (d) for (const t of tools) if (t.stat) measureStat(t, d);

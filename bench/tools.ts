@@ -8,7 +8,9 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Dataset } from "./datasets.ts";
 
-export type Comp = "none" | "zstd";
+/** "zstd-enc": zstd -3 and encrypted with BENCH_PASSWORD (BFC tools only, dataset a only). */
+export type Comp = "none" | "zstd" | "zstd-enc";
+export const BENCH_PASSWORD = "bench-password";
 export type ToolId =
   | "bfcfs"
   | "bfcfs-baseline"
@@ -47,7 +49,7 @@ export interface Runner {
   list?(archive: string, c: Comp): Measure;
   /** `dest` exists; the tree ends up as `<dest>/<d.name>`. */
   extract(archive: string, dest: string, d: Dataset, c: Comp): Measure;
-  verify?(archive: string): Measure;
+  verify?(archive: string, c: Comp): Measure;
   stat?(container: string, p: string): Measure;
 }
 
@@ -106,15 +108,29 @@ function reference(bin: string, rssFile: string): Runner {
   return {
     id: "reference",
     version: firstLine(probe(bin, ["--version"])) || bin,
-    comps: ["none", "zstd"],
+    comps: ["none", "zstd", "zstd-enc"],
     ext: () => ".bfc",
-    create: (d, out, c) =>
-      runCommand([bin, "-q", "create", ...(c === "zstd" ? ["-c", "zstd", "-l", "3"] : []), out, d.name], {
-        cwd: d.parent,
-        rssFile,
-      }),
+    create: (d, out, c) => {
+      const flags = c === "none" ? [] : ["-c", "zstd", "-l", "3"];
+      if (c === "zstd-enc") flags.push("-e", BENCH_PASSWORD);
+      return runCommand([bin, "-q", "create", ...flags, out, d.name], { cwd: d.parent, rssFile });
+    },
     list: (archive) => runCommand([bin, "list", archive]),
-    extract: (archive, dest) => runCommand([bin, "-q", "extract", "-k", "-C", dest, archive], { rssFile }),
+    extract: (archive, dest, _d, c) =>
+      runCommand(
+        [
+          bin,
+          "-q",
+          "extract",
+          ...(c === "zstd-enc" ? ["-p", BENCH_PASSWORD] : []),
+          "-k",
+          "-C",
+          dest,
+          archive,
+        ],
+        { rssFile },
+      ),
+    // Its verify takes no password (-p is progress there): an encrypted container is checked as it can.
     verify: (archive) => runCommand([bin, "-q", "verify", "--deep", archive]),
     stat: (container, p) => runCommand([bin, "info", container, p]),
   };

@@ -3,8 +3,8 @@ import { loadLib, runTask } from "./common.ts";
 
 const { Reader, verify } = await loadLib();
 
-await runTask<{ container: string; deep?: boolean }>(async (a) => {
-  const r = await Reader.open(a.container);
+await runTask<{ container: string; deep?: boolean; password?: string }>(async (a) => {
+  const r = await Reader.open(a.container, { password: a.password });
   const rep = await verify(r, { deep: a.deep !== false });
   r.close();
   return { ok: rep.ok, bytes: rep.bytes, problems: rep.problems.length };
