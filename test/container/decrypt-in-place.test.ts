@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { extract } from "../../src/container/extract.ts";
 import { Reader } from "../../src/container/reader.ts";
+import { verify } from "../../src/container/verify.ts";
 import { Writer } from "../../src/container/writer.ts";
 import { sampleContent, tempDir } from "../helpers.ts";
 
@@ -85,6 +87,40 @@ describe("decrypting in place", () => {
       }
     });
   }
+
+  it("a hard link's shared object is decrypted once per reader of it, not twice in one buffer", async () => {
+    const dir = tempDir();
+    try {
+      for (const compression of ["none", "zstd"] as const) {
+        const file = path.join(dir, `${compression}-links.bfc`);
+        const data = sampleContent("text", 70_000, 3);
+        const w = await Writer.create(file, { compression, key: KEY });
+        await w.addFile("a.txt", data);
+        await w.addHardlink("b.txt", "a.txt");
+        await w.addFile("c.txt", Buffer.from("after"));
+        await w.finish();
+        const r = await Reader.open(file, { key: KEY });
+        try {
+          assert.equal(r.stat("a.txt").objectOffset, r.stat("b.txt").objectOffset);
+          const rep = await verify(r, { deep: true });
+          assert.deepEqual(rep.problems, []);
+          const got = r.readFilesSync(
+            ["a.txt", "b.txt", "c.txt"].map((p) => r.find(p)),
+            Buffer.alloc(1 << 20),
+          );
+          assert.ok(Buffer.isBuffer(got[0]) && got[0].equals(data));
+          assert.ok(Buffer.isBuffer(got[1]) && got[1].equals(data));
+          const out = path.join(dir, `out-${compression}`);
+          assert.deepEqual((await extract(r, out)).failed, []);
+          assert.ok(fs.readFileSync(path.join(out, "b.txt")).equals(data));
+        } finally {
+          r.close();
+        }
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it("a changed byte in one encrypted object fails that entry only", async () => {
     const dir = tempDir();
