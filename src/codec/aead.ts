@@ -115,9 +115,14 @@ export function openInPlace(key: Uint8Array, payload: Uint8Array, aad: Uint8Arra
   return body;
 }
 
-/** Authenticates and decrypts a whole payload into new memory; returns null when the tag does not verify. */
+/**
+ * Authenticates and decrypts a whole payload into new memory of its own (not a slice of Node's
+ * shared pool); returns null when the tag does not verify.
+ */
 export function openSync(key: Uint8Array, payload: Uint8Array, aad: Uint8Array): Buffer | null {
-  return openInPlace(key, Buffer.from(payload), aad);
+  const copy = Buffer.allocUnsafeSlow(payload.length);
+  copy.set(payload);
+  return openInPlace(key, copy, aad);
 }
 
 /**
