@@ -923,9 +923,10 @@ export class Writer {
     } else if (this.opts.workers === 0) {
       this.transformer ??= new InlineTransformer();
       const r = this.transformer.transform(data, compress ? this.level : 0, this.key, job.pathBytes);
-      // The frame is a view of the transformer's buffer: a job that waits in the queue owns a copy.
+      // The payload (a frame, or a sealed payload) is a view of the transformer's buffers, which
+      // the next file reuses: a job that waits in the queue owns a copy.
       let out = r.payload;
-      if (out !== data && !this.key && (this.pumping || this.queue.length > 0)) {
+      if (out !== data && (this.pumping || this.queue.length > 0)) {
         out = Buffer.allocUnsafeSlow(r.payload.length);
         r.payload.copy(out);
       }

@@ -373,6 +373,35 @@ describe("sources", () => {
   });
 });
 
+describe("transformed on the writer's own thread (workers: 0)", () => {
+  it("small files queued behind a large one keep their own payloads, compressed and encrypted or not", async () => {
+    const { dir, file } = place();
+    const big = path.join(dir, "big.bin");
+    fs.writeFileSync(big, content("text", 9 * MiB, 31));
+    const files = Array.from({ length: 40 }, (_, k) =>
+      content(k % 2 ? "random" : "text", 1000 + k * 37, 40 + k),
+    );
+    for (const compression of ["none", "zstd"] as const) {
+      for (const key of [KEY, undefined]) {
+        fs.rmSync(file, { force: true });
+        // Not awaited one by one: the small files queue while the large one is being written, and
+        // each payload (a view of the transformer's reused buffers) must be copied for the wait.
+        const r = await build(file, { compression, key, workers: 0 }, async (w) => {
+          await Promise.all([w.addFile("a-big", big), ...files.map((d, k) => w.addFile(`f${k}`, d))]);
+        });
+        try {
+          for (const [k, d] of files.entries()) {
+            assert.ok(r.readFileSync(`f${k}`).equals(d), `f${k} (${compression}, ${key ? "key" : "no key"})`);
+          }
+          await deepOk(r);
+        } finally {
+          r.close();
+        }
+      }
+    }
+  });
+});
+
 describe("compression decisions", () => {
   it("incompressible data stays raw (comp none) and compressible data becomes zstd, small and streamed", async () => {
     const { dir, file } = place();
