@@ -402,6 +402,56 @@ describe("transformed on the writer's own thread (workers: 0)", () => {
   });
 });
 
+describe("payload ownership under any interleaving (property)", () => {
+  it("every file reads back as added: small and streamed, from buffers, paths and streams, all awaited together", async () => {
+    const { dir } = place();
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            kind: fc.constantFrom("text" as const, "random" as const),
+            size: fc.oneof(
+              fc.integer({ min: 0, max: 70_000 }),
+              fc.integer({ min: 4 * MiB - 10, max: 5 * MiB }),
+            ),
+            source: fc.constantFrom("buffer" as const, "path" as const, "stream" as const),
+          }),
+          { minLength: 1, maxLength: 14 },
+        ),
+        fc.constantFrom("none" as const, "zstd" as const),
+        fc.boolean(),
+        fc.constantFrom(0, 1),
+        async (specs, compression, encrypted, workers) => {
+          const file = path.join(dir, `p${run++}.bfc`);
+          const datas = specs.map((f, k) => content(f.kind, f.size, run * 100 + k));
+          const key = encrypted ? KEY : undefined;
+          const r = await build(file, { compression, key, workers }, async (w) => {
+            await Promise.all(
+              specs.map((f, k) => {
+                const data = datas[k] as Buffer;
+                if (f.source === "buffer") return w.addFile(`f${k}`, data);
+                if (f.source === "stream") return w.addFile(`f${k}`, gen(split(data, 300_000)));
+                const src = path.join(dir, `src-${run}-${k}`);
+                fs.writeFileSync(src, data);
+                return w.addFile(`f${k}`, src);
+              }),
+            );
+          });
+          try {
+            for (const [k, data] of datas.entries()) assert.ok(r.readFileSync(`f${k}`).equals(data), `f${k}`);
+            await deepOk(r);
+          } finally {
+            r.close();
+            fs.rmSync(file, { force: true });
+          }
+        },
+      ),
+      { seed: 0x0a11, numRuns: 12 },
+    );
+  });
+});
+
 describe("compression decisions", () => {
   it("incompressible data stays raw (comp none) and compressible data becomes zstd, small and streamed", async () => {
     const { dir, file } = place();
