@@ -1028,9 +1028,9 @@ export class Reader {
   /**
    * Whole contents of several small files (up to 8 MiB each), for one-shot consumers such as
    * extraction: objects that lie back to back are fetched with one positioned read into `scratch`
-   * and checked and decoded from there. Results are contents or the entry's error; plain files
-   * may be views into `scratch`, and compressed ones into `decoded` while it has room, valid until
-   * the next call with them.
+   * and checked and decoded from there. Results are contents or the entry's error; uncompressed
+   * files may be views into `scratch` (encrypted ones decrypted where they were read), and
+   * compressed ones into `decoded` while it has room, valid until the next call with them.
    */
   readFilesSync(ids: number[], scratch?: Buffer, decoded?: Buffer): (Buffer | BfcError)[] {
     const ix = this.index;
