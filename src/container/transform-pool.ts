@@ -293,11 +293,21 @@ export class StreamSession {
     }
     this.inFlight++;
     // A chunk that starts its own ArrayBuffer is transferred (the worker hands it back with the
-    // ack); a view into a shared one is copied first.
-    const own = chunk.byteOffset === 0 && chunk.buffer instanceof ArrayBuffer;
-    const ab = (own ? chunk.buffer : Buffer.from(chunk).buffer) as ArrayBuffer;
+    // ack); anything else is copied into an ArrayBuffer of its own first. So is a chunk at the start
+    // of a slice of Node's shared pool (a Buffer under 4 KiB), which cannot be transferred: the
+    // post throws DataCloneError before anything is sent.
     const len = chunk.length;
-    this.worker.postMessage({ type: "chunk", sid: this.sid, data: ab, len } satisfies ToWorker, [ab]);
+    const send = (ab: ArrayBuffer) =>
+      this.worker.postMessage({ type: "chunk", sid: this.sid, data: ab, len } satisfies ToWorker, [ab]);
+    if (chunk.byteOffset === 0 && chunk.buffer instanceof ArrayBuffer) {
+      try {
+        send(chunk.buffer);
+        return;
+      } catch (e) {
+        if ((e as Error).name !== "DataCloneError") throw e;
+      }
+    }
+    send(copied(chunk));
   }
 
   end(): Promise<{ frameLen: number; tag: Buffer | null }> {
@@ -343,4 +353,11 @@ export class StreamSession {
     for (const w of this.waiters.splice(0)) w();
     this.endReject?.(e);
   }
+}
+
+/** `data` in an ArrayBuffer of its own (never a slice of Node's shared pool). */
+function copied(data: Uint8Array): ArrayBuffer {
+  const ab = new ArrayBuffer(data.length);
+  new Uint8Array(ab).set(data);
+  return ab;
 }

@@ -402,6 +402,41 @@ describe("transformed on the writer's own thread (workers: 0)", () => {
   });
 });
 
+describe("streamed through worker threads", () => {
+  it("a large stream whose chunks include ones under 4 KiB (slices of Node's buffer pool) is stored whole", async () => {
+    const { file } = place();
+    const data = content("text", 4 * MiB + 5001, 77);
+    // 4 MiB, then 5000 bytes, then 1 byte: the small ones are copied by the writer into pooled memory.
+    const parts = [
+      data.subarray(0, 4 * MiB),
+      data.subarray(4 * MiB, 4 * MiB + 5000),
+      data.subarray(4 * MiB + 5000),
+    ];
+    for (const opts of [
+      { compression: "zstd", workers: 1 },
+      { compression: "none", key: KEY, workers: 1 },
+      { compression: "zstd", key: KEY, workers: 2 },
+    ] as WriterOptions[]) {
+      fs.rmSync(file, { force: true });
+      const r = await build(file, opts, async (w) => {
+        await w.addFile("s", gen(parts));
+        await w.addFile(
+          "t",
+          Readable.from([Buffer.from("x"), data.subarray(0, 4 * MiB + 2), Buffer.from("yz")]),
+        );
+      });
+      try {
+        assert.ok(r.readFileSync("s").equals(data), JSON.stringify({ ...opts, key: !!opts.key }));
+        const t = Buffer.concat([Buffer.from("x"), data.subarray(0, 4 * MiB + 2), Buffer.from("yz")]);
+        assert.ok(r.readFileSync("t").equals(t));
+        await deepOk(r);
+      } finally {
+        r.close();
+      }
+    }
+  });
+});
+
 describe("payload ownership under any interleaving (property)", () => {
   it("every file reads back as added: small and streamed, from buffers, paths and streams, all awaited together", async () => {
     const { dir } = place();
