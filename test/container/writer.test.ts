@@ -55,6 +55,16 @@ async function deepOk(r: Reader): Promise<void> {
   assert.deepEqual(rep.problems, []);
 }
 
+/** Each named file reads back as given and the container verifies deep; `r` is closed either way. */
+async function assertContents(r: Reader, files: [string, Buffer][], label = ""): Promise<void> {
+  try {
+    for (const [name, data] of files) assert.ok(r.readFileSync(name).equals(data), `${name}${label}`);
+    await deepOk(r);
+  } finally {
+    r.close();
+  }
+}
+
 describe("duplicate and conflicting paths", () => {
   it("rejects duplicates (EEXIST, DUPLICATE_PATH) before writing; the writer stays usable", async () => {
     const { file } = place();
@@ -389,14 +399,11 @@ describe("transformed on the writer's own thread (workers: 0)", () => {
         const r = await build(file, { compression, key, workers: 0 }, async (w) => {
           await Promise.all([w.addFile("a-big", big), ...files.map((d, k) => w.addFile(`f${k}`, d))]);
         });
-        try {
-          for (const [k, d] of files.entries()) {
-            assert.ok(r.readFileSync(`f${k}`).equals(d), `f${k} (${compression}, ${key ? "key" : "no key"})`);
-          }
-          await deepOk(r);
-        } finally {
-          r.close();
-        }
+        await assertContents(
+          r,
+          files.map((d, k) => [`f${k}`, d]),
+          ` (${compression}, ${key ? "key" : "no key"})`,
+        );
       }
     }
   });
@@ -425,14 +432,15 @@ describe("streamed through worker threads", () => {
           Readable.from([Buffer.from("x"), data.subarray(0, 4 * MiB + 2), Buffer.from("yz")]),
         );
       });
-      try {
-        assert.ok(r.readFileSync("s").equals(data), JSON.stringify({ ...opts, key: !!opts.key }));
-        const t = Buffer.concat([Buffer.from("x"), data.subarray(0, 4 * MiB + 2), Buffer.from("yz")]);
-        assert.ok(r.readFileSync("t").equals(t));
-        await deepOk(r);
-      } finally {
-        r.close();
-      }
+      const t = Buffer.concat([Buffer.from("x"), data.subarray(0, 4 * MiB + 2), Buffer.from("yz")]);
+      await assertContents(
+        r,
+        [
+          ["s", data],
+          ["t", t],
+        ],
+        ` ${JSON.stringify({ ...opts, key: !!opts.key })}`,
+      );
     }
   });
 });
@@ -474,10 +482,11 @@ describe("payload ownership under any interleaving (property)", () => {
             );
           });
           try {
-            for (const [k, data] of datas.entries()) assert.ok(r.readFileSync(`f${k}`).equals(data), `f${k}`);
-            await deepOk(r);
+            await assertContents(
+              r,
+              datas.map((d, k) => [`f${k}`, d]),
+            );
           } finally {
-            r.close();
             fs.rmSync(file, { force: true });
           }
         },
