@@ -7,12 +7,13 @@ export const ZSTD_MAX_LEVEL = 22;
 export const ZSTD_DEFAULT_LEVEL = 3;
 
 function compressOptions(level: number, size: number): zlib.ZstdOptions {
+  const c = lazyZlib().constants;
   return {
     params: {
-      [lazyZlib().constants.ZSTD_c_compressionLevel]: level,
+      [c.ZSTD_c_compressionLevel]: level,
       // The reference's one-shot encoder records the content size and no checksum; so do we.
-      [lazyZlib().constants.ZSTD_c_checksumFlag]: 0,
-      [lazyZlib().constants.ZSTD_c_contentSizeFlag]: 1,
+      [c.ZSTD_c_checksumFlag]: 0,
+      [c.ZSTD_c_contentSizeFlag]: 1,
     },
     pledgedSrcSize: size,
   };
