@@ -49,16 +49,16 @@ export function selectEntries(r: Reader, paths: string[]): { entries: Entry[]; u
  */
 class OrderedLines {
   private readonly ctx: Ctx;
-  private readonly order: Entry[];
-  private readonly slot = new Map<string, number>();
+  private readonly order: readonly Entry[];
+  /** Position of each path in `order`: built at the first report out of order (most never are). */
+  private slot: Map<string, number> | undefined;
   private readonly lines = new Map<number, { err: boolean; text: string; reason?: string }[]>();
   private readonly done = new Set<number>();
   private next = 0;
 
-  constructor(ctx: Ctx, order: Entry[]) {
+  constructor(ctx: Ctx, order: readonly Entry[]) {
     this.ctx = ctx;
     this.order = order;
-    for (const [k, e] of order.entries()) this.slot.set(e.path, k);
   }
 
   out(entryPath: string, text: string): void {
@@ -75,6 +75,22 @@ class OrderedLines {
   }
 
   private add(entryPath: string, line: { err: boolean; text: string; reason?: string } | null): void {
+    // The usual case: the entry whose turn it is (the library reports in order but for symlinks and
+    // hard links, which it creates last).
+    if (
+      this.next < this.order.length &&
+      this.order[this.next]?.path === entryPath &&
+      !this.done.has(this.next)
+    ) {
+      if (line) this.emit(line);
+      this.next++;
+      this.drain();
+      return;
+    }
+    if (!this.slot) {
+      this.slot = new Map();
+      for (let k = 0; k < this.order.length; k++) this.slot.set((this.order[k] as Entry).path, k);
+    }
     const k = this.slot.get(entryPath);
     if (k === undefined || k < this.next) {
       if (line) this.emit(line);
@@ -91,6 +107,7 @@ class OrderedLines {
     while (this.next < this.order.length && this.done.has(this.next)) {
       for (const l of this.lines.get(this.next) ?? []) this.emit(l);
       this.lines.delete(this.next);
+      this.done.delete(this.next);
       this.next++;
     }
   }
@@ -101,6 +118,7 @@ class OrderedLines {
       for (const l of this.lines.get(k) ?? []) this.emit(l);
     }
     this.lines.clear();
+    this.done.clear();
     this.next = this.order.length;
   }
 
@@ -187,6 +205,7 @@ async function extractCommand(
     try {
       report = await extract(r, dest, {
         paths: sel.entries.length > 0 ? paths : [],
+        entries: sel.entries,
         overwrite: o.force === true,
         preservePaths: keep,
         specials: o.specials === true,

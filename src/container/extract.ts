@@ -12,6 +12,11 @@ import type { Entry, Reader } from "./reader.ts";
 export interface ExtractOptions {
   /** Only entries at or under these paths (list semantics). Default: everything. */
   paths?: string[];
+  /**
+   * The entries to extract, in index order, when the caller has selected them already (as
+   * `reader.entries()` or `reader.list()` give them); `paths` then only selects special entries.
+   */
+  entries?: readonly Entry[];
   /** Replace existing files and symlinks (never directories with files, or the reverse). */
   overwrite?: boolean;
   /** Keep the directory structure (default). When false, each entry is written by its base name. */
@@ -68,7 +73,7 @@ export async function extract(
   options: ExtractOptions = {},
 ): Promise<ExtractReport> {
   const preserve = options.preservePaths !== false;
-  const selected = select(reader, options.paths);
+  const selected = options.entries ?? select(reader, options.paths);
   const x = ExtendedEntries.of(reader);
   const specials = x ? selectSpecials(x, options.paths) : [];
   if (selected.some((e) => e.encrypted)) {
@@ -91,6 +96,7 @@ export async function extract(
     createdDirs: new Set(),
     sameOwner: options.sameOwner === true,
     reader,
+    umask: processUmask(),
   };
   const failed: ExtractFailure[] = [];
   const dirs: { out: string; entry: Entry }[] = [];
@@ -145,7 +151,7 @@ export async function extract(
     const out = outOf(e);
     try {
       if (e.type === "directory") {
-        await ensureParents(ctx, out);
+        ensureParents(ctx, out);
         makeDir(ctx, out);
         dirs.push({ out, entry: e });
         extracted++;
@@ -155,7 +161,7 @@ export async function extract(
         hardlinks.push(e);
         continue;
       } else if (e.type === "file") {
-        await ensureParents(ctx, out);
+        ensureParents(ctx, out);
         let data: Buffer | BfcError | null = null;
         if (e.size <= STREAM_ABOVE) {
           if (!prefetched.has(e.index)) prefetch(k);
@@ -163,8 +169,10 @@ export async function extract(
           prefetched.delete(e.index);
         }
 
-        await writeFile(reader, ctx, e, out, data);
-        written.set(e.index, out);
+        if (data) writeFileSync(ctx, e, out, data);
+        else await writeFileStreamed(reader, ctx, e, out);
+        // Only hard links look files up here.
+        if (x !== null) written.set(e.index, out);
         extracted++;
         bytes += e.size;
         options.onEntry?.({ path: e.path, output: out, type: e.type });
@@ -185,14 +193,14 @@ export async function extract(
   for (const e of hardlinks) {
     const out = outOf(e);
     try {
-      await ensureParents(ctx, out);
+      ensureParents(ctx, out);
       const first = written.get((x as ExtendedEntries).inodeOf(e.index));
       if (first !== undefined && first !== out) {
         makeHardlink(ctx, out, first);
         options.onEntry?.({ path: e.path, output: out, type: e.type, linkedTo: first });
       } else {
         // Its file was not extracted (not selected, or failed): the content is written instead.
-        await writeFile(reader, ctx, e, out, null);
+        await writeFileStreamed(reader, ctx, e, out);
         written.set(e.index, out);
         options.onEntry?.({ path: e.path, output: out, type: e.type });
       }
@@ -218,7 +226,7 @@ export async function extract(
     const e = specialAsEntry(sp);
     const out = outOf(e);
     try {
-      await ensureParents(ctx, out);
+      ensureParents(ctx, out);
       makeSpecial(ctx, out, sp, type);
       extracted++;
       options.onEntry?.({ path: sp.path, output: out, type });
@@ -230,7 +238,7 @@ export async function extract(
   for (const e of links) {
     const out = outOf(e);
     try {
-      await ensureParents(ctx, out);
+      ensureParents(ctx, out);
       const target = reader.readlinkBytesAtSync(e.index);
       makeSymlink(ctx, out, target, e);
       extracted++;
@@ -271,6 +279,8 @@ interface Ctx {
   scratch?: Buffer;
   /** Where prefetched compressed files are decoded. */
   decoded?: Buffer;
+  /** The process's umask, when known: files are then created with their permissions. */
+  umask: number | undefined;
 }
 
 function select(reader: Reader, filters: string[] | undefined): Entry[] {
@@ -306,7 +316,7 @@ function atimeOf(e: Entry, a: EntryAttrs | undefined): number {
 }
 
 /** Makes every parent of `rel` a real directory inside root, refusing symlinks and files. */
-async function ensureParents(ctx: Ctx, rel: string): Promise<void> {
+function ensureParents(ctx: Ctx, rel: string): void {
   const parts = rel.split("/");
   parts.pop();
   let cur = "";
@@ -316,10 +326,9 @@ async function ensureParents(ctx: Ctx, rel: string): Promise<void> {
     const full = path.join(ctx.root, cur);
     let st: fs.Stats | undefined;
     try {
-      st = fs.lstatSync(full);
+      st = fs.lstatSync(full, { throwIfNoEntry: false });
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT")
-        throw fromSystemError(e, `cannot check '${cur}'`, cur);
+      throw fromSystemError(e, `cannot check '${cur}'`, cur);
     }
     if (st === undefined) {
       try {
@@ -346,12 +355,7 @@ async function ensureParents(ctx: Ctx, rel: string): Promise<void> {
 
 function makeDir(ctx: Ctx, rel: string): void {
   const full = path.join(ctx.root, rel);
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.lstatSync(full);
-  } catch {
-    st = undefined;
-  }
+  const st = lstatOrNothing(full);
   if (st?.isDirectory()) {
     ctx.safeDirs.add(rel);
     return;
@@ -372,20 +376,36 @@ function makeDir(ctx: Ctx, rel: string): void {
   ctx.createdDirs.add(rel);
 }
 
-async function writeFile(
-  reader: Reader,
-  ctx: Ctx,
-  e: Entry,
-  rel: string,
-  data: Buffer | BfcError | null,
-): Promise<void> {
-  const full = path.join(ctx.root, rel);
-  let existing: fs.Stats | undefined;
-  try {
-    existing = fs.lstatSync(full);
-  } catch {
-    existing = undefined;
+/** The file a regular entry is being written to: `tmp` replaces `full` once complete (or is it). */
+interface Target {
+  fd: number;
+  tmp: string;
+  /** Created with its final permissions (no fchmod needed). */
+  modeSet: boolean;
+}
+
+const CREATE_FLAGS =
+  fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/**
+ * Opens what `rel` is written through. A new name (the usual case) is created at once with O_EXCL,
+ * so nothing can be there and nothing is looked up first; only a name that exists is examined. When
+ * the umask keeps the entry's permission bits whole the file is created with them (no fchmod);
+ * setuid/setgid/sticky bits and --same-owner (chown clears them) still go through fchmod.
+ */
+function openTarget(ctx: Ctx, e: Entry, rel: string, full: string, data: Buffer | BfcError | null): Target {
+  const mode = e.mode & PERM_MASK;
+  const direct =
+    ctx.umask !== undefined && !ctx.sameOwner && (mode & ~0o777) === 0 && (mode & ctx.umask) === 0;
+  if (!(data instanceof BfcError)) {
+    try {
+      return { fd: fs.openSync(full, CREATE_FLAGS, direct ? mode : 0o600), tmp: full, modeSet: direct };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST")
+        throw fromSystemError(err, `cannot create '${rel}'`, rel);
+    }
   }
+  const existing = lstatOrNothing(full);
   if (existing) {
     if (existing.isDirectory()) {
       throw new BfcError("EISDIR", "ALREADY_EXISTS", `'${rel}' exists and is a directory`, { path: rel });
@@ -402,63 +422,80 @@ async function writeFile(
   const tmp = existing
     ? path.join(path.dirname(full), `.${path.basename(full)}.bfc-part-${randomBytes(4).toString("hex")}`)
     : full;
-  let fd: number;
   try {
-    fd = fs.openSync(
-      tmp,
-      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
-      0o600,
-    );
+    return { fd: fs.openSync(tmp, CREATE_FLAGS, 0o600), tmp, modeSet: false };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EEXIST")
       throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${rel}' already exists`, { path: rel });
     throw fromSystemError(err, `cannot create '${rel}'`, rel);
   }
-  let ok = false;
-  try {
-    if (data) {
-      writeAllSync(fd, data, 0);
-    } else {
-      let pos = 0;
-      for await (const chunk of reader.contentChunks(e.index, { reuse: true })) {
-        writeAllSync(fd, chunk, pos);
-        pos += chunk.length;
-      }
-    }
-    const a = attrsOf(ctx, e);
-    if (ctx.sameOwner && a?.uid !== undefined && a.gid !== undefined) fs.fchownSync(fd, a.uid, a.gid);
-    fs.fchmodSync(fd, e.mode & PERM_MASK);
-    fs.futimesSync(fd, atimeOf(e, a), seconds(e.mtimeNs));
-    ok = true;
-  } finally {
-    fs.closeSync(fd);
-    if (!ok) {
-      try {
-        fs.unlinkSync(tmp);
-      } catch {
-        // nothing to remove
-      }
-    }
-  }
-  if (tmp !== full) {
+}
+
+/** Owner, permissions and times of a written file, through its descriptor. */
+function applyAttributes(ctx: Ctx, e: Entry, t: Target): void {
+  const a = attrsOf(ctx, e);
+  if (ctx.sameOwner && a?.uid !== undefined && a.gid !== undefined) fs.fchownSync(t.fd, a.uid, a.gid);
+  if (!t.modeSet) fs.fchmodSync(t.fd, e.mode & PERM_MASK);
+  fs.futimesSync(t.fd, atimeOf(e, a), seconds(e.mtimeNs));
+}
+
+/** Closes a target; a complete one takes its name, an incomplete one is removed. */
+function settle(t: Target, full: string, rel: string, ok: boolean): void {
+  fs.closeSync(t.fd);
+  if (!ok) {
     try {
-      fs.renameSync(tmp, full);
+      fs.unlinkSync(t.tmp);
+    } catch {
+      // nothing to remove
+    }
+    return;
+  }
+  if (t.tmp !== full) {
+    try {
+      fs.renameSync(t.tmp, full);
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
+      fs.rmSync(t.tmp, { force: true });
       throw fromSystemError(err, `cannot replace '${rel}'`, rel);
     }
   }
 }
 
+/** Writes a file whose content is at hand (read ahead, or a check that failed). */
+function writeFileSync(ctx: Ctx, e: Entry, rel: string, data: Buffer | BfcError): void {
+  const full = path.join(ctx.root, rel);
+  const t = openTarget(ctx, e, rel, full, data);
+  let ok = false;
+  try {
+    writeAllSync(t.fd, data as Buffer, 0);
+    applyAttributes(ctx, e, t);
+    ok = true;
+  } finally {
+    settle(t, full, rel, ok);
+  }
+}
+
+/** Writes a file streamed from the container (large ones, or hard links whose file was not written). */
+async function writeFileStreamed(reader: Reader, ctx: Ctx, e: Entry, rel: string): Promise<void> {
+  const full = path.join(ctx.root, rel);
+  const t = openTarget(ctx, e, rel, full, null);
+  let ok = false;
+  try {
+    let pos = 0;
+    for await (const chunk of reader.contentChunks(e.index, { reuse: true })) {
+      writeAllSync(t.fd, chunk, pos);
+      pos += chunk.length;
+    }
+    applyAttributes(ctx, e, t);
+    ok = true;
+  } finally {
+    settle(t, full, rel, ok);
+  }
+}
+
 function makeSymlink(ctx: Ctx, rel: string, target: Buffer, e: Entry): void {
   const full = path.join(ctx.root, rel);
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.lstatSync(full);
-  } catch {
-    st = undefined;
-  }
+  let st = lstatOrNothing(full);
   if (st) {
     if (st.isSymbolicLink() && fs.readlinkSync(full, { encoding: "buffer" }).equals(target)) {
       // Already what we would create.
@@ -495,12 +532,8 @@ function makeSymlink(ctx: Ctx, rel: string, target: Buffer, e: Entry): void {
 
 /** Clears the way for a new name: nothing there, or (with overwrite) a non-directory removed. */
 function clearTarget(ctx: Ctx, rel: string, full: string): void {
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.lstatSync(full);
-  } catch {
-    return;
-  }
+  const st = lstatOrNothing(full);
+  if (!st) return;
   if (st.isDirectory()) {
     throw new BfcError("EEXIST", "ALREADY_EXISTS", `'${rel}' exists and is a directory`, { path: rel });
   }
@@ -561,4 +594,26 @@ function makeSpecial(ctx: Ctx, rel: string, s: SpecialEntry, type: SpecialType):
 function writeAllSync(fd: number, data: Uint8Array, position: number): void {
   let done = 0;
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, position + done);
+}
+
+/** lstat of a name, or undefined when nothing (or nothing reachable) is there. */
+function lstatOrNothing(full: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(full, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This process's umask, read from /proc (process.umask() without an argument is deprecated: it
+ * sets the mask to read it); undefined where that is not possible.
+ */
+function processUmask(): number | undefined {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(fs.readFileSync("/proc/self/status", "latin1"));
+    return m ? Number.parseInt(m[1] as string, 8) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -290,6 +290,42 @@ describe("extract options", () => {
     ]);
   });
 
+  it("lines come in container order although symlinks are created last", () => {
+    const dir = tempDir();
+    writeTree(path.join(dir, "src"), { "b/h": "h", "c.txt": "c", "z.txt": "z" });
+    fs.symlinkSync("z.txt", path.join(dir, "src", "a-link"));
+    fs.symlinkSync("../z.txt", path.join(dir, "src", "b", "l"));
+    assert.equal(bfc(["create", "-q", "t.bfc", "src"], { cwd: dir }).code, 0);
+    const r = bfc(["extract", "-k", "-C", "out", "t.bfc"], { cwd: dir });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(lines(r.stdout), [
+      "Created: src/",
+      "Extracted: src/a-link -> z.txt",
+      "Created: src/b/",
+      "Extracted: src/b/h",
+      "Extracted: src/b/l -> ../z.txt",
+      "Extracted: src/c.txt",
+      "Extracted: src/z.txt",
+      "Successfully extracted 7 entries",
+    ]);
+    assert.equal(fs.readlinkSync(path.join(dir, "out/src/b/l")), "../z.txt");
+    // A failure is reported in its place too.
+    fs.rmSync(path.join(dir, "out/src/c.txt"));
+    fs.mkdirSync(path.join(dir, "out/src/c.txt"));
+    const again = bfc(["extract", "-k", "-f", "-C", "out", "t.bfc"], { cwd: dir });
+    assert.equal(again.code, 1);
+    assert.deepEqual(lines(again.stdout), [
+      "Extracted: src/a-link -> z.txt",
+      "Extracted: src/b/h",
+      "Extracted: src/b/l -> ../z.txt",
+      "Extracted: src/z.txt",
+      "Extracted 7 entries with 1 errors",
+    ]);
+    assert.deepEqual(errorLines(again.stderr, "extract"), [
+      { what: "'src/c.txt' exists and is a directory", reason: "ALREADY_EXISTS" },
+    ]);
+  });
+
   it("-C creates a missing directory; a relative -K is read before -C applies", () => {
     const dir = tempDir();
     writeTree(dir, { "s.txt": "secret", "key.bin": Buffer.alloc(32, 3) });

@@ -411,6 +411,83 @@ describe("directories", () => {
   });
 });
 
+describe("file permissions", () => {
+  const perms = [0o644, 0o755, 0o600, 0o640, 0o444, 0o400, 0o000, 0o777, 0o666, 0o4755, 0o2750, 0o1644];
+  const entries = (): CraftEntry[] =>
+    perms.map((perm, k) => ({
+      path: `f${perm.toString(8)}`,
+      type: "file" as const,
+      data: `content ${k}`,
+      perm,
+      mtimeNs: 1_500_000_000_000_000_000n + BigInt(k) * 1_000_000_000n,
+    }));
+
+  // Files are created with their permissions when the umask leaves them whole and chmod-ed
+  // otherwise; either way the result is the recorded mode (setuid/setgid need root to keep).
+  for (const umask of [0o022, 0o077, 0o000, 0o777]) {
+    it(`every mode is restored exactly under umask ${umask.toString(8).padStart(3, "0")}`, async () => {
+      const { dest } = sandbox();
+      const r = await open(entries());
+      const old = process.umask(umask);
+      let rep: Awaited<ReturnType<typeof extract>>;
+      try {
+        rep = await extract(r, dest);
+      } finally {
+        process.umask(old);
+      }
+      assert.deepEqual(rep.failed, []);
+      assert.equal(rep.extracted, perms.length);
+      for (const [k, perm] of perms.entries()) {
+        const name = `f${perm.toString(8)}`;
+        const st = fs.lstatSync(path.join(dest, name), { bigint: true });
+        if (process.getuid?.() === 0 || (perm & 0o6000) === 0)
+          assert.equal(Number(st.mode) & 0o7777, perm, `${name} under umask ${umask.toString(8)}`);
+        assert.equal(st.mtimeNs, 1_500_000_000_000_000_000n + BigInt(k) * 1_000_000_000n, name);
+        assert.equal(st.size, BigInt(`content ${k}`.length), name);
+      }
+      // Root reads anything; others only what they may (0o000 and friends) once made readable.
+      for (const perm of perms) fs.chmodSync(path.join(dest, `f${perm.toString(8)}`), 0o644);
+      for (const [k, perm] of perms.entries())
+        assert.equal(fs.readFileSync(path.join(dest, `f${perm.toString(8)}`), "utf8"), `content ${k}`);
+      r.close();
+    });
+  }
+
+  it("a replaced file (overwrite) gets the recorded mode, not the old file's", async () => {
+    const { dest } = sandbox();
+    fs.mkdirSync(dest, { recursive: true });
+    fs.writeFileSync(path.join(dest, "f"), "old content that is longer", { mode: 0o666 });
+    fs.chmodSync(path.join(dest, "f"), 0o666);
+    const r = await open([{ path: "f", type: "file", data: "new", perm: 0o640 }]);
+    const rep = await extract(r, dest, { overwrite: true });
+    assert.deepEqual(rep.failed, []);
+    assert.equal(fs.statSync(path.join(dest, "f")).mode & 0o7777, 0o640);
+    assert.equal(fs.readFileSync(path.join(dest, "f"), "utf8"), "new");
+    r.close();
+  });
+});
+
+describe("pre-selected entries (ExtractOptions.entries)", () => {
+  it("exactly the given entries are extracted, the filter paths then select special entries only", async () => {
+    const { dest } = sandbox();
+    const r = await open([
+      { path: "keep", type: "dir" },
+      { path: "keep/a", type: "file", data: "a" },
+      { path: "keep/l", type: "symlink", data: "a" },
+      { path: "skip", type: "dir" },
+      { path: "skip/b", type: "file", data: "b" },
+    ]);
+    const chosen = [...r.list("keep")];
+    const seen: string[] = [];
+    const rep = await extract(r, dest, { entries: chosen, onEntry: (e) => seen.push(e.path) });
+    assert.deepEqual(rep.failed, []);
+    assert.equal(rep.matched, 3);
+    assert.deepEqual(tree(dest), ["keep", "keep/a", "keep/l"]);
+    assert.deepEqual(seen, ["keep", "keep/a", "keep/l"]);
+    r.close();
+  });
+});
+
 describe("batched small-file reads (Reader.readFilesSync)", () => {
   const text = (n: number) =>
     Buffer.from(`line ${n}: the quick brown fox jumps over the lazy dog\n`.repeat(20 + (n % 7)));
