@@ -13,6 +13,7 @@ export {
 } from "./container/container.ts";
 export { type RootDigest, rootDigest } from "./container/digest.ts";
 export {
+  type ExtractedEntry,
   type ExtractFailure,
   type ExtractOptions,
   type ExtractReport,

@@ -229,6 +229,7 @@ async function extractCommand(
       progress.stop();
       lines.end();
     }
+    if (report.threads > 0) ctx.debug(`${report.threads} threads wrote the small files`);
     const skippedLine = skippedText(report.skipped, o.specials === true);
     if (skippedLine) ctx.warn(skippedLine);
     const failed = report.failed.length;

@@ -488,6 +488,14 @@ export class Reader {
     return this.fd;
   }
 
+  /**
+   * The container's open descriptor, for Readers of it in other threads (ReaderOptions.fd): they
+   * then read the very file this one opened, even if its name has gone or been replaced since.
+   */
+  get descriptor(): number {
+    return this.checkOpen();
+  }
+
   get count(): number {
     return this.index.count;
   }

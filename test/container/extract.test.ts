@@ -8,9 +8,24 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { S_IFMT } from "../../src/format/constants.ts";
-import { type BfcError, extract, Reader, verify, Writer } from "../../src/index.ts";
+import {
+  type BfcError,
+  type ExtractOptions,
+  extract as extractAll,
+  Reader,
+  verify,
+  Writer,
+} from "../../src/index.ts";
 import { type CraftEntry, type CraftOptions, content, craft } from "../craft.ts";
 import { sampleContent, tempDir } from "../helpers.ts";
+
+/**
+ * Every test here runs once as it is and once (extract-threads.test.ts) with small files written
+ * by extraction threads, which must keep every rule.
+ */
+const THREADS = Number(process.env.BFC_TEST_EXTRACT_THREADS ?? 0);
+const extract = (r: Reader, dest: string, o: ExtractOptions = {}) =>
+  extractAll(r, dest, { threads: THREADS, ...o });
 
 const base = tempDir("bfc-extract-");
 let seq = 0;
