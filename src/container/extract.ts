@@ -192,7 +192,10 @@ export async function extract(
   let pool: ExtractPool | undefined;
   if (threads > 0 && smallFiles > 0 && worthIt) {
     const { ExtractPool } = await import("./extract-pool.ts");
-    pool = new ExtractPool(threads, await ExtractPool.data(ctx, BATCH_BYTES));
+    // Without a usable key (none given, or a wrong password) this thread writes every file, so
+    // each fails exactly as it would have anyway.
+    const data = await ExtractPool.data(ctx, BATCH_BYTES).catch(() => undefined);
+    if (data) pool = new ExtractPool(threads, data);
   }
 
   // Reports (onEntry/onError, counts, progress) keep index order: entry k's runs once every entry
@@ -243,16 +246,17 @@ export async function extract(
     batch = { ks: [], ids: [], outs: [], stored: 0, decoded: 0 };
     const settled = (n: number, failure: { err: unknown } | null) =>
       fileDone(b.ks[n] as number, selected[b.ks[n] as number] as Entry, b.outs[n] as string, failure);
-    inflight.push(
-      pool.write(b.ids, b.outs).then(
-        (failures) => {
-          for (let n = 0; n < b.ids.length; n++) settled(n, failures[n] ? { err: failures[n] } : null);
-        },
-        (err: unknown) => {
-          for (let n = 0; n < b.ids.length; n++) settled(n, { err });
-        },
-      ),
+    const p = pool.write(b.ids, b.outs).then(
+      (failures) => {
+        for (let n = 0; n < b.ids.length; n++) settled(n, failures[n] ? { err: failures[n] } : null);
+      },
+      (err: unknown) => {
+        for (let n = 0; n < b.ids.length; n++) settled(n, { err });
+      },
     );
+    // Rejected only by a throwing onEntry/onError callback: awaited below, not unhandled meanwhile.
+    p.catch(() => {});
+    inflight.push(p);
   };
 
   try {
@@ -326,7 +330,12 @@ export async function extract(
     dispatch();
     await Promise.all(inflight);
   } finally {
-    await pool?.close();
+    // Threads finish what they were given even when this ends early (a callback threw): ended
+    // mid-file, they would leave partial files behind.
+    if (pool) {
+      await Promise.allSettled(inflight);
+      await pool.close();
+    }
   }
 
   for (const e of hardlinks) {

@@ -117,6 +117,53 @@ describe("extraction threads", () => {
     assert.deepEqual(snapshot(many.dest), snapshot(one.dest));
   });
 
+  it("a wrong password (threads get the key it derives): every file fails as on one thread", async () => {
+    const file = path.join(base, `c${seq++}.bfc`);
+    const w = await Writer.create(file, { compression: "zstd", password: "right" });
+    for (let k = 0; k < 40; k++) await w.addFile(`p/f${k}`, sampleContent("text", 3000, k));
+    await w.finish();
+    const attempt = async (threads: number) => {
+      const r = await Reader.open(file, { password: "wrong" });
+      try {
+        return await extract(r, path.join(base, `out${seq++}`), { threads });
+      } finally {
+        r.close();
+      }
+    };
+    const [one, many] = [await attempt(0), await attempt(2)];
+    assert.equal(one.failed.length, 40);
+    assert.deepEqual(
+      many.failed.map((f) => [f.path, f.error.code, f.error.reason]),
+      one.failed.map((f) => [f.path, f.error.code, f.error.reason]),
+    );
+  });
+
+  it("a callback that throws ends the extraction with its error, leaving no partial file", async () => {
+    const file = await container(3000);
+    const dest = path.join(base, `out${seq++}`);
+    const r = await Reader.open(file);
+    let calls = 0;
+    try {
+      await assert.rejects(
+        extract(r, dest, {
+          threads: 2,
+          onEntry: () => {
+            if (++calls === 500) throw new Error("stop here");
+          },
+        }),
+        /stop here/,
+      );
+      // Whatever was written is whole: every file there has its content.
+      for (const rel of fs.readdirSync(dest, { recursive: true }) as string[]) {
+        const full = path.join(dest, rel);
+        if (!fs.lstatSync(full).isFile()) continue;
+        assert.ok(fs.readFileSync(full).equals(r.readFileSync(rel)), rel);
+      }
+    } finally {
+      r.close();
+    }
+  });
+
   it("the threads read the file the caller opened, even once its name is gone", async () => {
     const file = await container(400);
     const expected = await run(file, 0);
