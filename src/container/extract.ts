@@ -259,6 +259,59 @@ export async function extract(
     inflight.push(p);
   };
 
+  /** Directories, symlinks, other types and files not given to threads: handled right here. */
+  const inline = async (k: number, e: Entry, out: string, streamed: boolean): Promise<void> => {
+    let failure: { err: unknown } | null = null;
+    try {
+      if (e.type === "directory") {
+        ensureParents(ctx, out);
+        makeDir(ctx, out);
+        dirs.push({ out, entry: e });
+      } else if (e.type === "file") {
+        ensureParents(ctx, out);
+        let data: Buffer | BfcError | null = null;
+        if (e.size <= STREAM_ABOVE && !streamed) {
+          if (!prefetched.has(e.index)) prefetch(k);
+          data = prefetched.get(e.index) as Buffer | BfcError;
+          prefetched.delete(e.index);
+        }
+        if (data) writeFileSync(ctx, e, out, data);
+        else await writeFileStreamed(reader, ctx, e, out);
+      } else if (e.type === "symlink") {
+        links.push(e);
+      } else {
+        throw new BfcError("ENOTSUP", "UNSUPPORTED", `'${e.path}': entry type is not supported`, {
+          path: e.path,
+        });
+      }
+    } catch (err) {
+      failure = { err };
+    }
+    if (e.type === "file") fileDone(k, e, out, failure);
+    else
+      report(k, () => {
+        if (failure) fail(e, out, failure.err);
+        else if (e.type === "directory") {
+          extracted++;
+          options.onEntry?.({ path: e.path, output: out, type: e.type });
+        }
+        counted();
+      });
+  };
+
+  // With threads, an entry whose output an earlier entry already took (equal base names without
+  // preservePaths), or that lies under a file given to a thread, waits until every thread is done
+  // and is then handled here in index order: the outcome is one thread's, never a race.
+  const claimed = new Set<string>();
+  const toThreads = new Set<string>();
+  const deferred: number[] = [];
+  const conflicts = (out: string): boolean => {
+    if (claimed.has(out)) return true;
+    for (let i = out.indexOf("/"); i >= 0; i = out.indexOf("/", i + 1))
+      if (toThreads.has(out.slice(0, i))) return true;
+    return false;
+  };
+
   try {
     for (let k = 0; k < selected.length; k++) {
       const e = selected[k] as Entry;
@@ -269,6 +322,13 @@ export async function extract(
         report(k, () => {});
         continue;
       }
+      if (pool && (e.type === "file" || e.type === "directory")) {
+        if (conflicts(out)) {
+          deferred.push(k);
+          continue;
+        }
+        claimed.add(out);
+      }
       if (pool && e.type === "file" && e.size <= STREAM_ABOVE) {
         try {
           ensureParents(ctx, out);
@@ -276,6 +336,7 @@ export async function extract(
           fileDone(k, e, out, { err });
           continue;
         }
+        toThreads.add(out);
         const d = e.compression === "zstd" ? e.size : 0;
         if (
           batch.ids.length >= BATCH_FILES ||
@@ -290,45 +351,14 @@ export async function extract(
         batch.decoded += d;
         continue;
       }
-      let failure: { err: unknown } | null = null;
-      try {
-        if (e.type === "directory") {
-          ensureParents(ctx, out);
-          makeDir(ctx, out);
-          dirs.push({ out, entry: e });
-        } else if (e.type === "file") {
-          ensureParents(ctx, out);
-          let data: Buffer | BfcError | null = null;
-          if (e.size <= STREAM_ABOVE) {
-            if (!prefetched.has(e.index)) prefetch(k);
-            data = prefetched.get(e.index) as Buffer | BfcError;
-            prefetched.delete(e.index);
-          }
-          if (data) writeFileSync(ctx, e, out, data);
-          else await writeFileStreamed(reader, ctx, e, out);
-        } else if (e.type === "symlink") {
-          links.push(e);
-        } else {
-          throw new BfcError("ENOTSUP", "UNSUPPORTED", `'${e.path}': entry type is not supported`, {
-            path: e.path,
-          });
-        }
-      } catch (err) {
-        failure = { err };
-      }
-      if (e.type === "file") fileDone(k, e, out, failure);
-      else
-        report(k, () => {
-          if (failure) fail(e, out, failure.err);
-          else if (e.type === "directory") {
-            extracted++;
-            options.onEntry?.({ path: e.path, output: out, type: e.type });
-          }
-          counted();
-        });
+      await inline(k, e, out, false);
     }
     dispatch();
     await Promise.all(inflight);
+    for (const k of deferred) {
+      const e = selected[k] as Entry;
+      await inline(k, e, outOf(e), true);
+    }
   } finally {
     // Threads finish what they were given even when this ends early (a callback threw): ended
     // mid-file, they would leave partial files behind.

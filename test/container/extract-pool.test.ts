@@ -164,6 +164,53 @@ describe("extraction threads", () => {
     }
   });
 
+  it("equal base names (without preservePaths) end as on one thread, with and without overwrite", async () => {
+    // Threads would race for a shared name; such entries wait and go in index order instead.
+    const file = path.join(base, `c${seq++}.bfc`);
+    const w = await Writer.create(file, { compression: "zstd" });
+    // 512 files a directory: each batch is one directory, so the threads write the same names at once.
+    for (let d = 0; d < 4; d++) {
+      for (let k = 0; k < 512; k++) {
+        const name = `d${d}/f${String(k).padStart(3, "0")}`;
+        await w.addFile(name, sampleContent("text", 200 + d * 7 + k, d * 1000 + k));
+      }
+      await w.addDirectory(`d${d}/sub`);
+      await w.addFile(`d${d}/sub/only${d}`, Buffer.from(`only ${d}`));
+    }
+    await w.finish();
+    for (const overwrite of [false, true]) {
+      const attempt = async (threads: number) => {
+        const dest = path.join(base, `out${seq++}`);
+        const r = await Reader.open(file);
+        const order: string[] = [];
+        try {
+          const report = await extract(r, dest, {
+            threads,
+            preservePaths: false,
+            overwrite,
+            onEntry: (e) => order.push(e.path),
+            onError: (f) => order.push(`!${f.path} ${f.error.reason}`),
+          });
+          return { report, order, tree: snapshot(dest) };
+        } finally {
+          r.close();
+        }
+      };
+      const one = await attempt(0);
+      const many = await attempt(2);
+      assert.equal(many.report.threads, 2);
+      assert.equal(one.report.failed.length, overwrite ? 0 : 3 * 512, `overwrite ${overwrite}`);
+      assert.deepEqual(many.order, one.order, `overwrite ${overwrite}`);
+      assert.deepEqual(
+        many.report.failed.map((f) => [f.path, f.error.reason]),
+        one.report.failed.map((f) => [f.path, f.error.reason]),
+      );
+      // Times differ between the runs; names, modes and contents must not.
+      const strip = (m: Map<string, string>) => [...m].map(([k, v]) => [k, v.replace(/ [0-9.]+ /, " ")]);
+      assert.deepEqual(strip(many.tree), strip(one.tree));
+    }
+  });
+
   it("the threads read the file the caller opened, even once its name is gone", async () => {
     const file = await container(400);
     const expected = await run(file, 0);
