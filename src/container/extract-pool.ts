@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { BfcError, type ErrnoCode, type Reason } from "../errors.ts";
+import { cachedWorkerEntry, workerScript } from "../worker-script.ts";
 import type { FileCtx } from "./extract-files.ts";
 import type { ExtractJob, ExtractJobDone, ExtractWorkerData, FileFailure } from "./extract-worker.ts";
 
@@ -7,11 +8,6 @@ interface Pending {
   resolve: (failures: (BfcError | null)[]) => void;
   reject: (e: Error) => void;
   worker: Worker;
-}
-
-function workerFile(): URL {
-  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  return new URL(`./extract-worker${ext}`, import.meta.url);
 }
 
 function toError(f: FileFailure): BfcError {
@@ -33,10 +29,10 @@ export class ExtractPool {
   constructor(threads: number, data: ExtractWorkerData) {
     for (let k = 0; k < threads; k++) {
       // The on-disk compile cache first: each thread compiles the reader again otherwise.
-      const w = new Worker(
-        `require("node:module").enableCompileCache?.(); import(${JSON.stringify(workerFile().href)});`,
-        { eval: true, workerData: data },
-      );
+      const w = new Worker(cachedWorkerEntry(workerScript(import.meta.url, "extract-worker")), {
+        eval: true,
+        workerData: data,
+      });
       this.load.set(w, 0);
       w.on("message", (m: ExtractJobDone) => {
         const p = this.pending.get(m.job);

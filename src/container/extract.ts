@@ -89,6 +89,28 @@ const BATCH_BYTES = STREAM_ABOVE + 64 * 1024;
  */
 const POOL_MIN_DECODE = 64 * 1024 * 1024;
 
+/** Small files read, decoded and written together: as many as fit the two reused buffers. */
+class FileBatch {
+  readonly ids: number[] = [];
+  private stored = 0;
+  private decoded = 0;
+
+  /** Whether `e` no longer fits (a batch always takes its first file). */
+  full(e: Entry): boolean {
+    if (this.ids.length >= BATCH_FILES) return true;
+    const d = e.compression === "zstd" ? e.size : 0;
+    return (
+      this.ids.length > 0 && (this.stored + e.objectSize > BATCH_BYTES || this.decoded + d > BATCH_BYTES)
+    );
+  }
+
+  add(e: Entry): void {
+    this.ids.push(e.index);
+    this.stored += e.objectSize;
+    if (e.compression === "zstd") this.decoded += e.size;
+  }
+}
+
 /**
  * Extracts entries under `dest` without ever writing outside it: entry paths were validated when
  * the container was opened, every existing parent is checked with lstat (a symlink parent is
@@ -158,19 +180,14 @@ export async function extract(
     prefetched.clear();
     ctx.scratch ??= Buffer.allocUnsafe(BATCH_BYTES);
     ctx.decoded ??= Buffer.allocUnsafe(BATCH_BYTES);
-    const ids: number[] = [];
-    let stored = 0;
-    let decoded = 0;
-    for (let m = from; m < selected.length && ids.length < BATCH_FILES; m++) {
-      const s = selected[m];
+    const b = new FileBatch();
+    for (let m = from; m < selected.length; m++) {
+      const s = selected[m] as Entry;
       if (s.type !== "file" || s.size > STREAM_ABOVE) continue;
-      const d = s.compression === "zstd" ? s.size : 0;
-      if (ids.length > 0 && (stored + s.objectSize > ctx.scratch.length || decoded + d > ctx.decoded.length))
-        break;
-      ids.push(s.index);
-      stored += s.objectSize;
-      decoded += d;
+      if (b.full(s)) break;
+      b.add(s);
     }
+    const ids = b.ids;
     const got = reader.readFilesSync(ids, ctx.scratch, ctx.decoded);
     for (let n = 0; n < ids.length; n++) prefetched.set(ids[n], got[n]);
   };
@@ -232,26 +249,21 @@ export async function extract(
       counted();
     });
 
-  let batch: { ks: number[]; ids: number[]; outs: string[]; stored: number; decoded: number } = {
-    ks: [],
-    ids: [],
-    outs: [],
-    stored: 0,
-    decoded: 0,
-  };
+  let batch = { files: new FileBatch(), ks: [] as number[], outs: [] as string[] };
   const inflight: Promise<void>[] = [];
   const dispatch = () => {
     const b = batch;
-    if (!pool || b.ids.length === 0) return;
-    batch = { ks: [], ids: [], outs: [], stored: 0, decoded: 0 };
+    const ids = b.files.ids;
+    if (!pool || ids.length === 0) return;
+    batch = { files: new FileBatch(), ks: [], outs: [] };
     const settled = (n: number, failure: { err: unknown } | null) =>
       fileDone(b.ks[n] as number, selected[b.ks[n] as number] as Entry, b.outs[n] as string, failure);
-    const p = pool.write(b.ids, b.outs).then(
+    const p = pool.write(ids, b.outs).then(
       (failures) => {
-        for (let n = 0; n < b.ids.length; n++) settled(n, failures[n] ? { err: failures[n] } : null);
+        for (let n = 0; n < ids.length; n++) settled(n, failures[n] ? { err: failures[n] } : null);
       },
       (err: unknown) => {
-        for (let n = 0; n < b.ids.length; n++) settled(n, { err });
+        for (let n = 0; n < ids.length; n++) settled(n, { err });
       },
     );
     // Rejected only by a throwing onEntry/onError callback: awaited below, not unhandled meanwhile.
@@ -337,18 +349,10 @@ export async function extract(
           continue;
         }
         toThreads.add(out);
-        const d = e.compression === "zstd" ? e.size : 0;
-        if (
-          batch.ids.length >= BATCH_FILES ||
-          (batch.ids.length > 0 &&
-            (batch.stored + e.objectSize > BATCH_BYTES || batch.decoded + d > BATCH_BYTES))
-        )
-          dispatch();
+        if (batch.files.full(e)) dispatch();
+        batch.files.add(e);
         batch.ks.push(k);
-        batch.ids.push(e.index);
         batch.outs.push(out);
-        batch.stored += e.objectSize;
-        batch.decoded += d;
         continue;
       }
       await inline(k, e, out, false);

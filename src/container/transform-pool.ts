@@ -1,6 +1,7 @@
 import os from "node:os";
 import { Worker } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
+import { workerScript } from "../worker-script.ts";
 
 /**
  * A pool of worker threads that compress and encrypt file contents. Small files travel in batches
@@ -99,10 +100,9 @@ export class TransformPool {
   }
 
   private spawn(): Slot {
-    const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
     // Workers hold few objects for long: a small young generation collects the buffers they churn
     // through (inputs, zstd outputs) often, instead of letting each isolate grow by tens of MiB.
-    const worker = new Worker(new URL(`./transform-worker${ext}`, import.meta.url), {
+    const worker = new Worker(workerScript(import.meta.url, "transform-worker"), {
       resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB },
     });
     const slot: Slot = { worker, load: 0, busy: 0 };

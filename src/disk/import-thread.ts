@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { BfcError, type ErrnoCode, type Reason } from "../errors.ts";
+import { workerScript } from "../worker-script.ts";
 import type { ImportOptions, ImportSummary } from "./import.ts";
 import type { FromImportWorker, ImportRequest } from "./import-worker.ts";
 
@@ -29,8 +30,7 @@ export function importInThread(
     progress: onProgress !== undefined,
     entries: onEntry !== undefined,
   };
-  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  const worker = new Worker(new URL(`./import-worker${ext}`, import.meta.url), {
+  const worker = new Worker(workerScript(import.meta.url, "import-worker"), {
     workerData: request,
     resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
   });

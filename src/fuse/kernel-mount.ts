@@ -5,6 +5,7 @@ import { Worker } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
 import { loadBuiltinType } from "../vfs/type-loader.ts";
 import type { MountOptions, Vfs } from "../vfs/vfs.ts";
+import { cachedWorkerEntry, workerScript } from "../worker-script.ts";
 import { Backlog, TICK_MS } from "./backlog.ts";
 import { EIO } from "./errno.ts";
 import type { RequestHandler } from "./handler.ts";
@@ -127,18 +128,12 @@ function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: 
   return { promise, resolve, reject };
 }
 
-function workerFile(): URL {
-  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  return new URL(`./kernel-worker${ext}`, import.meta.url);
-}
-
 /**
  * The serving thread's entry: Node's on-disk compile cache first (each thread loads and compiles
- * most of the library, which dominates the time to mount; cached, a few times faster), then the
- * worker module.
+ * most of the library, which dominates the time to mount), then the worker module.
  */
 function workerEntry(): string {
-  return `require("node:module").enableCompileCache?.(); import(${JSON.stringify(workerFile().href)});`;
+  return cachedWorkerEntry(workerScript(import.meta.url, "kernel-worker"));
 }
 
 /** WorkerData and resource limits every serving thread starts with. */
