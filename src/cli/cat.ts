@@ -3,6 +3,7 @@
  * one after the other. Symlinks are followed inside the container. No byte of an entry is written
  * before the whole entry has been checked (checksum, and tag when encrypted).
  */
+import fs from "node:fs";
 import type { Command } from "commander";
 import type { Entry, Reader } from "../container/reader.ts";
 import { BfcError } from "../errors.ts";
@@ -54,7 +55,18 @@ async function catOne(r: Reader, name: string): Promise<void> {
   // Checked as a whole first, then decoded again into reused memory as it is written out (the
   // second pass checks again, so a container changed in between fails instead of passing).
   await r.verifyEntry(e.index);
-  for await (const chunk of r.contentChunks(e.index, { reuse: true })) await writeFlushed(chunk);
+  // Into a pipe or terminal the second pass decodes on a thread too; into a file it does not (see
+  // contentChunks: writing new files at that pace cost more than it saved).
+  const thread = !stdoutIsFile();
+  for await (const chunk of r.contentChunks(e.index, { reuse: true, thread })) await writeFlushed(chunk);
+}
+
+function stdoutIsFile(): boolean {
+  try {
+    return fs.fstatSync(1).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Writes to stdout and waits until the bytes have left `chunk` (which is then reused). */

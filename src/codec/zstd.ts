@@ -358,25 +358,40 @@ export class ZstdStreamDecoder {
    * corrupt data; the decoder is then unusable.
    */
   *decode(input: Uint8Array, last: boolean): Generator<Buffer> {
-    const { z, out } = this;
-    const flush = last ? z._finishFlushFlag : 0;
+    const { out } = this;
     let inOff = 0;
-    let inLen = input.length;
     for (;;) {
-      this.failure = undefined;
-      z._handle.writeSync(flush, input, inOff, inLen, out, 0, out.length);
-      if (this.failure) throw this.failure;
-      const availOut = z._writeState[0] as number;
-      const availIn = z._writeState[1] as number;
-      const got = out.length - availOut;
-      const consumed = inLen - availIn;
-      inOff += consumed;
-      inLen = availIn;
-      if (got > 0) yield out.subarray(0, got);
-      // Output room left over means the decoder wanted more input: this piece is done (input left
-      // over then lies after the frame's end, which ends decoding as one-shot decoding does).
-      if (availOut > 0 && (inLen === 0 || (consumed === 0 && got === 0))) return;
+      const r = this.step(input, inOff, input.length - inOff, out, 0, out.length, last);
+      inOff += r.consumed;
+      if (r.got > 0) yield out.subarray(0, r.got);
+      if (r.done) return;
     }
+  }
+
+  /**
+   * One call into the decoder: input[inOff, inOff + inLen) into out[outOff, outOff + outLen).
+   * `done` says this input needs no further call: it is used up with output room to spare, or
+   * nothing moved (what is left lies after the frame's end, which ends decoding as one-shot
+   * decoding does). Throws on corrupt data; the decoder is then unusable.
+   */
+  step(
+    input: Uint8Array,
+    inOff: number,
+    inLen: number,
+    out: Uint8Array,
+    outOff: number,
+    outLen: number,
+    last: boolean,
+  ): { got: number; consumed: number; done: boolean } {
+    const { z } = this;
+    this.failure = undefined;
+    z._handle.writeSync(last ? z._finishFlushFlag : 0, input, inOff, inLen, out, outOff, outLen);
+    if (this.failure) throw this.failure;
+    const availOut = z._writeState[0] as number;
+    const availIn = z._writeState[1] as number;
+    const got = outLen - availOut;
+    const consumed = inLen - availIn;
+    return { got, consumed, done: availOut > 0 && (availIn === 0 || (consumed === 0 && got === 0)) };
   }
 
   /** Frees the zstd context now rather than when the collector finds it (its window is MiBs). */

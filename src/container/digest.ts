@@ -134,7 +134,7 @@ export async function rootDigest(reader: Reader, options: RootDigestOptions = {}
           // Large: streamed with bounded memory; contentChunks checks size, CRC and tag at the end.
           const inner = createHash("sha256");
           const base = bytes;
-          for await (const chunk of reader.contentChunks(j, { reuse: true })) {
+          for await (const chunk of reader.contentChunks(j, { reuse: true, thread: true })) {
             inner.update(chunk);
             bytes += chunk.length;
             progress();

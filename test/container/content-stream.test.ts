@@ -18,6 +18,8 @@ import { type ContentKind, prng, ROOT, sampleContent, tempDir } from "../helpers
 const MiB = 1024 * 1024;
 const KEY = Buffer.alloc(32, 7);
 const CLI = path.join(ROOT, "src", "cli", "main.ts");
+/** Set by content-stream-thread.test.ts: zstd frames decoded on a thread (contentChunks' `thread`). */
+const THREAD = process.env.BFC_TEST_ZSTD_THREAD === "1";
 
 async function build(file: string, files: [string, Buffer][], zstd: boolean, key?: Buffer): Promise<void> {
   const w = await Writer.create(file, { compression: zstd ? "zstd" : "none", key, overwrite: true });
@@ -30,7 +32,7 @@ async function pieces(r: Reader, name: string, reuse: boolean) {
   const copies: Buffer[] = [];
   const held: Buffer[] = [];
   const buffers = new Set<ArrayBufferLike>();
-  for await (const piece of r.contentChunks(r.find(name), { reuse })) {
+  for await (const piece of r.contentChunks(r.find(name), { reuse, thread: THREAD })) {
     copies.push(Buffer.from(piece));
     held.push(piece);
     buffers.add(piece.buffer);
@@ -110,7 +112,7 @@ describe("Reader.contentChunks", () => {
           try {
             await assert.rejects(
               async () => {
-                for await (const _ of r.contentChunks(r.find("big.txt"), { reuse })) {
+                for await (const _ of r.contentChunks(r.find("big.txt"), { reuse, thread: THREAD })) {
                   // drained
                 }
               },
@@ -139,7 +141,7 @@ describe("Reader.contentChunks", () => {
       for (const f of [file, path.join(dir, "z.bfc")]) {
         const r = await Reader.open(f);
         let first: Buffer | undefined;
-        for await (const piece of r.contentChunks(r.find("r.bin"), { reuse: true })) {
+        for await (const piece of r.contentChunks(r.find("r.bin"), { reuse: true, thread: THREAD })) {
           first = Buffer.from(piece);
           break;
         }
