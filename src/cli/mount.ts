@@ -186,7 +186,6 @@ async function serve(
   let spill: SpillStore | undefined;
   let live: Vfs | undefined;
   let containerFd: number | undefined;
-  let kernel: typeof import("../fuse/kernel-mount.ts") | undefined;
   if (o.rw) {
     // Changes are staged beside the container and committed by this thread: one VFS, served here.
     const { createVfs } = await import("../vfs/index.ts");
@@ -200,9 +199,6 @@ async function serve(
     });
     fuseSource = live;
   } else if (type === "bfc") {
-    // The first serving thread starts now and loads its modules meanwhile.
-    kernel = o.fuseBackend === "native" ? undefined : await import("../fuse/kernel-mount.ts");
-    kernel?.prestartServingThread(["bfc"]);
     const [{ SpillStore }, { Reader }] = await Promise.all([
       import("../container/spill.ts"),
       import("../container/reader.ts"),
@@ -213,7 +209,6 @@ async function serve(
     try {
       fd = fs.openSync(abs, "r");
     } catch (e) {
-      kernel?.discardPrestarted();
       throw fromSystemError(e, `cannot open container '${abs}'`, abs);
     }
     containerFd = fd;
@@ -278,7 +273,6 @@ async function serve(
       readdirplus: o.readdirplus,
     });
   } catch (e) {
-    kernel?.discardPrestarted();
     await release();
     throw e;
   }

@@ -9,10 +9,19 @@ import { cachedWorkerEntry, workerScript } from "../worker-script.ts";
 import { Backlog, TICK_MS } from "./backlog.ts";
 import { EIO } from "./errno.ts";
 import type { RequestHandler } from "./handler.ts";
-import type { FromWorker, PrestartData, ToWorker, WorkerData } from "./kernel-worker.ts";
+import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
 import type { FuseMount, FuseMountOptions } from "./mount.ts";
 import { fuseMountpoints } from "./mountpoints.ts";
-import { getU64, MAX_IO, newOut, OUT_HEADER_SIZE, writeOutHeader } from "./protocol.ts";
+import {
+  getU64,
+  IN_HEADER_SIZE,
+  MAX_IO,
+  MIN_READ_BUFFER,
+  newOut,
+  OUT_HEADER_SIZE,
+  WRITE_IN_SIZE,
+  writeOutHeader,
+} from "./protocol.ts";
 import { RequestSlots } from "./request-slots.ts";
 import { replyWriter } from "./session.ts";
 import { SharedNodeTable } from "./shared-node-table.ts";
@@ -137,7 +146,7 @@ function workerEntry(): string {
 }
 
 /** WorkerData and resource limits every serving thread starts with. */
-function newServingThread(workerData: WorkerData | PrestartData): Worker {
+function newServingThread(workerData: WorkerData): Worker {
   // A roomy young generation: a listing's objects live for one request and should die young
   // instead of being copied between semi-spaces and promoted.
   // (Decoded copies a thread makes must outlive it: its descriptors are not closed when it ends.)
@@ -147,35 +156,6 @@ function newServingThread(workerData: WorkerData | PrestartData): Worker {
     resourceLimits: { maxYoungGenerationSizeMb: 64 },
     trackUnmanagedFds: false,
   });
-}
-
-let prestarted: Worker | undefined;
-/** Whether the prestarted thread has ended on its own (it is then not taken over). */
-let prestartedEnded = false;
-
-/**
- * Starts the first serving thread of an immutable mount before its recipe is ready: the thread
- * loads its modules (and the filesystem `types`) while the caller prepares the recipe, e.g. reads
- * the container's index, which the threads then share. The next mountKernel of a recipe takes it
- * over; discardPrestarted ends it when none will.
- */
-export function prestartServingThread(types: string[]): void {
-  if (prestarted || kernelBackendUnavailable()) return;
-  const w = newServingThread({ prestarted: true, types });
-  prestarted = w;
-  prestartedEnded = false;
-  // Waiting for its recipe, it must not keep the process alive.
-  w.unref();
-  w.on("error", () => {});
-  w.once("exit", () => {
-    if (prestarted === w) prestartedEnded = true;
-  });
-}
-
-/** Ends a prestarted serving thread that no mount took over. */
-export function discardPrestarted(): void {
-  void prestarted?.terminate();
-  prestarted = undefined;
 }
 
 /** A recipe rather than a live VFS (a Vfs has a `mounts()` method; a recipe, `mounts` or `prepare`). */
@@ -204,11 +184,12 @@ export async function openRecipe(recipe: Recipe, threadOptions = false): Promise
  * Serves `source` at `mp` (checked by the caller) by speaking the FUSE kernel protocol directly:
  * /dev/fuse is opened here, mounted with `mount -i`, and read by worker threads with blocking
  * reads. An immutable recipe is served by one thread per core, each answering from its own VFS (node
- * ids come from a table in shared memory); the first one starts at once and answers the kernel's
- * INIT, the others start once they can help (see backlog.ts), so mounting costs one thread's
- * start-up. Reads that must wait (a large compressed file without a decoded copy yet) go to this
- * thread, which opens its own VFS from the recipe when the first one comes. A live or mutable VFS is answered by this
- * thread, one worker only reading requests. Resolves once the kernel's INIT is answered; throws an
+ * ids come from a table in shared memory). This thread answers the kernel's INIT and the first
+ * requests itself, from its own VFS of the recipe, until the first serving thread (started once
+ * the mount is answered) takes over; the others start once they can help (see backlog.ts), so
+ * mounting costs no thread start-up. Reads that must wait (a large compressed file without a
+ * decoded copy yet) come back to this thread. A live or mutable VFS is answered by this thread,
+ * one worker only reading requests. Resolves once the kernel's INIT is answered; throws an
  * UNSUPPORTED BfcError when /dev/fuse or the mount itself is refused (the caller may fall back).
  */
 export async function mountKernel(
@@ -220,15 +201,10 @@ export async function mountKernel(
   const recipe = isRecipe(source) ? source : undefined;
   const threaded = recipe !== undefined && options.immutable === true;
   const threads = threaded ? Math.max(1, Math.min(options.threads ?? os.availableParallelism(), 16)) : 1;
-  let pre = threaded && !prestartedEnded ? prestarted : undefined;
-  if (pre) prestarted = undefined;
-  else discardPrestarted();
-
   let fuseFd: number;
   try {
     fuseFd = fs.openSync("/dev/fuse", "r+");
   } catch (e) {
-    void pre?.terminate();
     throw unsupported(`cannot open /dev/fuse: ${(e as Error).message}`, e);
   }
 
@@ -262,7 +238,7 @@ export async function mountKernel(
   };
 
   const finish = () => {
-    if (finished || exited < workers.length || pending > 0) return;
+    if (finished || exited < workers.length || pending > 0 || mainReading) return;
     finished = true;
     // Only now: a reply written after the descriptor is closed could land in a reused one.
     closeFuse();
@@ -278,6 +254,8 @@ export async function mountKernel(
     main ??= (async () => {
       const { RequestHandler } = await import("./handler.ts");
       if (!mainVfs) mainVfs = await openRecipe(recipe as Recipe);
+      // The table is sized by the source (a serving thread started later is told of it).
+      if (threaded && !nodes) nodes = SharedNodeTable.create(nodeBound(filesOf(mainVfs)));
       const table = nodes
         ? SharedNodeTable.attach(nodes.share())
         : new (await import("./node-table.ts")).NodeTable();
@@ -321,6 +299,24 @@ export async function mountKernel(
       });
   };
 
+  /** Answers a request with a handler at hand, synchronously as far as the request allows. */
+  const answerWith = (h: RequestHandler, b: Buffer, n: number) => {
+    let waiting: Promise<void> | undefined;
+    try {
+      waiting = h.handle(b, n);
+    } catch (e) {
+      log?.(`bfc mount: ${(e as Error).message}`);
+    }
+    if (!waiting) return;
+    pending++;
+    waiting
+      .catch((e: unknown) => log?.(`bfc mount: ${(e as Error).message}`))
+      .finally(() => {
+        pending--;
+        finish();
+      });
+  };
+
   const backlog = Backlog.memory();
   const slots = threaded ? undefined : RequestSlots.create();
   const data: WorkerData = {
@@ -338,20 +334,17 @@ export async function mountKernel(
     },
   };
   const startWorker = (helper: boolean) => {
-    let w: Worker;
-    if (!helper && pre) {
-      w = pre;
-      pre = undefined;
-      w.ref();
-      w.postMessage({ type: "setup", data: { ...data, helper } } satisfies ToWorker);
-    } else w = newServingThread({ ...data, helper });
+    const w = newServingThread({ ...data, helper });
     w.on("message", (m: FromWorker) => {
       switch (m.type) {
         case "ready":
-          // The first thread's VFS sizes the node table; later threads get it at once. The first
-          // thread starts reading only once the mount exists: /dev/fuse refuses reads before.
-          if (nodes) w.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
-          else firstReady.resolve(m.files);
+          // Serving threads of a recipe start once the mount is answered (the node table exists);
+          // the pump of a live VFS starts reading once the mount exists (/dev/fuse refuses reads
+          // before).
+          if (nodes) {
+            if (!helper) threadServing = true;
+            w.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
+          } else firstReady.resolve(m.files);
           return;
         case "failed":
           setupFailed(
@@ -387,6 +380,44 @@ export async function mountKernel(
     return w;
   };
 
+  /** Whether the first serving thread reads requests now (this thread then stops). */
+  let threadServing = false;
+  /** Whether this thread has a read of /dev/fuse under way (libuv's pool does it). */
+  let mainReading = false;
+  /**
+   * This thread answers the kernel (INIT, then whatever comes) until the first serving thread is
+   * up. Starting a thread costs ~100 ms of CPU, most of it while the mount is set up on two busy
+   * cores, so the thread is started only once the mount is answered. Reads go through libuv's
+   * pool: the event loop stays free for signals and for requests that must wait.
+   */
+  const serveHere = (h: RequestHandler) => {
+    const buf = Buffer.allocUnsafe(Math.max(MIN_READ_BUFFER, IN_HEADER_SIZE + WRITE_IN_SIZE + MAX_IO + 4096));
+    const stop = () => {
+      mainReading = false;
+      finish();
+    };
+    const next = () => {
+      if (threadServing || finished) return stop();
+      mainReading = true;
+      fs.read(fuseFd, buf, 0, buf.length, null, (err, n) => {
+        // Set up failed meanwhile: the descriptor may be closed (its number reused).
+        if (finished) return stop();
+        if (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          // A request interrupted before we read it, or a signal: read the next one.
+          if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") return next();
+          if (code !== "ENODEV") log?.(`bfc mount: ${err.message}`);
+          return stop();
+        }
+        if (n === 0) return stop();
+        // The handler copies what it keeps: the buffer can take the next request at once.
+        answerWith(h, buf, n);
+        next();
+      });
+    };
+    next();
+  };
+
   let mounted = false;
   let syscall: Promise<void> | undefined;
   const mountNow = () => {
@@ -398,25 +429,27 @@ export async function mountKernel(
   try {
     if (recipe && "prepare" in recipe) {
       // The recipe is prepared (a container's index read) while `mount` runs: the kernel queues
-      // its INIT until the first thread reads it.
+      // its INIT until it is read.
       mountNow().catch(() => {});
       data.mounts = await recipeMounts(recipe);
     }
-    const first = startWorker(false);
-    if (!threaded) await mainHandler();
-    await mountNow();
     if (threaded) {
-      nodes = SharedNodeTable.create(nodeBound(await firstReady.promise));
-      first.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
+      const h = await mainHandler();
+      await mountNow();
+      serveHere(h);
+      await whenInit.promise;
+      startWorker(false);
     } else {
+      const first = startWorker(false);
+      await mainHandler();
+      await mountNow();
       await firstReady.promise;
       first.postMessage({ type: "go" } satisfies ToWorker);
+      await whenInit.promise;
     }
-    await whenInit.promise;
   } catch (e) {
     // Unmounting aborts the connection: workers blocked on /dev/fuse return and can be ended.
     finished = true;
-    void pre?.terminate();
     await syscall?.catch(() => {});
     if (mounted) await run("umount", ["-i", "-l", mp]);
     await Promise.all(workers.map((w) => w.terminate()));
@@ -467,4 +500,13 @@ function failRequest(fuseFd: number, request: Buffer, errno: number): void {
 /** How many nodes a shared table must hold for a source of `files` entries, with room for implied directories. */
 function nodeBound(files: number): number {
   return Math.max(65_536, files * 3 + 1024);
+}
+
+/** How many entries a VFS's root filesystem holds (0 when it cannot say). */
+function filesOf(vfs: Vfs): number {
+  try {
+    return (vfs.statfsSync("/") as { files: number }).files;
+  } catch {
+    return 0;
+  }
 }

@@ -28,14 +28,7 @@ export interface WorkerData {
   handler?: Pick<HandlerOptions, "immutable" | "uid" | "gid" | "readdirplus"> & { debug?: boolean };
 }
 
-/** A thread started ahead of its mount (prestartServingThread): it gets its WorkerData later. */
-export interface PrestartData {
-  prestarted: true;
-  /** Filesystem types to load while waiting. */
-  types: string[];
-}
-
-export type ToWorker = { type: "go"; nodes?: SharedNodeMemory } | { type: "setup"; data: WorkerData };
+export type ToWorker = { type: "go"; nodes?: SharedNodeMemory };
 
 export type FromWorker =
   | { type: "ready"; files: number }
@@ -47,8 +40,7 @@ export type FromWorker =
 
 if (!parentPort) throw new Error("kernel-worker.ts runs as a worker thread");
 const port = parentPort;
-const initial = workerData as WorkerData | PrestartData;
-let data: WorkerData = initial as WorkerData;
+const data = workerData as WorkerData;
 const post = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer ?? []);
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -59,19 +51,12 @@ function detach(b: Buffer, n: number): Uint8Array<ArrayBuffer> {
   return u;
 }
 
-/** The main thread's next message (it sends "setup" to a prestarted thread, then "go"). */
+/** The main thread's next message ("go": start reading). */
 function next<T extends ToWorker["type"]>(_type: T): Promise<ToWorker & { type: T }> {
   return new Promise((resolve) => port.once("message", (m: ToWorker & { type: T }) => resolve(m)));
 }
 
 async function main(): Promise<void> {
-  if ("prestarted" in initial) {
-    // Started before the mount's recipe was known: load what it will need meanwhile.
-    const loading = Promise.all(initial.types.map((t) => loadBuiltinType(t).catch(() => {})));
-    const { data: setup } = await next("setup");
-    await loading;
-    data = setup;
-  }
   if (data.role === "pump") {
     post({ type: "ready", files: 0 });
     await next("go");
