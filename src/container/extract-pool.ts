@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { BfcError, type ErrnoCode, type Reason } from "../errors.ts";
-import { cachedWorkerEntry, workerScript } from "../worker-script.ts";
+import { cachedWorkerEntry, workerExecArgv, workerScript } from "../worker-script.ts";
 import type { FileCtx } from "./extract-files.ts";
 import type { ExtractJob, ExtractJobDone, ExtractWorkerData, FileFailure } from "./extract-worker.ts";
 
@@ -32,6 +32,7 @@ export class ExtractPool {
       const w = new Worker(cachedWorkerEntry(workerScript(import.meta.url, "extract-worker")), {
         eval: true,
         workerData: data,
+        execArgv: workerExecArgv(),
       });
       this.load.set(w, 0);
       w.on("message", (m: ExtractJobDone) => {

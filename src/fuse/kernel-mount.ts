@@ -5,7 +5,7 @@ import { Worker } from "node:worker_threads";
 import { BfcError } from "../errors.ts";
 import { loadBuiltinType } from "../vfs/type-loader.ts";
 import type { MountOptions, Vfs } from "../vfs/vfs.ts";
-import { cachedWorkerEntry, workerScript } from "../worker-script.ts";
+import { cachedWorkerEntry, workerExecArgv, workerScript } from "../worker-script.ts";
 import { Backlog, TICK_MS } from "./backlog.ts";
 import { EIO } from "./errno.ts";
 import type { RequestHandler } from "./handler.ts";
@@ -155,6 +155,7 @@ function newServingThread(workerData: WorkerData): Worker {
     workerData,
     resourceLimits: { maxYoungGenerationSizeMb: 64 },
     trackUnmanagedFds: false,
+    execArgv: workerExecArgv(),
   });
 }
 

@@ -266,3 +266,26 @@ describe("extraction threads", () => {
     assert.deepEqual(a, b);
   });
 });
+
+describe("extraction threads under node --input-type=module -e", () => {
+  it("start and write every file (their CommonJS entry must not inherit --input-type)", async () => {
+    const file = path.join(base, "eval.bfc");
+    const w = await Writer.create(file, { compression: "zstd", overwrite: true });
+    for (let k = 0; k < 40; k++) await w.addFile(`d/f${k}.txt`, sampleContent("text", 1000 + k * 97, k));
+    await w.finish();
+    const dest = path.join(base, "eval-out");
+    const script = `
+      import { extract, Reader } from ${JSON.stringify(new URL("../../src/index.ts", import.meta.url).href)};
+      const r = await Reader.open(${JSON.stringify(file)});
+      const report = await extract(r, ${JSON.stringify(dest)}, { threads: 2 });
+      console.log(JSON.stringify({ threads: report.threads, failed: report.failed.length }));`;
+    const { spawnSync } = await import("node:child_process");
+    const out = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(out.status, 0, out.stderr);
+    assert.deepEqual(JSON.parse(out.stdout.trim()), { threads: 2, failed: 0 });
+    assert.equal(fs.readdirSync(path.join(dest, "d")).length, 40);
+  });
+});
