@@ -4,10 +4,11 @@
  */
 import { workerData } from "node:worker_threads";
 import { ZstdStreamDecoder } from "./zstd.ts";
-import { C, ERROR_BYTES, IN_SLOTS, OUT_SLOTS, S, SLOT_SIZE, type ThreadMemory } from "./zstd-thread.ts";
+import { C, IN_SLOTS, OUT_SLOTS, publishFailure, S, SLOT_SIZE, type ThreadMemory } from "./zstd-thread.ts";
 
 const mem = workerData as ThreadMemory;
 const ctl = new Int32Array(mem.ctl);
+const errorText = new Uint8Array(mem.error);
 const inputs: Buffer[] = [];
 const outputs: Buffer[] = [];
 for (let k = 0; k < IN_SLOTS; k++) inputs.push(Buffer.from(mem.input, k * SLOT_SIZE, SLOT_SIZE));
@@ -68,16 +69,6 @@ function decodeFrame(dec: ZstdStreamDecoder): void {
   }
 }
 
-function fail(e: unknown): void {
-  const text = new TextEncoder().encodeInto(
-    String((e as Error)?.message ?? e),
-    new Uint8Array(mem.error, 0, ERROR_BYTES),
-  );
-  Atomics.store(ctl, C.ERROR_LENGTH, text.written);
-  Atomics.store(ctl, C.STATE, S.FAILED);
-  toCaller();
-}
-
 let job = 0;
 for (;;) {
   // Idle until the caller starts a frame (a frame may already have been started before this ran).
@@ -88,7 +79,7 @@ for (;;) {
     if (!dec) throw new Error("node:zlib has no synchronous zstd stream here");
     decodeFrame(dec);
   } catch (e) {
-    if (!(e instanceof Stopped)) fail(e);
+    if (!(e instanceof Stopped)) publishFailure(ctl, errorText, String((e as Error)?.message ?? e));
   } finally {
     dec?.close();
   }

@@ -49,6 +49,15 @@ export interface ThreadMemory {
   error: SharedArrayBuffer;
 }
 
+/** Records a frame's failure and wakes the caller (from either side of the rings). */
+export function publishFailure(ctl: Int32Array, errorText: Uint8Array, message: string): void {
+  const t = new TextEncoder().encodeInto(message, errorText.subarray(0, ERROR_BYTES));
+  Atomics.store(ctl, C.ERROR_LENGTH, t.written);
+  Atomics.store(ctl, C.STATE, S.FAILED);
+  Atomics.add(ctl, C.TO_CALLER, 1);
+  Atomics.notify(ctl, C.TO_CALLER);
+}
+
 /** Idle decoding threads of this thread, and how many exist. */
 const idle: ZstdThreadDecoder[] = [];
 let live = 0;
@@ -231,11 +240,7 @@ export class ZstdThreadDecoder {
   }
 
   private fail(message: string): void {
-    const t = new TextEncoder().encodeInto(message, this.errorText);
-    Atomics.store(this.ctl, C.ERROR_LENGTH, t.written);
-    Atomics.store(this.ctl, C.STATE, S.FAILED);
-    Atomics.add(this.ctl, C.TO_CALLER, 1);
-    Atomics.notify(this.ctl, C.TO_CALLER);
+    publishFailure(this.ctl, this.errorText, message);
   }
 
   private toThread(): void {

@@ -12,18 +12,9 @@ import type { RequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker, WorkerData } from "./kernel-worker.ts";
 import type { FuseMount, FuseMountOptions } from "./mount.ts";
 import { fuseMountpoints } from "./mountpoints.ts";
-import {
-  getU64,
-  IN_HEADER_SIZE,
-  MAX_IO,
-  MIN_READ_BUFFER,
-  newOut,
-  OUT_HEADER_SIZE,
-  WRITE_IN_SIZE,
-  writeOutHeader,
-} from "./protocol.ts";
+import { getU64, MAX_IO, newOut, OUT_HEADER_SIZE, writeOutHeader } from "./protocol.ts";
 import { RequestSlots } from "./request-slots.ts";
-import { replyWriter } from "./session.ts";
+import { newReadBuffer, readFailure, replyWriter } from "./session.ts";
 import { SharedNodeTable } from "./shared-node-table.ts";
 
 /** One mount of a VFS recipe: `vfs.mount(type, target, options)`. */
@@ -227,7 +218,7 @@ export async function mountKernel(
   const closed = new Promise<void>((r) => {
     resolveClosed = r;
   });
-  const firstReady = deferred<number>();
+  const firstReady = deferred<void>();
   const whenInit = deferred<void>();
   const setupFailed = (e: Error) => {
     if (initDone) {
@@ -345,7 +336,7 @@ export async function mountKernel(
           if (nodes) {
             if (!helper) threadServing = true;
             w.postMessage({ type: "go", nodes: nodes.share() } satisfies ToWorker);
-          } else firstReady.resolve(m.files);
+          } else firstReady.resolve();
           return;
         case "failed":
           setupFailed(
@@ -392,7 +383,7 @@ export async function mountKernel(
    * pool: the event loop stays free for signals and for requests that must wait.
    */
   const serveHere = (h: RequestHandler) => {
-    const buf = Buffer.allocUnsafe(Math.max(MIN_READ_BUFFER, IN_HEADER_SIZE + WRITE_IN_SIZE + MAX_IO + 4096));
+    const buf = newReadBuffer();
     const stop = () => {
       mainReading = false;
       finish();
@@ -404,10 +395,9 @@ export async function mountKernel(
         // Set up failed meanwhile: the descriptor may be closed (its number reused).
         if (finished) return stop();
         if (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          // A request interrupted before we read it, or a signal: read the next one.
-          if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") return next();
-          if (code !== "ENODEV") log?.(`bfc mount: ${err.message}`);
+          const failed = readFailure(err);
+          if (failed === "retry") return next();
+          if (failed === "error") log?.(`bfc mount: ${err.message}`);
           return stop();
         }
         if (n === 0) return stop();

@@ -31,7 +31,7 @@ export interface WorkerData {
 export type ToWorker = { type: "go"; nodes?: SharedNodeMemory };
 
 export type FromWorker =
-  | { type: "ready"; files: number }
+  | { type: "ready" }
   | { type: "failed"; message: string; code?: string; reason?: string }
   | { type: "init" }
   | { type: "forward"; request: Uint8Array<ArrayBuffer> }
@@ -58,7 +58,7 @@ function next<T extends ToWorker["type"]>(_type: T): Promise<ToWorker & { type: 
 
 async function main(): Promise<void> {
   if (data.role === "pump") {
-    post({ type: "ready", files: 0 });
+    post({ type: "ready" });
     await next("go");
     if (!data.slots) throw new Error("a pump thread needs request slots");
     const slots = RequestSlots.attach(data.slots);
@@ -73,13 +73,7 @@ async function main(): Promise<void> {
     types: await Promise.all([...new Set(mounts.map((m) => m.type))].map(loadBuiltinType)),
   });
   for (const m of mounts) await vfs.mount(m.type, m.target, m.threadOptions ?? m.options);
-  let files = 0;
-  try {
-    files = (vfs.statfsSync("/") as { files: number }).files;
-  } catch {
-    // unknown: the node table takes its default size
-  }
-  post({ type: "ready", files });
+  post({ type: "ready" });
   const { nodes } = await next("go");
   if (!nodes) throw new Error("a serving thread needs the shared node table");
   const opts = data.handler ?? { immutable: true };

@@ -27,10 +27,9 @@ export function serveRequests(
     try {
       n = fs.readSync(fuseFd, buf, 0, buf.length, null);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENODEV") return "unmounted";
-      // A request interrupted before we read it, or a signal: read the next one.
-      if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") continue;
+      const failed = readFailure(e);
+      if (failed === "unmounted") return "unmounted";
+      if (failed === "retry") continue;
       throw e;
     }
     if (n === 0) return "unmounted";
@@ -39,11 +38,27 @@ export function serveRequests(
   }
 }
 
+/**
+ * What a failed read of /dev/fuse means: the mount is gone (ENODEV); nothing to answer, read again
+ * (a request interrupted before it was read, or a signal); or something else ("error").
+ */
+export function readFailure(e: unknown): "unmounted" | "retry" | "error" {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === "ENODEV") return "unmounted";
+  if (code === "ENOENT" || code === "EINTR" || code === "EAGAIN") return "retry";
+  return "error";
+}
+
+/** A buffer for requests: the kernel refuses reads into buffers that could not hold its largest WRITE. */
+export function newReadBuffer(): Buffer {
+  return Buffer.allocUnsafe(Math.max(MIN_READ_BUFFER, IN_HEADER_SIZE + WRITE_IN_SIZE + MAX_IO + 4096));
+}
+
 let shared: Buffer | undefined;
 
-/** The thread's read buffer: the kernel refuses buffers that could not hold its largest WRITE. */
+/** The thread's read buffer. */
 function readBuffer(): Buffer {
-  shared ??= Buffer.allocUnsafe(Math.max(MIN_READ_BUFFER, IN_HEADER_SIZE + WRITE_IN_SIZE + MAX_IO + 4096));
+  shared ??= newReadBuffer();
   return shared;
 }
 
