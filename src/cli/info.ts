@@ -84,6 +84,8 @@ interface Totals {
   directories: number;
   symlinks: number;
   other: number;
+  /** Files that are another file's hard link (names sharing its object). */
+  hardLinks: number;
   compressedFiles: number;
   encryptedFiles: number;
   uncompressedSize: number;
@@ -97,19 +99,27 @@ function totalsOf(r: Reader): Totals {
     directories: 0,
     symlinks: 0,
     other: 0,
+    hardLinks: 0,
     compressedFiles: 0,
     encryptedFiles: 0,
     uncompressedSize: 0,
     storedSize: 0,
   };
+  // Hard-linked names share one object: its content and stored bytes count once, as du counts them.
+  const shared = new Set<number>();
   for (const e of r.entries()) {
     t.entries++;
     if (e.type === "file") {
       t.files++;
-      t.uncompressedSize += e.size;
-      t.storedSize += e.objectSize;
       if (e.compression !== "none") t.compressedFiles++;
       if (e.encrypted) t.encryptedFiles++;
+      if (e.index >= 0 && r.hardlinkTarget(e.index) >= 0) t.hardLinks++;
+      if (e.index >= 0 && r.sharesObject(e.index)) {
+        if (shared.has(e.objectOffset)) continue;
+        shared.add(e.objectOffset);
+      }
+      t.uncompressedSize += e.size;
+      t.storedSize += e.objectSize;
     } else if (e.type === "directory") t.directories++;
     else if (e.type === "symlink") t.symlinks++;
     else t.other++;
@@ -241,6 +251,7 @@ async function info(ctx: Ctx, container: string, entry: string | undefined, o: I
     }
     if (t.compressedFiles > 0) ctx.print(`  Compressed files: ${t.compressedFiles}`);
     if (t.other > 0) ctx.print(`  Special files: ${t.other}`);
+    if (t.hardLinks > 0) ctx.print(`  Hard links: ${t.hardLinks}`);
     return 0;
   } finally {
     r.close();

@@ -174,6 +174,42 @@ describe("bfc import and imported containers", { skip }, () => {
     assert.equal(json.type, "fifo");
   });
 
+  it("info counts hard links, and a shared object's content and stored bytes once", () => {
+    const list = JSON.parse(bfc(["list", "--json", "vm.bfc"], { cwd: dir }).stdout);
+    type E = { path: string; type: string; size: number; storedSize: number; hardlinkOf?: string };
+    const files = (list.entries as E[]).filter((e) => e.type === "file");
+    const own = files.filter((e) => e.hardlinkOf === undefined);
+    assert.equal(files.length - own.length, 1, "one hard link in the image");
+    const doc = JSON.parse(bfc(["info", "--json", "vm.bfc"], { cwd: dir }).stdout);
+    assert.equal(doc.summary.files, files.length);
+    assert.equal(doc.summary.hardLinks, 1);
+    assert.equal(
+      doc.summary.uncompressedSize,
+      own.reduce((n, e) => n + e.size, 0),
+    );
+    assert.equal(
+      doc.summary.storedSize,
+      own.reduce((n, e) => n + e.storedSize, 0),
+    );
+    const text = bfc(["info", "vm.bfc"], { cwd: dir });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /\n {2}Hard links: 1\n/);
+    // The same figures as import's own summary ("… of content stored in N bytes").
+    assert.match(
+      text.stdout,
+      new RegExp(`\\n {2}Stored size: (.*\\()?${doc.summary.storedSize} bytes\\)?\\n`),
+    );
+    // A container without hard links shows no such line and counts as before.
+    fs.mkdirSync(f("no-links"), { recursive: true });
+    fs.writeFileSync(f("no-links/a.txt"), "a\n");
+    fs.writeFileSync(f("no-links/b.txt"), "a\n");
+    assert.equal(bfc(["create", "-f", "no-links.bfc", "no-links"], { cwd: dir }).code, 0);
+    const plain = bfc(["info", "no-links.bfc"], { cwd: dir });
+    assert.doesNotMatch(plain.stdout, /Hard links/);
+    const summary = JSON.parse(bfc(["info", "--json", "no-links.bfc"], { cwd: dir }).stdout).summary;
+    assert.deepEqual([summary.files, summary.hardLinks, summary.uncompressedSize], [2, 0, 4]);
+  });
+
   it("the bfc VFS type lists and stats special entries, shares hard links' inodes, reports owners", async () => {
     const vfs = createVfs();
     await vfs.mount("bfc", "/c", { path: f("vm.bfc") });
